@@ -1,0 +1,235 @@
+"""The one configuration schema, and the command-line overrides applied to it.
+
+Every experiment file in ``experiments/`` defines ``get_config()`` which starts from
+:func:`default_config` and states only what differs. The schema is *locked*: assigning a key that
+does not exist is an error, so a typo never silently becomes an ignored value. Types are checked
+by ``ml_collections`` on assignment (an ``int`` field refuses ``'abc'``).
+
+``config.model`` is the one open section: besides ``name`` it holds the fields handed to the
+model class (``activation``, ``shortcut``, ``stem``, ...). Those are checked against the model's
+own fields when the model is created, with a one-line error naming the unknown field.
+
+Command-line convention (as in the JAX/Flax examples)::
+
+    python scripts/train.py --config experiments/resnet20_cifar10.py --workdir runs/r20 \
+        --config.optimizer.learning_rate=0.05 --config.model.activation=tanh
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+import json
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import ml_collections
+
+
+class ConfigError(ValueError):
+    """A bad experiment file, key or value; the message is one line."""
+
+
+def default_config() -> ml_collections.ConfigDict:
+    """The schema with its defaults: He et al. (2016) CIFAR-10 recipe for ResNet-20."""
+    c = ml_collections.ConfigDict()
+    c.seed = 0
+
+    c.data = ml_collections.ConfigDict()
+    c.data.name = 'cifar10'  # 'cifar10' | 'cifar100'
+    c.data.source = 'auto'  # 'auto' | 'archive' | 'tfds'
+    c.data.archive = ''  # path to an official CIFAR archive; '' = look in data_dir
+    c.data.data_dir = ''  # '' = $CNNZOO_DATA_DIR or ~/.cache/cnnzoo
+    c.data.validation_size = 0  # e.g. 5000 for He et al.'s 45k/5k split; evaluate on it
+    c.data.augment = 'crop_flip'  # see cnnzoo.data.AUGMENT_PRESETS
+
+    c.model = ml_collections.ConfigDict()
+    c.model.name = 'resnet20'
+
+    c.optimizer = ml_collections.ConfigDict()
+    c.optimizer.name = 'sgd'  # 'sgd' | 'adam' | 'adamw'
+    c.optimizer.learning_rate = 0.1  # base (peak) rate
+    c.optimizer.momentum = 0.9  # sgd
+    c.optimizer.nesterov = False  # sgd
+    c.optimizer.b1 = 0.9  # adam/adamw
+    c.optimizer.b2 = 0.999
+    c.optimizer.eps = 1e-8
+    c.optimizer.weight_decay = 1e-4
+    # Whether BatchNorm scales/offsets and biases are decayed too. True matches PyTorch's
+    # SGD(weight_decay=...) and the original He et al. setup; False is the common modern choice.
+    c.optimizer.decay_bn_and_bias = True
+
+    c.schedule = ml_collections.ConfigDict()
+    c.schedule.name = 'ratio'  # 'constant' | 'piecewise' | 'ratio' | 'cosine'
+    c.schedule.boundaries_epochs = ()  # 'piecewise': where the rate is multiplied by decay_factor
+    c.schedule.decay_factor = 0.1  # 'piecewise' and 'ratio'
+    c.schedule.ratio = '2:1:1'  # 'ratio': phases at base, base*f, base*f^2, ... (He et al. = 2:1:1)
+    c.schedule.warmup_epochs = 0.0  # linear warm-up from 0 before any schedule
+    c.schedule.final_fraction = 0.0  # 'cosine': end at base * final_fraction
+
+    c.training = ml_collections.ConfigDict()
+    c.training.batch_size = 128
+    # The length of the run, in epochs or in steps: set exactly one (the other 0). On the command
+    # line, setting one clears the other. He et al. state theirs in steps: 64k at batch 128.
+    c.training.num_epochs = 0.0
+    c.training.num_steps = 64_000
+    c.training.label_smoothing = 0.0
+    c.training.dtype = 'float32'  # compute dtype: 'float32' | 'bfloat16' (params stay float32)
+    c.training.eval_batch_size = 1000
+    c.training.eval_every_epochs = 1.0
+    c.training.log_every_steps = 50
+    c.training.checkpoint_every_steps = 1000
+    c.training.keep_checkpoints = 2  # the last k; the best by eval accuracy is kept besides
+    c.training.progress_bar = True  # a live bar on a terminal; plain log lines otherwise
+
+    c.lock()
+    c.model.unlock()
+    return c
+
+
+def load_config_file(path: str, *args: str) -> ml_collections.ConfigDict:
+    """Runs ``get_config()`` of an experiment file; errors are one line."""
+    if not os.path.isfile(path):
+        raise ConfigError(f'config file not found: {path}')
+    spec = importlib.util.spec_from_file_location(f'cnnzoo_experiment_{abs(hash(path))}', path)
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    except Exception as e:  # noqa: BLE001 - any failure of a user's file is reported in one line
+        raise ConfigError(f'{path}: {type(e).__name__}: {e}') from e
+    if not hasattr(module, 'get_config'):
+        raise ConfigError(f'{path} defines no get_config()')
+    try:
+        config = module.get_config(*args)
+    except AttributeError as e:
+        raise ConfigError(f'{path}: {_first_line(e)}') from e
+    except (TypeError, KeyError, ValueError) as e:
+        raise ConfigError(f'{path}: {_first_line(e)}') from e
+    if not isinstance(config, ml_collections.ConfigDict):
+        raise ConfigError(f'{path}: get_config() must return a ConfigDict')
+    validate(config)
+    return config
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip().strip('\'"')
+    return text.splitlines()[0] if text else type(e).__name__
+
+
+def parse_value(text: str) -> Any:
+    """A command-line value: a Python literal when it parses as one, else the string itself."""
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def set_override(config: ml_collections.ConfigDict, dotted: str, text: str) -> None:
+    """Applies ``--config.<dotted>=<text>``; an unknown key or a wrong type is a ConfigError."""
+    *parents, leaf = dotted.split('.')
+    node = config
+    for i, part in enumerate(parents):
+        if not isinstance(node, ml_collections.ConfigDict) or part not in node:
+            where = '.'.join(parents[: i + 1])
+            raise ConfigError(f'unknown config key: {where} (in --config.{dotted})')
+        node = node[part]
+    if not isinstance(node, ml_collections.ConfigDict):
+        raise ConfigError(f'unknown config key: --config.{dotted}')
+    value = parse_value(text)
+    if leaf not in node:
+        if node.is_locked:
+            known = ', '.join(sorted(node.keys()))
+            raise ConfigError(f'unknown config key: {dotted} (known here: {known})')
+        node[leaf] = value
+        return
+    old = node[leaf]
+    if isinstance(old, str) and not isinstance(value, str):
+        value = text  # '--config.data.archive=123' is still a path
+    elif isinstance(old, float) and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    elif isinstance(old, tuple) and isinstance(value, (int, float)):
+        value = (value,)
+    elif isinstance(old, tuple) and isinstance(value, list):
+        value = tuple(value)
+    if old is not None and not _same_kind(old, value):
+        raise ConfigError(
+            f'--config.{dotted}: expected {type(old).__name__}, got {text!r}'
+        )
+    try:
+        node[leaf] = value
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f'--config.{dotted}: {_first_line(e)}') from e
+
+
+def _same_kind(old: Any, new: Any) -> bool:
+    if isinstance(old, bool) or isinstance(new, bool):
+        return isinstance(old, bool) and isinstance(new, bool)
+    if isinstance(old, (int, float)):
+        return isinstance(new, (int, float)) and not (isinstance(old, int) and isinstance(new, float))
+    return isinstance(new, type(old))
+
+
+def apply_overrides(config: ml_collections.ConfigDict, overrides: Sequence[tuple[str, str]]):
+    for dotted, text in overrides:
+        set_override(config, dotted, text)
+        # num_epochs and num_steps are two spellings of one duration: the last one stated wins.
+        if dotted == 'training.num_epochs':
+            config.training.num_steps = 0
+        elif dotted == 'training.num_steps':
+            config.training.num_epochs = 0.0
+    validate(config)
+    return config
+
+
+_CHOICES = {
+    ('data', 'name'): ('cifar10', 'cifar100'),
+    ('data', 'source'): ('auto', 'archive', 'tfds'),
+    ('optimizer', 'name'): ('sgd', 'adam', 'adamw'),
+    ('schedule', 'name'): ('constant', 'piecewise', 'ratio', 'cosine'),
+    ('training', 'dtype'): ('float32', 'bfloat16'),
+}
+
+
+def validate(config: ml_collections.ConfigDict) -> None:
+    """Checks what the schema's types cannot: choices and ranges. Raises a one-line ConfigError."""
+    for (section, key), choices in _CHOICES.items():
+        value = config[section][key]
+        if value not in choices:
+            raise ConfigError(f'config.{section}.{key}={value!r}; choose one of {", ".join(choices)}')
+    t = config.training
+    if t.batch_size <= 0 or t.eval_batch_size <= 0:
+        raise ConfigError('config.training.batch_size and eval_batch_size must be positive')
+    if (t.num_epochs > 0) == (t.num_steps > 0):
+        raise ConfigError('set exactly one of config.training.num_epochs and config.training.num_steps '
+                          f'to a positive value (got {t.num_epochs} and {t.num_steps})')
+    if config.data.validation_size < 0:
+        raise ConfigError('config.data.validation_size must be >= 0')
+    if not isinstance(config.model.get('name'), str):
+        raise ConfigError('config.model.name must be a model name (see scripts/models.py or list_models())')
+
+
+def to_json(config: ml_collections.ConfigDict) -> str:
+    return json.dumps(config.to_dict(), indent=2, sort_keys=True, default=str)
+
+
+def from_json(text: str) -> ml_collections.ConfigDict:
+    """Rebuilds a config written by :func:`to_json` on top of the schema (tuples restored)."""
+    config = default_config()
+    _merge(config, json.loads(text), prefix='')
+    validate(config)
+    return config
+
+
+def _merge(node: ml_collections.ConfigDict, values: dict, prefix: str) -> None:
+    for key, value in values.items():
+        if isinstance(value, dict) and key in node and isinstance(node[key], ml_collections.ConfigDict):
+            _merge(node[key], value, f'{prefix}{key}.')
+            continue
+        if key in node and isinstance(node[key], tuple) and isinstance(value, list):
+            value = tuple(value)
+        elif isinstance(value, list):
+            value = tuple(value)
+        if key not in node and node.is_locked:
+            raise ConfigError(f'unknown config key in saved config: {prefix}{key}')
+        node[key] = value
