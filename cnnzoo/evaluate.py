@@ -1,0 +1,36 @@
+"""Restore a run's checkpoint and measure its accuracy on the test set."""
+
+from __future__ import annotations
+
+import os
+
+from cnnzoo import config as config_lib
+from cnnzoo.checkpoints import Checkpoints
+from cnnzoo.loop import build, make_evaluator
+from cnnzoo.workdir import RunError
+
+
+def evaluate_checkpoint(workdir: str, *, which: str | int = 'best', overrides=()) -> dict:
+    """Test-set loss and accuracy of checkpoint ``which`` ('best', 'latest' or a step) of a run.
+
+    The run's ``config.json`` rebuilds the model and data; ``overrides`` (``(key, value)`` pairs as
+    on the command line) can point at the data elsewhere. Always evaluates on the official test
+    split, even when the run held out a validation split for its own evaluations.
+    """
+    path = os.path.join(workdir, 'config.json')
+    if not os.path.exists(path):
+        raise RunError(f'{workdir} holds no training run (no config.json)')
+    with open(path) as f:
+        config = config_lib.from_json(f.read())
+    config_lib.apply_overrides(config, overrides)
+    config.data.validation_size = 0
+    setup = build(config)
+    ckpts = Checkpoints(workdir, keep=config.training.keep_checkpoints)
+    state = ckpts.restore(setup.state, which)
+    if state is None and which == 'best':
+        state = ckpts.restore(setup.state, 'latest')  # a run stopped before its first evaluation
+    ckpts.close()
+    if state is None:
+        raise RunError(f'{workdir} has no {which} checkpoint')
+    result = make_evaluator(setup, config.training.eval_batch_size)(state)
+    return {'model': config.model.name, 'step': int(state.step), **result}

@@ -1,0 +1,290 @@
+"""The one training loop: steps, evaluation, metrics, checkpoints and preemption.
+
+Exact resume: the state (params, batch_stats, optimizer state, step) is checkpointed with orbax;
+each epoch's order is ``epoch_permutation(seed, epoch)``, and each step's random numbers come from
+``fold_in(key(seed), step)``. A run killed at any moment (even SIGKILL) and started again with the
+same command restores the latest checkpoint and continues on the same trajectory: on CPU the final
+parameters are bitwise those of a run never interrupted. SIGTERM and SIGINT finish the current step,
+save a checkpoint and return cleanly.
+
+Side effects live here and only here: the train and eval steps (cnnzoo.training) are pure.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import signal
+import time
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
+
+from cnnzoo import data as data_lib
+from cnnzoo.checkpoints import Checkpoints
+from cnnzoo.models import create_model
+from cnnzoo.progress import Progress, Throughput, format_duration
+from cnnzoo.training import (TrainState, init_variables, make_eval_step, make_optimizer,
+                             make_schedule, make_train_step, steps_from_epochs)
+from cnnzoo.workdir import MetricsLog, RunError, WorkdirLock, write_or_check_config
+
+DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}
+
+
+@dataclasses.dataclass
+class Setup:
+    """What a run is made of, built the same way for training and for evaluation."""
+
+    dataset: data_lib.Dataset
+    model: object
+    state: TrainState
+    steps_per_epoch: int
+    total_steps: int
+    learning_rate_fn: object
+    mesh: jax.sharding.Mesh
+
+
+def build(config, *, dataset: data_lib.Dataset | None = None) -> Setup:
+    dataset = dataset or data_lib.load_dataset(
+        config.data.name, source=config.data.source, archive=_path(config.data.archive),
+        data_dir=_path(config.data.data_dir), validation_size=config.data.validation_size,
+        seed=config.seed)
+    fields = {k: v for k, v in config.model.items() if k != 'name'}
+    model = create_model(config.model.name, num_classes=dataset.num_classes,
+                         dtype=DTYPES[config.training.dtype], **fields)
+
+    batch_size = config.training.batch_size
+    steps_per_epoch = len(dataset.train_images) // batch_size
+    if steps_per_epoch == 0:
+        raise RunError(f'batch size {batch_size} is larger than the training set '
+                       f'({len(dataset.train_images)} images)')
+    t = config.training
+    total_steps = t.num_steps if t.num_steps > 0 else steps_from_epochs(t.num_epochs, steps_per_epoch)
+    learning_rate_fn = make_schedule(config, steps_per_epoch=steps_per_epoch, total_steps=total_steps)
+    tx = make_optimizer(config.optimizer, learning_rate_fn)
+
+    mesh = jax.make_mesh((jax.device_count(),), ('data',), axis_types=(jax.sharding.AxisType.Auto,))
+    if batch_size % jax.device_count() or t.eval_batch_size % jax.device_count():
+        raise RunError(f'batch sizes must divide evenly over {jax.device_count()} devices')
+    init_key = jax.random.fold_in(jax.random.PRNGKey(config.seed), 0)
+    variables = init_variables(model, init_key, dataset.train_images.shape[1:])
+    state = TrainState.create(apply_fn=model.apply, variables=variables, tx=tx)
+    state = jax.device_put(state, NamedSharding(mesh, P()))
+    return Setup(dataset, model, state, steps_per_epoch, total_steps, learning_rate_fn, mesh)
+
+
+def _path(text: str) -> str | None:
+    return os.path.expanduser(text) if text else None
+
+
+def make_evaluator(setup: Setup, batch_size: int):
+    """``evaluate(state) -> {'loss', 'accuracy', 'count'}`` over every held-out example exactly once."""
+    ds = setup.dataset
+    replicated = NamedSharding(setup.mesh, P())
+    n = len(ds.test_images)
+    num_batches = math.ceil(n / batch_size)
+    pad = num_batches * batch_size - n
+    images = jax.device_put(np.concatenate([ds.test_images, np.zeros((pad, *ds.test_images.shape[1:]), np.uint8)]), replicated)
+    labels = jax.device_put(np.concatenate([ds.test_labels, np.zeros(pad, ds.test_labels.dtype)]).astype(np.int32), replicated)
+    mask = jax.device_put(np.arange(num_batches * batch_size) < n, replicated)
+    eval_step = make_eval_step(preprocess=partial(_scale_and_normalize, mean=ds.mean, std=ds.std))
+    batch_sharding = NamedSharding(setup.mesh, P('data'))
+
+    @jax.jit
+    def eval_batch(state, i):
+        start = i * batch_size
+        batch = {k: jax.lax.dynamic_slice_in_dim(v, start, batch_size)
+                 for k, v in (('image', images), ('label', labels), ('mask', mask))}
+        return eval_step(state, jax.lax.with_sharding_constraint(batch, batch_sharding))
+
+    def evaluate(state):
+        sums = None
+        for i in range(num_batches):
+            out = eval_batch(state, i)
+            sums = out if sums is None else jax.tree_util.tree_map(jnp.add, sums, out)
+        sums = jax.device_get(sums)
+        count = float(sums['count'])
+        return {'loss': float(sums['loss_sum']) / count, 'accuracy': float(sums['correct']) / count,
+                'count': int(count)}
+
+    return evaluate
+
+
+def _scale_and_normalize(images, *, mean, std):
+    return data_lib.normalize(images.astype(jnp.float32) / 255.0, mean, std)
+
+
+class _StopSignals:
+    """SIGTERM/SIGINT set a flag; the loop saves and returns at the next step boundary."""
+
+    def __init__(self):
+        self.received = None
+        self._previous = {}
+
+    def __enter__(self):
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        self.received = signal.Signals(signum).name
+        signal.signal(signum, self._previous[signum])  # a second signal acts as usual
+
+    def __exit__(self, *exc):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+def train_and_evaluate(config, workdir: str) -> dict:
+    """Trains ``config`` in ``workdir``, resuming from its latest checkpoint; returns a summary."""
+    os.makedirs(workdir, exist_ok=True)
+    lock = WorkdirLock(workdir).acquire()
+    try:
+        write_or_check_config(workdir, config)
+        return _train(config, workdir)
+    finally:
+        lock.release()
+
+
+def _train(config, workdir: str) -> dict:
+    t = config.training
+    progress = Progress(0, bar=t.progress_bar)
+    setup = build(config)
+    ds, spe, total = setup.dataset, setup.steps_per_epoch, setup.total_steps
+    progress.total = total
+    ckpts = Checkpoints(workdir, keep=t.keep_checkpoints)
+    state = ckpts.restore(setup.state, 'latest') or setup.state
+    start_step = int(state.step)
+    log = MetricsLog(workdir, resume_step=start_step)
+    best_accuracy = log.best_eval_accuracy()
+    progress.message(
+        f'{config.model.name} on {config.data.name}: {len(ds.train_images)} train / {len(ds.test_images)} '
+        f'{ds.eval_split} images, batch {t.batch_size}, {spe} steps/epoch, {total} steps, '
+        f'{jax.device_count()} {jax.devices()[0].platform} device(s)'
+        + (f'; resuming at step {start_step}' if start_step else ''))
+
+    replicated = NamedSharding(setup.mesh, P())
+    batch_sharding = NamedSharding(setup.mesh, P('data'))
+    train_images = jax.device_put(ds.train_images, replicated)
+    train_labels = jax.device_put(ds.train_labels.astype(np.int32), replicated)
+    preset = config.data.augment
+
+    def preprocess(rng, images):
+        return data_lib.normalize(data_lib.augment(rng, images, preset, mean=ds.mean), ds.mean, ds.std)
+
+    train_step = make_train_step(preprocess=preprocess, learning_rate_fn=setup.learning_rate_fn,
+                                 label_smoothing=t.label_smoothing)
+    step_key = jax.random.fold_in(jax.random.PRNGKey(config.seed), 1)
+
+    @partial(jax.jit, donate_argnums=0)
+    def step_fn(state, perm):
+        batch = data_lib.take_batch(train_images, train_labels, perm, state.step % spe, t.batch_size)
+        batch = jax.lax.with_sharding_constraint(batch, batch_sharding)
+        return train_step(state, batch, jax.random.fold_in(step_key, state.step))
+
+    evaluate = make_evaluator(setup, t.eval_batch_size)
+    eval_every = max(1, steps_from_epochs(t.eval_every_epochs, spe))
+
+    def run_eval(state, step):
+        nonlocal best_accuracy
+        result = evaluate(state)
+        record = {'step': step, 'split': ds.eval_split, 'epoch': step / spe,
+                  'loss': result['loss'], 'accuracy': result['accuracy']}
+        log.write(record)
+        progress.message(f'eval step {step} ({ds.eval_split}): loss {result["loss"]:.4f} '
+                         f'accuracy {result["accuracy"]:.4f} on {result["count"]} images')
+        if result['accuracy'] > best_accuracy:
+            best_accuracy = result['accuracy']
+            ckpts.save_best(state, result['accuracy'])
+        return record
+
+    started = time.perf_counter()
+    throughput = Throughput()
+    pending = []
+    perm, perm_epoch = None, None
+    step = start_step
+    last_eval = None
+    stopped_by = None
+    train_seconds, train_images_seen = 0.0, 0
+    with _StopSignals() as signals:
+        while step < total:
+            epoch = step // spe
+            if epoch != perm_epoch:
+                perm, perm_epoch = data_lib.epoch_permutation(config.seed, epoch, len(ds.train_images)), epoch
+            state, metrics = step_fn(state, perm)
+            step += 1
+            pending.append(metrics)
+            if step == start_step + 1:  # the first step compiles: time it apart
+                jax.block_until_ready(state)
+                progress.message(f'compiled and ran the first step in {time.perf_counter() - started:.1f}s')
+                throughput.reset(step)
+                pending_start = time.perf_counter()
+                pending = [jax.device_get(metrics)]
+                _check_finite(pending, step, ckpts)
+                pending = []
+                continue
+            at_eval = step % eval_every == 0 or step == total
+            at_ckpt = step % t.checkpoint_every_steps == 0 or step == total
+            at_log = step % t.log_every_steps == 0
+            stopped_by = signals.received
+            if not (at_log or at_eval or at_ckpt or stopped_by):
+                continue
+            host = jax.device_get(pending)
+            _check_finite(host, step, ckpts)
+            rate = throughput.rate(step, t.batch_size)
+            train_seconds += time.perf_counter() - pending_start
+            train_images_seen += len(host) * t.batch_size
+            pending = []
+            if at_log:
+                record = {'step': step, 'split': 'train', 'epoch': step / spe,
+                          'loss': float(np.mean([m['loss'] for m in host])),
+                          'accuracy': float(np.mean([m['accuracy'] for m in host])),
+                          'learning_rate': float(host[-1]['learning_rate']), 'images_per_sec': rate}
+                log.write(record)
+                eta = (total - step) * t.batch_size / rate if rate > 0 else None
+                progress.update(step, epoch=step / spe, loss=record['loss'], accuracy=record['accuracy'],
+                                learning_rate=record['learning_rate'], images_per_sec=rate, eta_seconds=eta)
+            if at_eval:
+                last_eval = run_eval(state, step)
+            if at_ckpt or stopped_by:
+                ckpts.save(state, force=True)
+            throughput.reset(step)
+            pending_start = time.perf_counter()
+            if stopped_by:
+                break
+    if last_eval is None and not stopped_by:
+        last_eval = run_eval(state, step)  # a run that was already complete: report its result
+    ckpts.wait()
+    ckpts.close()
+    log.close()
+    wall = time.perf_counter() - started
+    summary = {'step': step, 'total_steps': total, 'stopped_by': stopped_by, 'wall_seconds': wall,
+               'train_images_per_sec': train_images_seen / train_seconds if train_seconds else None,
+               'best_accuracy': best_accuracy if best_accuracy >= 0 else None,
+               'final': last_eval, 'state': state}
+    if stopped_by:
+        progress.message(f'stopped by {stopped_by} at step {step}; checkpoint saved in {workdir}. '
+                         'Run the same command to resume.')
+    else:
+        progress.message(f'done: step {step}, {ds.eval_split} accuracy {last_eval["accuracy"]:.4f} '
+                         f'(best {best_accuracy:.4f}), wall {format_duration(wall)}'
+                         + (f', {summary["train_images_per_sec"]:.0f} train img/s'
+                            if summary['train_images_per_sec'] else ''))
+    return summary
+
+
+def _check_finite(host_metrics, step: int, ckpts: Checkpoints) -> None:
+    """Raises a one-line RunError naming the first step whose loss is NaN or infinite."""
+    first = step - len(host_metrics) + 1
+    for i, m in enumerate(host_metrics):
+        if not np.isfinite(m['loss']):
+            ckpts.wait()
+            last = ckpts.latest_step()
+            ckpts.close()
+            kept = f'last good checkpoint: step {last}' if last is not None else 'no checkpoint was saved'
+            raise RunError(f'loss is {float(m["loss"])} at step {first + i}; stopping ({kept})')

@@ -1,0 +1,135 @@
+"""A run's working directory: its lock, ``config.json``, ``metrics.jsonl`` and TensorBoard events.
+
+    workdir/
+      config.json      the resolved config of the run (written once, checked on resume)
+      metrics.jsonl    one JSON object per line: train records and eval records
+      tb/              TensorBoard event files
+      checkpoints/     the last k orbax checkpoints      (cnnzoo.checkpoints)
+      best/            the best checkpoint by eval accuracy
+      .lock            held (flock) while a run uses the directory
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+
+from cnnzoo import config as config_lib
+
+
+class RunError(RuntimeError):
+    """A run cannot start or go on; the message is one line."""
+
+
+# Keys that may differ between the first start of a run and a resume: they change where data is
+# read from or what is printed, not the trajectory.
+RESUMABLE_CHANGES = {
+    'data.source', 'data.archive', 'data.data_dir',
+    'training.progress_bar', 'training.log_every_steps',
+}
+
+
+class WorkdirLock:
+    """An exclusive ``flock`` on ``workdir/.lock``; the kernel drops it when the process dies."""
+
+    def __init__(self, workdir: str):
+        self.path = os.path.join(workdir, '.lock')
+        self._fd = None
+
+    def acquire(self) -> 'WorkdirLock':
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 64).decode(errors='replace').strip() or 'another process'
+            os.close(fd)
+            raise RunError(f'{os.path.dirname(self.path)} is in use by another run (pid {holder}); '
+                           'wait for it to finish or choose another --workdir') from None
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self._fd = fd
+        return self
+
+    def release(self) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+
+def _flatten(d: dict, prefix: str = '') -> dict:
+    out = {}
+    for key, value in d.items():
+        if isinstance(value, dict):
+            out.update(_flatten(value, f'{prefix}{key}.'))
+        else:
+            out[f'{prefix}{key}'] = value
+    return out
+
+
+def write_or_check_config(workdir: str, config) -> None:
+    """Writes ``config.json`` on a first start; on a resume refuses a config that would change the run."""
+    path = os.path.join(workdir, 'config.json')
+    text = config_lib.to_json(config)
+    if os.path.exists(path):
+        with open(path) as f:
+            saved = _flatten(json.load(f))
+        current = _flatten(json.loads(text))
+        changed = sorted(k for k in saved.keys() | current.keys()
+                         if saved.get(k) != current.get(k) and k not in RESUMABLE_CHANGES)
+        if changed:
+            raise RunError(f'{workdir} holds a run with a different config ({", ".join(changed)}); '
+                           'resume with the same settings or choose another --workdir')
+    _atomic_write(path, text + '\n')
+
+
+def _atomic_write(path: str, text: str) -> None:
+    tmp = f'{path}.tmp{os.getpid()}'
+    with open(tmp, 'w') as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+class MetricsLog:
+    """``metrics.jsonl`` plus TensorBoard; on resume, records past the restored step are dropped."""
+
+    def __init__(self, workdir: str, *, resume_step: int):
+        self.path = os.path.join(workdir, 'metrics.jsonl')
+        self.records = self._read_until(resume_step)
+        _atomic_write(self.path, ''.join(json.dumps(r) + '\n' for r in self.records))
+        self._file = open(self.path, 'a')
+        from tensorboardX import SummaryWriter  # light: protobuf only, no TensorFlow
+
+        self._tb = SummaryWriter(os.path.join(workdir, 'tb'), purge_step=resume_step or None)
+
+    def _read_until(self, step: int) -> list[dict]:
+        if not os.path.exists(self.path):
+            return []
+        records = []
+        with open(self.path) as f:
+            for line in f:
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError:
+                    continue  # a line cut short by a kill
+                if record.get('step', 0) <= step:
+                    records.append(record)
+        return records
+
+    def write(self, record: dict) -> None:
+        self.records.append(record)
+        self._file.write(json.dumps(record) + '\n')
+        self._file.flush()
+        split = record.get('split', 'train')
+        for key, value in record.items():
+            if key not in ('step', 'split', 'epoch') and isinstance(value, (int, float)):
+                self._tb.add_scalar(f'{split}/{key}', value, record['step'])
+
+    def best_eval_accuracy(self) -> float:
+        accs = [r['accuracy'] for r in self.records if r.get('split') != 'train' and 'accuracy' in r]
+        return max(accs, default=-1.0)
+
+    def close(self) -> None:
+        self._file.close()
+        self._tb.close()

@@ -1,0 +1,7 @@
+"""Test accuracy of a run's checkpoint: python scripts/evaluate.py --workdir runs/X [--checkpoint best|latest|STEP]"""
+import sys
+
+from cnnzoo.cli import evaluate_main
+
+if __name__ == '__main__':
+    sys.exit(evaluate_main(sys.argv[1:]))

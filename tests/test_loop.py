@@ -1,0 +1,169 @@
+"""End to end: the loop trains, checkpoints, survives SIGKILL/SIGTERM exactly, and refuses bad runs.
+
+The runs are tiny (a ResNet-8, i.e. resnet20 with one block per stage, on a 200-image archive) so
+that the whole file takes about a minute on two cores.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+
+from cnnzoo.checkpoints import Checkpoints
+from cnnzoo.config import apply_overrides, load_config_file
+from cnnzoo.evaluate import evaluate_checkpoint
+from cnnzoo.loop import build, train_and_evaluate
+from cnnzoo.workdir import RunError, WorkdirLock
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TRAIN = os.path.join(ROOT, 'scripts', 'train.py')
+EXPERIMENT = os.path.join(ROOT, 'experiments', 'resnet20_cifar10.py')
+TOTAL_STEPS = 30  # 200 images / batch 20 = 10 steps per epoch, 3 epochs
+
+
+def tiny_overrides(archive, cache_dir, **extra):
+    overrides = {
+        'data.source': 'archive', 'data.archive': archive, 'data.data_dir': cache_dir,
+        'model.stage_sizes': '(1, 1, 1)', 'training.batch_size': '20', 'training.num_epochs': '3',
+        'training.eval_batch_size': '16', 'training.checkpoint_every_steps': '4',
+        'training.log_every_steps': '1', 'training.progress_bar': 'False', 'optimizer.learning_rate': '0.05',
+    }
+    overrides.update(extra)
+    return list(overrides.items())
+
+
+def tiny_config(archive, cache_dir, **extra):
+    return apply_overrides(load_config_file(EXPERIMENT), tiny_overrides(archive, cache_dir, **extra))
+
+
+def run_script(workdir, overrides, *, signal_at_step=None, sig=signal.SIGKILL):
+    """Runs scripts/train.py; with ``signal_at_step``, sends ``sig`` once that step is logged."""
+    cmd = [sys.executable, TRAIN, '--config', EXPERIMENT, '--workdir', str(workdir)]
+    cmd += [f'--config.{k}={v}' for k, v in overrides]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines = []
+    for line in proc.stdout:
+        lines.append(line)
+        if signal_at_step is not None and line.startswith(f'step {signal_at_step}/'):
+            proc.send_signal(sig)
+            signal_at_step = None
+    proc.wait(timeout=300)
+    return proc.returncode, ''.join(lines)
+
+
+def restore(config, workdir, which='latest'):
+    setup = build(config)
+    ckpts = Checkpoints(str(workdir), keep=2)
+    state = ckpts.restore(setup.state, which)
+    ckpts.close()
+    return state
+
+
+def assert_bitwise_equal(a, b):
+    leaves_a, leaves_b = jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)
+    assert len(leaves_a) == len(leaves_b)
+    for x, y in zip(leaves_a, leaves_b):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+@pytest.fixture(scope='module')
+def cache_dir(tmp_path_factory):
+    return str(tmp_path_factory.mktemp('cache'))
+
+
+@pytest.fixture(scope='module')
+def reference(tiny_cifar10, cache_dir, tmp_path_factory):
+    """An uninterrupted run, in this process."""
+    workdir = tmp_path_factory.mktemp('reference')
+    summary = train_and_evaluate(tiny_config(tiny_cifar10, cache_dir), str(workdir))
+    return summary, workdir
+
+
+def test_uninterrupted_run_writes_everything(reference):
+    summary, workdir = reference
+    assert summary['step'] == TOTAL_STEPS and summary['stopped_by'] is None
+    assert int(summary['state'].step) == TOTAL_STEPS
+    records = [json.loads(line) for line in open(workdir / 'metrics.jsonl')]
+    train = [r for r in records if r['split'] == 'train']
+    evals = [r for r in records if r['split'] == 'test']
+    assert [r['step'] for r in evals] == [10, 20, 30]
+    assert len(train) == TOTAL_STEPS - 1  # every step but the first (compile) is logged
+    assert all(np.isfinite(r['loss']) for r in records)
+    assert os.listdir(workdir / 'tb') and (workdir / 'config.json').exists()
+    assert Checkpoints(str(workdir), keep=2).latest_step() == TOTAL_STEPS
+    best = max(evals, key=lambda r: r['accuracy'])
+    result = evaluate_checkpoint(str(workdir), which='best')
+    assert result['step'] == best['step'] and result['count'] == 50
+    assert result['accuracy'] == pytest.approx(best['accuracy'])
+
+
+def test_sigkill_mid_epoch_then_resume_is_bitwise_identical(reference, tiny_cifar10, cache_dir, tmp_path):
+    overrides = tiny_overrides(tiny_cifar10, cache_dir)
+    code, out = run_script(tmp_path, overrides, signal_at_step=13, sig=signal.SIGKILL)
+    assert code == -signal.SIGKILL, out
+    code, out = run_script(tmp_path, overrides)
+    assert code == 0, out
+    resumed_at = int(out.split('resuming at step ')[1].split()[0].rstrip(';'))
+    assert 0 < resumed_at < TOTAL_STEPS and resumed_at % 10 != 0, 'the kill must land mid-epoch'
+    state = restore(tiny_config(tiny_cifar10, cache_dir), tmp_path)
+    assert int(state.step) == TOTAL_STEPS
+    assert_bitwise_equal(state.checkpoint_items(), reference[0]['state'].checkpoint_items())
+    # the metrics of the killed stretch were written once, not twice
+    steps = [json.loads(line)['step'] for line in open(tmp_path / 'metrics.jsonl')
+             if json.loads(line)['split'] == 'train']
+    assert len(steps) == len(set(steps))
+
+
+def test_sigterm_saves_exits_cleanly_and_resumes_exactly(reference, tiny_cifar10, cache_dir, tmp_path):
+    overrides = tiny_overrides(tiny_cifar10, cache_dir)
+    code, out = run_script(tmp_path, overrides, signal_at_step=7, sig=signal.SIGTERM)
+    assert code == 0, out
+    assert 'stopped by SIGTERM' in out
+    saved = Checkpoints(str(tmp_path), keep=2).latest_step()
+    assert 7 <= saved < TOTAL_STEPS
+    code, out = run_script(tmp_path, overrides)
+    assert code == 0 and f'resuming at step {saved}' in out, out
+    state = restore(tiny_config(tiny_cifar10, cache_dir), tmp_path)
+    assert_bitwise_equal(state.checkpoint_items(), reference[0]['state'].checkpoint_items())
+
+
+def test_nan_loss_stops_with_one_line_and_keeps_last_good_checkpoint(tiny_cifar10, cache_dir, tmp_path):
+    overrides = tiny_overrides(tiny_cifar10, cache_dir, **{'optimizer.learning_rate': '1e30'})
+    cmd = [sys.executable, TRAIN, '--config', EXPERIMENT, '--workdir', str(tmp_path)]
+    result = subprocess.run(cmd + [f'--config.{k}={v}' for k, v in overrides],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1, result.stdout + result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith('error: loss is') and 'at step' in lines[0], result.stderr
+    bad_step = int(lines[0].split('at step ')[1].split(';')[0])
+    latest = Checkpoints(str(tmp_path), keep=2).latest_step()
+    assert latest is None or latest < bad_step
+
+
+def test_second_run_on_a_busy_workdir_is_refused(tiny_cifar10, cache_dir, tmp_path):
+    held = WorkdirLock(str(tmp_path)).acquire()
+    try:
+        with pytest.raises(RunError, match='in use by another run'):
+            train_and_evaluate(tiny_config(tiny_cifar10, cache_dir), str(tmp_path))
+    finally:
+        held.release()
+
+
+def test_resume_with_a_different_config_is_refused(reference, tiny_cifar10, cache_dir):
+    _, workdir = reference
+    config = tiny_config(tiny_cifar10, cache_dir, **{'optimizer.learning_rate': '0.2'})
+    with pytest.raises(RunError, match='optimizer.learning_rate'):
+        train_and_evaluate(config, str(workdir))
+
+
+def test_finished_run_started_again_only_reports(reference, tiny_cifar10, cache_dir):
+    summary, workdir = reference
+    again = train_and_evaluate(tiny_config(tiny_cifar10, cache_dir), str(workdir))
+    assert again['step'] == TOTAL_STEPS
+    assert again['final']['accuracy'] == pytest.approx(summary['final']['accuracy'])
+    assert_bitwise_equal(again['state'].params, summary['state'].params)
