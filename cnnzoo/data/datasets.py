@@ -1,0 +1,177 @@
+"""CIFAR-10 and CIFAR-100 as in-memory uint8 arrays, from an official archive or tensorflow-datasets.
+
+Sources (``load_dataset(source=...)``):
+
+- ``'archive'``: the archive at ``archive``, or an official file name found in ``data_dir``.
+  Decoded once, then cached as ``<data_dir>/cnnzoo-cache/<dataset>-<key>.npz`` (key: the archive's
+  path, size and modification time), so a second run starts in about a second.
+- ``'tfds'``: ``tensorflow_datasets.load`` (downloading when needed) into ``data_dir``.
+- ``'auto'``: an archive if one is given or found; else data tfds has already prepared in
+  ``data_dir``; else a tfds download if the network answers within a few seconds; else a one-line
+  :class:`DataError` saying where to put the archive.
+
+The default data directory is ``$CNNZOO_DATA_DIR`` or ``~/.cache/cnnzoo``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import socket
+
+import numpy as np
+
+from cnnzoo.data.archives import ARCHIVE_NAMES, NUM_CLASSES, DataError, read_archive
+
+DOWNLOAD_PAGE = 'https://www.cs.toronto.edu/~kriz/cifar.html'
+TFDS_NAMES = {'cifar10': 'cifar10', 'cifar100': 'cifar100'}
+
+
+@dataclasses.dataclass(frozen=True)
+class Dataset:
+    """Training images and the held-out split evaluated during training, as numpy arrays.
+
+    ``test_*`` is the official test set, or the validation split when ``eval_split ==
+    'validation'``. ``mean``/``std`` are per-channel statistics of the training images in [0, 1].
+    """
+
+    train_images: np.ndarray  # (N, 32, 32, 3) uint8
+    train_labels: np.ndarray  # (N,) int32
+    test_images: np.ndarray
+    test_labels: np.ndarray
+    num_classes: int
+    class_names: tuple[str, ...]
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    eval_split: str = 'test'
+
+
+def default_data_dir() -> str:
+    return os.environ.get('CNNZOO_DATA_DIR') or os.path.join(os.path.expanduser('~'), '.cache', 'cnnzoo')
+
+
+def network_available(host: str = 'storage.googleapis.com', port: int = 443, timeout: float = 3.0) -> bool:
+    """Whether the tfds download host answers within ``timeout`` seconds."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def load_dataset(name: str, *, source: str = 'auto', archive: str | None = None,
+                 data_dir: str | None = None, validation_size: int = 0, seed: int = 0,
+                 network_check=network_available) -> Dataset:
+    """Loads ``name`` ('cifar10' or 'cifar100'); see the module docstring for the sources."""
+    if name not in NUM_CLASSES:
+        raise DataError(f'unknown dataset {name!r}; choose cifar10 or cifar100')
+    if source not in ('auto', 'archive', 'tfds'):
+        raise DataError(f'unknown data source {source!r}; choose auto, archive or tfds')
+    data_dir = data_dir or default_data_dir()
+    if source in ('auto', 'archive'):
+        found = archive or _find_archive(name, data_dir)
+        if found:
+            arrays = _load_archive_cached(found, name, data_dir)
+        elif source == 'archive':
+            raise DataError(f'no {name} archive: pass --config.data.archive=PATH or put '
+                            f'{" or ".join(ARCHIVE_NAMES[name])} in {data_dir}')
+        elif _tfds_prepared(name, data_dir) or network_check():
+            arrays = load_tfds(name, data_dir)
+        else:
+            raise DataError(f'{name} not found and no network: download {ARCHIVE_NAMES[name][0]} from '
+                            f'{DOWNLOAD_PAGE} and pass --config.data.archive=PATH (or put it in {data_dir})')
+    else:
+        arrays = load_tfds(name, data_dir)
+    return make_dataset(*arrays, num_classes=NUM_CLASSES[name], validation_size=validation_size, seed=seed)
+
+
+def make_dataset(x_train, y_train, x_test, y_test, names, *, num_classes: int,
+                 validation_size: int = 0, seed: int = 0) -> Dataset:
+    """Splits off a validation set if asked (a fixed permutation from ``seed``) and computes stats."""
+    eval_split = 'test'
+    if validation_size:
+        if not 0 < validation_size < len(x_train):
+            raise DataError(f'validation_size {validation_size} must be between 1 and {len(x_train) - 1}')
+        order = np.random.default_rng(seed).permutation(len(x_train))
+        held, kept = np.sort(order[:validation_size]), np.sort(order[validation_size:])
+        x_test, y_test = x_train[held], y_train[held]
+        x_train, y_train = x_train[kept], y_train[kept]
+        eval_split = 'validation'
+    mean, std = channel_stats(x_train)
+    return Dataset(np.ascontiguousarray(x_train), y_train.astype(np.int32), np.ascontiguousarray(x_test),
+                   y_test.astype(np.int32), num_classes, tuple(names), mean, std, eval_split)
+
+
+def channel_stats(images: np.ndarray) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel mean and standard deviation of uint8 images, in [0, 1] units (exact sums)."""
+    pixels = images.reshape(-1, images.shape[-1])
+    n = len(pixels)
+    total = pixels.sum(axis=0, dtype=np.uint64).astype(np.float64)
+    squares = np.einsum('ij,ij->j', pixels.astype(np.uint32), pixels.astype(np.uint32),
+                        dtype=np.uint64).astype(np.float64)
+    mean = total / n
+    std = np.sqrt(np.maximum(squares / n - mean ** 2, 0.0))
+    return tuple(float(v) / 255.0 for v in mean), tuple(float(v) / 255.0 for v in std)
+
+
+def _find_archive(name: str, data_dir: str) -> str | None:
+    for filename in ARCHIVE_NAMES[name]:
+        path = os.path.join(data_dir, filename)
+        if os.path.isfile(path):
+            return path
+    return None
+
+
+def _cache_path(archive: str, name: str, data_dir: str) -> str:
+    stat = os.stat(archive)
+    key = hashlib.sha256(f'{os.path.abspath(archive)}|{stat.st_size}|{stat.st_mtime_ns}'.encode()).hexdigest()[:16]
+    return os.path.join(data_dir, 'cnnzoo-cache', f'{name}-{key}.npz')
+
+
+def _load_archive_cached(archive: str, name: str, data_dir: str):
+    if not os.path.isfile(archive):
+        raise DataError(f'archive not found: {archive}')
+    cache = _cache_path(archive, name, data_dir)
+    if os.path.exists(cache):
+        try:
+            with np.load(cache) as z:
+                return (z['x_train'], z['y_train'], z['x_test'], z['y_test'], [str(n) for n in z['names']])
+        except Exception:  # noqa: BLE001 - a damaged cache is rebuilt from the archive
+            pass
+    arrays = read_archive(archive, name)
+    try:
+        os.makedirs(os.path.dirname(cache), exist_ok=True)
+        tmp = f'{cache}.tmp{os.getpid()}.npz'
+        x_train, y_train, x_test, y_test, names = arrays
+        np.savez(tmp, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test, names=np.array(names))
+        os.replace(tmp, cache)
+    except OSError:
+        pass  # a read-only data dir: work without a cache
+    return arrays
+
+
+def _tfds_prepared(name: str, data_dir: str) -> bool:
+    return os.path.isdir(os.path.join(data_dir, TFDS_NAMES[name]))
+
+
+def load_tfds(name: str, data_dir: str, *, download: bool = True):
+    """Reads both splits through tensorflow-datasets (imported here: it is slow to import)."""
+    import tensorflow_datasets as tfds
+
+    builder_name = TFDS_NAMES[name]
+    out = []
+    for split in ('train', 'test'):
+        try:
+            ds = tfds.load(builder_name, split=split, data_dir=data_dir, download=download)
+        except Exception as e:  # noqa: BLE001 - tfds raises many kinds; report one line
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise DataError(f'tensorflow-datasets could not load {builder_name} into {data_dir}: {first}') from None
+        images, labels = [], []
+        # Iterate in batches: batch_size=-1 would materialise through a path that mock data breaks.
+        for batch in tfds.as_numpy(ds.batch(2048)):
+            images.append(batch['image'])
+            labels.append(batch['label'])
+        out += [np.concatenate(images).astype(np.uint8), np.concatenate(labels).astype(np.int32)]
+    names = tfds.builder(builder_name, data_dir=data_dir).info.features['label'].names
+    return (*out, list(names))

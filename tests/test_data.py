@@ -1,0 +1,290 @@
+"""CIFAR data: the three official archive layouts, every bad-input error, caching, tfds, augmentation."""
+
+import gzip
+import io
+import os
+import pickle
+import tarfile
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from cnnzoo.data import (AUGMENT_PRESETS, DataError, augment, epoch_permutation, load_dataset,
+                         normalize, read_archive, take_batch)
+from conftest import write_cifar10_python_archive
+
+SHARED = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), '..', 'shared', 'data')
+
+
+def _add(tar, name, data):
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    tar.addfile(info, io.BytesIO(data))
+
+
+def _planes(x):
+    return x.transpose(0, 3, 1, 2).reshape(len(x), 3072)
+
+
+def write_binary(path, x_train, y_train, x_test, y_test, *, record_extra=b''):
+    with tarfile.open(path, 'w:gz') as tar:
+        for i, (xs, ys) in enumerate(zip(np.array_split(x_train, 5), np.array_split(y_train, 5))):
+            data = np.concatenate([ys[:, None].astype(np.uint8), _planes(xs)], axis=1).tobytes()
+            _add(tar, f'cifar-10-batches-bin/data_batch_{i + 1}.bin', data + record_extra)
+        data = np.concatenate([y_test[:, None].astype(np.uint8), _planes(x_test)], axis=1).tobytes()
+        _add(tar, 'cifar-10-batches-bin/test_batch.bin', data)
+        _add(tar, 'cifar-10-batches-bin/batches.meta.txt', b'\n'.join(b'c%d' % i for i in range(10)))
+
+
+def write_cifar100(path, n_train=30, n_test=10, max_label=99):
+    rng = np.random.default_rng(1)
+    x_train = rng.integers(0, 256, (n_train, 32, 32, 3), dtype=np.uint8)
+    x_test = rng.integers(0, 256, (n_test, 32, 32, 3), dtype=np.uint8)
+    y_train, y_test = rng.integers(0, max_label + 1, n_train), rng.integers(0, max_label + 1, n_test)
+    with tarfile.open(path, 'w:gz') as tar:
+        for split, x, y in (('train', x_train, y_train), ('test', x_test, y_test)):
+            _add(tar, f'cifar-100-python/{split}', pickle.dumps(
+                {b'data': _planes(x), b'fine_labels': [int(v) for v in y],
+                 b'coarse_labels': [int(v) // 5 for v in y]}))
+        _add(tar, 'cifar-100-python/meta', pickle.dumps(
+            {b'fine_label_names': [b'f%d' % i for i in range(100)], b'coarse_label_names': []}))
+    return x_train, y_train, x_test, y_test
+
+
+@pytest.fixture
+def arrays(tmp_path):
+    path = tmp_path / 'cifar-10-python.tar.gz'
+    return path, write_cifar10_python_archive(path, per_batch=6, test=7)
+
+
+def test_python_and_binary_layouts_read_back_exactly(arrays, tmp_path):
+    path, (x_train, y_train, x_test, y_test) = arrays
+    binary = tmp_path / 'cifar-10-binary.tar.gz'
+    write_binary(binary, x_train, y_train, x_test, y_test)
+    for archive in (path, binary):
+        got = read_archive(str(archive), 'cifar10')
+        for a, b in zip(got[:4], (x_train, y_train, x_test, y_test)):
+            np.testing.assert_array_equal(a, b)
+        assert got[0].dtype == np.uint8 and got[0].shape == (30, 32, 32, 3) and got[1].dtype == np.int32
+    assert read_archive(str(path), 'cifar10')[4][0] == 'class0'
+    assert read_archive(str(binary), 'cifar10')[4][9] == 'c9'
+
+
+def test_cifar100_layout_reads_fine_labels(tmp_path):
+    path = tmp_path / 'cifar-100-python.tar.gz'
+    x_train, y_train, x_test, y_test = write_cifar100(path)
+    ds = load_dataset('cifar100', source='archive', archive=str(path), data_dir=str(tmp_path))
+    np.testing.assert_array_equal(ds.train_images, x_train)
+    np.testing.assert_array_equal(ds.test_labels, y_test)
+    assert ds.num_classes == 100 and ds.class_names[3] == 'f3'
+
+
+def _one_line(exc_info, *needles):
+    message = str(exc_info.value)
+    assert '\n' not in message, message
+    for needle in needles:
+        assert needle in message, message
+
+
+def test_bad_archives_give_one_line_errors(arrays, tmp_path):
+    path, (x_train, y_train, x_test, y_test) = arrays
+    not_tar = tmp_path / 'notes.tar.gz'
+    not_tar.write_bytes(b'hello, this is not an archive')
+    with pytest.raises(DataError) as e:
+        read_archive(str(not_tar), 'cifar10')
+    _one_line(e, 'notes.tar.gz', 'not a readable')
+
+    truncated = tmp_path / 'truncated.tar.gz'
+    truncated.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2])
+    with pytest.raises(DataError) as e:
+        read_archive(str(truncated), 'cifar10')
+    _one_line(e, 'truncated.tar.gz')
+
+    missing = tmp_path / 'missing.tar.gz'
+    with tarfile.open(path) as src, tarfile.open(missing, 'w:gz') as dst:
+        for m in src.getmembers():
+            if not m.name.endswith('data_batch_3'):
+                dst.addfile(m, src.extractfile(m))
+    with pytest.raises(DataError) as e:
+        read_archive(str(missing), 'cifar10')
+    _one_line(e, 'data_batch_3')
+
+    wrong_size = tmp_path / 'wrong_size.tar.gz'
+    write_binary(wrong_size, x_train, y_train, x_test, y_test, record_extra=b'\x00\x01')
+    with pytest.raises(DataError) as e:
+        read_archive(str(wrong_size), 'cifar10')
+    _one_line(e, 'data_batch_1.bin', 'record')
+
+    bad_label = tmp_path / 'bad_label.tar.gz'
+    write_binary(bad_label, x_train, np.where(np.arange(len(y_train)) == 3, 12, y_train), x_test, y_test)
+    with pytest.raises(DataError) as e:
+        read_archive(str(bad_label), 'cifar10')
+    _one_line(e, 'label 12', '0..9')
+
+    c100 = tmp_path / 'cifar-100-python.tar.gz'
+    write_cifar100(c100)
+    with pytest.raises(DataError) as e:
+        read_archive(str(c100), 'cifar10')
+    _one_line(e, 'cifar100 archive', 'not cifar10')
+
+    with pytest.raises(DataError) as e:
+        load_dataset('cifar10', source='archive', archive=str(tmp_path / 'nope.tar.gz'), data_dir=str(tmp_path))
+    _one_line(e, 'not found', 'nope.tar.gz')
+
+    plain_gz = tmp_path / 'plain.gz'
+    plain_gz.write_bytes(gzip.compress(b'x' * 100))
+    with pytest.raises(DataError):
+        read_archive(str(plain_gz), 'cifar10')
+
+
+def test_second_load_comes_from_the_cache(arrays, tmp_path, monkeypatch):
+    path, _ = arrays
+    first = load_dataset('cifar10', source='archive', archive=str(path), data_dir=str(tmp_path))
+    assert os.listdir(tmp_path / 'cnnzoo-cache')
+    import cnnzoo.data.datasets as datasets
+
+    def fail(*args, **kwargs):
+        raise AssertionError('the archive was decoded again')
+
+    monkeypatch.setattr(datasets, 'read_archive', fail)
+    second = load_dataset('cifar10', source='archive', archive=str(path), data_dir=str(tmp_path))
+    np.testing.assert_array_equal(first.train_images, second.train_images)
+    assert first.mean == second.mean
+    # a damaged cache is rebuilt, not fatal
+    monkeypatch.undo()
+    cache = tmp_path / 'cnnzoo-cache' / os.listdir(tmp_path / 'cnnzoo-cache')[0]
+    cache.write_bytes(b'garbage')
+    third = load_dataset('cifar10', source='archive', archive=str(path), data_dir=str(tmp_path))
+    np.testing.assert_array_equal(first.test_images, third.test_images)
+
+
+def test_archive_found_in_data_dir_and_stats(arrays, tmp_path):
+    path, (x_train, *_) = arrays
+    ds = load_dataset('cifar10', data_dir=str(path.parent))  # auto: finds the official file name
+    np.testing.assert_allclose(ds.mean, (x_train / 255.0).mean(axis=(0, 1, 2)), rtol=1e-9)
+    np.testing.assert_allclose(ds.std, (x_train / 255.0).std(axis=(0, 1, 2)), rtol=1e-9)
+    assert ds.eval_split == 'test' and len(ds.test_images) == 7
+
+
+def test_validation_split(arrays, tmp_path):
+    path, (x_train, *_) = arrays
+    a = load_dataset('cifar10', archive=str(path), data_dir=str(tmp_path), validation_size=5, seed=3)
+    b = load_dataset('cifar10', archive=str(path), data_dir=str(tmp_path), validation_size=5, seed=3)
+    assert a.eval_split == 'validation' and len(a.test_images) == 5 and len(a.train_images) == 25
+    np.testing.assert_array_equal(a.test_images, b.test_images)
+    rows = {img.tobytes() for img in x_train}
+    held, kept = {i.tobytes() for i in a.test_images}, {i.tobytes() for i in a.train_images}
+    assert held | kept == rows and not held & kept
+    with pytest.raises(DataError, match='validation_size'):
+        load_dataset('cifar10', archive=str(path), data_dir=str(tmp_path), validation_size=30)
+
+
+def test_offline_without_archive_says_how_to_fix_it(tmp_path):
+    with pytest.raises(DataError) as e:
+        load_dataset('cifar10', data_dir=str(tmp_path), network_check=lambda: False)
+    _one_line(e, 'no network', 'cifar-10-python.tar.gz', '--config.data.archive')
+    with pytest.raises(DataError) as e:
+        load_dataset('cifar10', source='archive', data_dir=str(tmp_path))
+    _one_line(e, '--config.data.archive')
+
+
+def test_tfds_path_on_mock_data(tmp_path):
+    """The tensorflow-datasets source, on tfds's mock data: no download, no network."""
+    tfds = pytest.importorskip('tensorflow_datasets')
+    with tfds.testing.mock_data(num_examples=12, policy=tfds.testing.MockPolicy.USE_CODE):
+        ds = load_dataset('cifar10', source='tfds', data_dir=str(tmp_path))
+    assert ds.train_images.shape == (12, 32, 32, 3) and ds.train_images.dtype == np.uint8
+    assert ds.test_images.shape == (12, 32, 32, 3) and ds.num_classes == 10
+    assert ds.train_labels.dtype == np.int32 and ds.train_labels.max() < 10
+    assert len(ds.class_names) == 10
+
+
+def _batch(n=8, seed=0):
+    return jnp.asarray(np.random.default_rng(seed).integers(0, 256, (n, 32, 32, 3)), jnp.uint8)
+
+
+@pytest.mark.parametrize('preset', AUGMENT_PRESETS)
+def test_presets_are_deterministic_jitted_and_float(preset):
+    images = _batch()
+    fn = jax.jit(lambda rng, x: augment(rng, x, preset, mean=(0.5, 0.5, 0.5)))
+    a, b = fn(jax.random.PRNGKey(0), images), fn(jax.random.PRNGKey(0), images)
+    c = fn(jax.random.PRNGKey(1), images)
+    assert a.shape == images.shape and a.dtype == jnp.float32
+    np.testing.assert_array_equal(a, b)
+    assert float(a.min()) >= 0.0 and float(a.max()) <= 1.0
+    if preset == 'none':
+        np.testing.assert_array_equal(a, images / 255.0)
+        np.testing.assert_array_equal(a, c)
+    else:
+        assert not np.array_equal(a, c)
+
+
+def test_unknown_preset():
+    with pytest.raises(ValueError, match='presets: none'):
+        augment(jax.random.PRNGKey(0), _batch(), 'mixup')
+
+
+def test_crop_flip_is_a_window_of_the_padded_image():
+    images = _batch(16)
+    out = np.asarray(augment(jax.random.PRNGKey(2), images, 'crop_flip'))
+    padded = np.pad(np.asarray(images) / 255.0, ((0, 0), (4, 4), (4, 4), (0, 0)))
+    flips = 0
+    for k in range(16):
+        windows = [(padded[k, i:i + 32, j:j + 32], False) for i in range(9) for j in range(9)]
+        windows += [(w[:, ::-1], True) for w, _ in windows]
+        matches = [flip for w, flip in windows if np.allclose(w, out[k])]
+        assert matches, f'image {k} is not a (flipped) crop of its padded input'
+        flips += matches[0]
+    assert 0 < flips < 16
+
+
+def test_cutout_fills_one_clipped_16x16_square_with_the_mean():
+    images = jnp.full((32, 32, 32, 3), 255, jnp.uint8)
+    out = np.asarray(augment(jax.random.PRNGKey(3), images, 'cutout', mean=(0.25, 0.25, 0.25)))
+    for k in range(32):
+        cut = np.all(out[k] == 0.25, axis=-1) | np.all(out[k] == 0.0, axis=-1)  # mean fill, or crop padding
+        filled = np.all(out[k] == 0.25, axis=-1)
+        rows, cols = np.nonzero(filled)
+        assert filled.sum() > 0 and rows.max() - rows.min() < 16 and cols.max() - cols.min() < 16
+        assert filled.sum() == (rows.max() - rows.min() + 1) * (cols.max() - cols.min() + 1)
+        assert cut.sum() < 32 * 32
+
+
+def test_normalize():
+    x = jnp.ones((1, 2, 2, 3)) * 0.5
+    np.testing.assert_allclose(normalize(x, (0.5, 0.25, 0.0), (1.0, 0.5, 2.0))[0, 0, 0], [0.0, 0.5, 0.25])
+
+
+def test_epoch_permutation_and_batches():
+    p0, again, p1 = epoch_permutation(0, 0, 100), epoch_permutation(0, 0, 100), epoch_permutation(0, 1, 100)
+    assert sorted(np.asarray(p0).tolist()) == list(range(100))
+    np.testing.assert_array_equal(p0, again)
+    assert not np.array_equal(p0, p1)
+    assert not np.array_equal(p0, epoch_permutation(1, 0, 100))
+    images = jnp.arange(100 * 2).reshape(100, 2)
+    labels = jnp.arange(100)
+    batch = jax.jit(take_batch, static_argnums=4)(images, labels, p0, 3, 10)
+    np.testing.assert_array_equal(batch['label'], np.asarray(p0)[30:40])
+    np.testing.assert_array_equal(batch['image'][:, 0], 2 * np.asarray(p0)[30:40])
+
+
+@pytest.mark.skipif(not os.path.exists(os.path.join(SHARED, 'cifar10_jpeg.npz')),
+                    reason='needs ../shared/data (the real CIFAR-10 copy); the tiny archives above cover the code')
+def test_real_cifar10_binary_archive(tmp_path):
+    """The shared real copy written in the official binary layout reads back pixel-exact (~30 s)."""
+    import hashlib
+    import importlib.util
+    spec = importlib.util.spec_from_file_location('shared_cifar10', os.path.join(SHARED, 'cifar10.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    x_train, y_train, x_test, y_test, names = module.load()
+    path = tmp_path / 'cifar-10-binary.tar.gz'
+    module.write_binary(str(path), x_train, y_train, x_test, y_test, names)
+    ds = load_dataset('cifar10', source='archive', archive=str(path), data_dir=str(tmp_path))
+    assert ds.train_images.shape == (50_000, 32, 32, 3) and ds.test_images.shape == (10_000, 32, 32, 3)
+    digest = hashlib.sha256(ds.train_images.tobytes() + ds.test_images.tobytes()).hexdigest()
+    assert digest == '5950db2d734da18b1478b8235a822a2c35f8d74c0fd7859f25e64ec0153923f9'  # shared/data/README.md
+    assert ds.train_labels[:5].tolist() == [6, 9, 9, 4, 1] and ds.test_labels[:5].tolist() == [3, 8, 8, 0, 6]
+    assert np.bincount(ds.train_labels).tolist() == [5000] * 10 and ds.class_names[0] == 'airplane'
