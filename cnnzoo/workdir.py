@@ -69,10 +69,13 @@ def _flatten(d: dict, prefix: str = '') -> dict:
 
 
 def write_or_check_config(workdir: str, config) -> None:
-    """Writes ``config.json`` on a first start; on a resume refuses a config that would change the run."""
+    """Writes ``config.json``; when there is a checkpoint to resume, refuses a config that would change the run.
+
+    A start that failed before its first checkpoint (say, the data was not found) binds nothing.
+    """
     path = os.path.join(workdir, 'config.json')
     text = config_lib.to_json(config)
-    if os.path.exists(path):
+    if os.path.exists(path) and has_checkpoint(workdir):
         with open(path) as f:
             saved = _flatten(json.load(f))
         current = _flatten(json.loads(text))
@@ -82,6 +85,11 @@ def write_or_check_config(workdir: str, config) -> None:
             raise RunError(f'{workdir} holds a run with a different config ({", ".join(changed)}); '
                            'resume with the same settings or choose another --workdir')
     _atomic_write(path, text + '\n')
+
+
+def has_checkpoint(workdir: str) -> bool:
+    directory = os.path.join(workdir, 'checkpoints')
+    return os.path.isdir(directory) and any(name.isdigit() for name in os.listdir(directory))
 
 
 def _atomic_write(path: str, text: str) -> None:

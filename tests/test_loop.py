@@ -167,3 +167,14 @@ def test_finished_run_started_again_only_reports(reference, tiny_cifar10, cache_
     assert again['step'] == TOTAL_STEPS
     assert again['final']['accuracy'] == pytest.approx(summary['final']['accuracy'])
     assert_bitwise_equal(again['state'].params, summary['state'].params)
+
+
+def test_a_start_that_never_checkpointed_binds_no_config(tiny_cifar10, cache_dir, tmp_path):
+    from cnnzoo.workdir import write_or_check_config
+
+    write_or_check_config(str(tmp_path), tiny_config(tiny_cifar10, cache_dir))
+    other = tiny_config(tiny_cifar10, cache_dir, **{'training.batch_size': '10'})
+    write_or_check_config(str(tmp_path), other)  # nothing to resume: the new config simply wins
+    (tmp_path / 'checkpoints' / '5').mkdir(parents=True)
+    with pytest.raises(RunError, match='training.batch_size'):
+        write_or_check_config(str(tmp_path), tiny_config(tiny_cifar10, cache_dir))
