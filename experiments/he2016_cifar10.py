@@ -7,7 +7,7 @@ network is chosen by override:
     python scripts/train.py --config experiments/he2016_cifar10.py --workdir runs/resnet56 \
         --config.model.name=resnet56
 
-Paper (Table 6, test error on the original CIFAR-10; expect a little worse on a JPEG copy):
+Expected, from the paper (Table 6, test error on the original CIFAR-10; a little worse on a JPEG copy):
     resnet20 8.75%   resnet32 7.51%   resnet44 7.17%   resnet56 6.97%   resnet110 6.43%
     resnet1202 7.93%; plain nets get *worse* with depth (Figure 6: plain56 trains and tests worse
     than plain20 — the degradation problem).

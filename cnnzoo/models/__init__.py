@@ -1,0 +1,18 @@
+"""Flax (linen) models of the classic CNNs, behind one registry.
+
+    from cnnzoo.models import create_model, list_models
+    model = create_model('resnet20', num_classes=10, activation='tanh')
+    variables = model.init(rng, images, train=False)
+    logits = model.apply(variables, images, train=False)
+
+Every model's ``__call__(self, x, *, train: bool)`` maps NHWC float images to float32 logits.
+Importing this package registers every model.
+"""
+
+from cnnzoo.models.layers import ACTIVATIONS, get_activation
+from cnnzoo.models.registry import create_model, list_models, model_fields, register_model
+from cnnzoo.models.resnet import BasicBlock, Bottleneck, ResNet  # registers the ResNet family
+from cnnzoo.models.summary import count_params
+
+__all__ = ['ACTIVATIONS', 'BasicBlock', 'Bottleneck', 'ResNet', 'count_params', 'create_model',
+           'get_activation', 'list_models', 'model_fields', 'register_model']

@@ -1,0 +1,63 @@
+"""The one model registry: ``register_model``, ``create_model`` and ``list_models``.
+
+A factory is anything that, called as ``factory(num_classes=...)``, returns a flax Module: a
+Module class or a ``functools.partial`` of one (the usual case), or a function.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fnmatch
+from collections.abc import Callable
+
+import flax.linen as nn
+
+_REGISTRY: dict[str, Callable[..., nn.Module]] = {}
+
+# Dataclass fields every linen Module has that are wiring, not configuration.
+_MODULE_INTERNALS = frozenset({'parent', 'name'})
+
+
+def register_model(name: str, factory: Callable[..., nn.Module] | None = None):
+    """Registers ``factory`` under ``name``; without ``factory``, returns a decorator that does.
+
+    Registering a name twice is a ValueError, so two models can never silently shadow each other.
+    """
+    def add(factory):
+        if name in _REGISTRY:
+            raise ValueError(f'model {name!r} is already registered')
+        _REGISTRY[name] = factory
+        return factory
+
+    return add if factory is None else add(factory)
+
+
+def list_models(pattern: str | None = None) -> list[str]:
+    """Registered model names, sorted; ``pattern`` is an fnmatch glob such as ``'resnet*'``."""
+    names = sorted(_REGISTRY)
+    return [n for n in names if fnmatch.fnmatchcase(n, pattern)] if pattern else names
+
+
+def create_model(name: str, *, num_classes: int, **fields) -> nn.Module:
+    """A new, unbound module of model ``name`` with ``fields`` overriding its defaults.
+
+    An unknown name, or a field the module does not have, is a one-line ValueError.
+    """
+    try:
+        factory = _REGISTRY[name]
+    except KeyError:
+        raise ValueError(f'unknown model {name!r}; known models: {", ".join(list_models())}') from None
+    module = factory(num_classes=num_classes)
+    known = model_fields(module)
+    unknown = [f for f in fields if f not in known]
+    if unknown:
+        raise ValueError(f'model {name!r} has no field {", ".join(map(repr, unknown))}; '
+                         f'valid fields: {", ".join(known)}')
+    # clone() rather than factory(**fields) so a factory that is a plain function needs no
+    # **kwargs plumbing, and so the field check above is the only place fields are judged.
+    return module.clone(**fields) if fields else module
+
+
+def model_fields(module: nn.Module) -> list[str]:
+    """The configurable fields of ``module``, sorted."""
+    return sorted(f.name for f in dataclasses.fields(module) if f.init and f.name not in _MODULE_INTERNALS)

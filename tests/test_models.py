@@ -1,0 +1,324 @@
+"""Tests of cnnzoo.models: every registered model, the registry, and the ResNet ablation fields."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from cnnzoo.models import (ACTIVATIONS, BasicBlock, Bottleneck, count_params, create_model,
+                           get_activation, list_models, register_model)
+from cnnzoo.models import registry
+
+IMAGENET_MODELS = ('resnet18', 'resnet34', 'resnet50', 'resnet101', 'resnet152', 'plain18', 'plain34')
+
+# name -> (num_classes, trainable parameters, where the number comes from).
+_TABLE6 = 'He et al. 2016 Table 6 rounds it to'
+_TV = 'torchvision.models'
+PINNED_PARAMS = {
+    'resnet20': (10, 269_722, f'{_TABLE6} 0.27M; checked by hand in the ResNet-20 test below'),
+    'resnet32': (10, 464_154, f'{_TABLE6} 0.46M'),
+    'resnet44': (10, 658_586, f'{_TABLE6} 0.66M'),
+    'resnet56': (10, 853_018, f'{_TABLE6} 0.85M'),
+    'resnet110': (10, 1_727_962, f'{_TABLE6} 1.7M'),
+    'resnet1202': (10, 19_421_274, f'{_TABLE6} 19.4M'),
+    # Option A has no parameters, so a plain CIFAR net has exactly its ResNet's count.
+    'plain20': (10, 269_722, 'equal to resnet20 (option A adds no parameters)'),
+    'plain32': (10, 464_154, 'equal to resnet32'),
+    'plain44': (10, 658_586, 'equal to resnet44'),
+    'plain56': (10, 853_018, 'equal to resnet56'),
+    'plain110': (10, 1_727_962, 'equal to resnet110'),
+    'resnet18': (1000, 11_689_512, f'{_TV}.resnet18'),
+    'resnet34': (1000, 21_797_672, f'{_TV}.resnet34'),
+    'resnet50': (1000, 25_557_032, f'{_TV}.resnet50'),
+    'resnet101': (1000, 44_549_160, f'{_TV}.resnet101'),
+    'resnet152': (1000, 60_192_808, f'{_TV}.resnet152'),
+    # The three option-B projections (1x1 conv + BN) at 64->128, 128->256, 256->512 channels:
+    # 8192+256 + 32768+512 + 131072+1024 = 173,824 fewer than the ResNet.
+    'plain18': (1000, 11_689_512 - 173_824, 'resnet18 minus its projections (11,515,688)'),
+    'plain34': (1000, 21_797_672 - 173_824, 'resnet34 minus its projections (21,623,848)'),
+}
+
+
+def abstract_variables(model, size=32):
+    """Variable shapes from ``model.init`` without running or compiling anything."""
+    x = jax.ShapeDtypeStruct((1, size, size, 3), jnp.float32)
+    return jax.eval_shape(lambda x: model.init(jax.random.key(0), x, train=False), x)
+
+
+def shapes(tree):
+    return jax.tree_util.tree_map(lambda a: (a.shape, a.dtype), tree)
+
+
+def init(model, batch=2, size=32, seed=0):
+    x = jax.random.normal(jax.random.key(seed + 1), (batch, size, size, 3))
+    return x, model.init(jax.random.key(seed), x, train=False)
+
+
+def tiny_resnet(**fields):
+    """A one-block-per-stage CIFAR ResNet, for ablations that only need the network to run."""
+    return create_model('resnet20', num_classes=10, stage_sizes=(1, 1, 1), **fields)
+
+
+# --- every registered model -------------------------------------------------------------------
+
+def test_every_model_has_a_pinned_parameter_count():
+    assert sorted(PINNED_PARAMS) == list_models()
+
+
+@pytest.mark.parametrize('name', list_models())
+def test_parameter_count_is_pinned(name):
+    num_classes, expected, source = PINNED_PARAMS[name]
+    variables = abstract_variables(create_model(name, num_classes=num_classes))
+    assert count_params(variables['params']) == expected, source
+
+
+# Compiling a jitted gradient costs 7-12 s a model on two CPU cores; eager op-by-op execution
+# compiles each distinct primitive shape once, and the models of a family share those shapes,
+# so the whole zoo (resnet1202 included) runs eagerly in far less time.
+@pytest.mark.parametrize('name', list_models())
+def test_model_runs_and_every_parameter_gets_a_gradient(name):
+    model = create_model(name, num_classes=7)
+    x = jax.random.normal(jax.random.key(1), (2, 32, 32, 3))
+    logits, variables = model.init_with_output(jax.random.key(0), x, train=False)
+    assert logits.shape == (2, 7) and logits.dtype == jnp.float32
+
+    # Finiteness is checked in train mode: with the initial running statistics (mean 0, var 1)
+    # eval-mode BN normalises nothing, and the variance then doubles with every residual
+    # addition, which overflows float32 in resnet1202. Batch 4 because the ImageNet stem leaves
+    # 1x1 maps in the last stage at 32x32, where BN over two values has epsilon-dominated gradients.
+    x = jax.random.normal(jax.random.key(2), (4, 32, 32, 3))
+
+    def loss(params):
+        out, _ = model.apply({'params': params, 'batch_stats': variables['batch_stats']}, x,
+                             train=True, mutable=['batch_stats'])
+        return jnp.mean(out ** 2), out
+
+    grads, logits = jax.grad(loss, has_aux=True)(variables['params'])
+    assert logits.shape == (4, 7) and np.isfinite(logits).all()
+    no_gradient = [jax.tree_util.keystr(path) for path, g in jax.tree_util.tree_leaves_with_path(grads)
+                   if not (np.isfinite(g).all() and np.any(g != 0))]
+    assert not no_gradient
+
+
+def test_cifar_resnet18_count():
+    model = create_model('resnet18', num_classes=10, stem='cifar')
+    assert count_params(abstract_variables(model)['params']) == 11_173_962
+
+
+def test_resnet20_count_by_hand():
+    stem = 3 * 3 * 3 * 16 + 2 * 16
+    stage1 = 3 * (2 * 9 * 16 * 16 + 4 * 16)
+    stage2 = (9 * 16 * 32 + 9 * 32 * 32 + 4 * 32) + 2 * (2 * 9 * 32 * 32 + 4 * 32)
+    stage3 = (9 * 32 * 64 + 9 * 64 * 64 + 4 * 64) + 2 * (2 * 9 * 64 * 64 + 4 * 64)
+    head = 64 * 10 + 10
+    assert stem + stage1 + stage2 + stage3 + head == PINNED_PARAMS['resnet20'][1]
+
+
+# --- registry ---------------------------------------------------------------------------------
+
+def test_list_models_is_sorted_and_globs():
+    assert list_models() == sorted(list_models())
+    assert list_models('plain*') == ['plain110', 'plain18', 'plain20', 'plain32', 'plain34',
+                                     'plain44', 'plain56']
+    assert list_models('resnet1??') == ['resnet101', 'resnet110', 'resnet152']
+    assert list_models('vgg*') == []
+
+
+def test_unknown_model_lists_known_names():
+    with pytest.raises(ValueError) as error:
+        create_model('resnet21', num_classes=10)
+    message = str(error.value)
+    assert "unknown model 'resnet21'" in message and '\n' not in message
+    assert all(name in message for name in list_models())
+
+
+def test_unknown_field_is_one_line_naming_valid_fields():
+    with pytest.raises(ValueError) as error:
+        create_model('resnet20', num_classes=10, stage_width=(8, 16, 32))
+    message = str(error.value)
+    assert "'stage_width'" in message and '\n' not in message
+    assert 'stage_widths' in message and 'zero_init_last_bn' in message
+
+
+def test_field_overrides_apply():
+    model = create_model('resnet56', num_classes=100, activation='tanh', stage_widths=(8, 16, 32))
+    assert (model.num_classes, model.activation, model.stage_widths) == (100, 'tanh', (8, 16, 32))
+    assert model.stage_sizes == (9, 9, 9)
+
+
+def test_duplicate_registration_fails(monkeypatch):
+    monkeypatch.setattr(registry, '_REGISTRY', dict(registry._REGISTRY))
+    with pytest.raises(ValueError, match="'resnet20' is already registered"):
+        register_model('resnet20', BasicBlock)
+
+    @register_model('tiny_test_net')
+    def tiny(num_classes):
+        return create_model('resnet20', num_classes=num_classes, stage_sizes=(1, 1, 1))
+
+    assert 'tiny_test_net' in list_models()
+    assert create_model('tiny_test_net', num_classes=3, activation='elu').activation == 'elu'
+    with pytest.raises(ValueError, match='already registered'):
+        register_model('tiny_test_net', tiny)
+
+
+def test_unknown_activation_is_one_line_listing_names():
+    with pytest.raises(ValueError) as error:
+        get_activation('swish')
+    assert '\n' not in str(error.value) and all(name in str(error.value) for name in ACTIVATIONS)
+
+
+def test_bad_field_value_is_rejected():
+    with pytest.raises(ValueError, match='shortcut'):
+        abstract_variables(tiny_resnet(shortcut='C'))
+
+
+def test_activation_table_matches_torch_conventions():
+    x = jnp.array([-2.0, -0.5, 0.0, 1.5])
+    np.testing.assert_allclose(get_activation('leaky_relu')(x), [-0.02, -0.005, 0.0, 1.5], rtol=1e-6)
+    erf_gelu = 0.5 * x * (1 + jax.scipy.special.erf(x / np.sqrt(2)))
+    np.testing.assert_allclose(get_activation('gelu')(x), erf_gelu, rtol=1e-6)
+
+
+# --- ablation structure -----------------------------------------------------------------------
+
+def has_projection(tree):
+    return any('proj_' in jax.tree_util.keystr(path) for path, _ in jax.tree_util.tree_leaves_with_path(tree))
+
+
+@pytest.mark.parametrize('name', list_models('plain*'))
+def test_plain_nets_have_no_projections(name):
+    assert not has_projection(abstract_variables(create_model(name, num_classes=10)))
+
+
+@pytest.mark.parametrize('depth', [20, 32, 44, 56, 110])
+def test_plain_cifar_net_has_the_option_a_param_tree(depth):
+    plain = abstract_variables(create_model(f'plain{depth}', num_classes=10))
+    resnet = abstract_variables(create_model(f'resnet{depth}', num_classes=10))
+    assert shapes(plain) == shapes(resnet)
+
+
+def test_option_b_adds_exactly_the_projections():
+    a = abstract_variables(create_model('resnet20', num_classes=10))['params']
+    b = abstract_variables(create_model('resnet20', num_classes=10, shortcut='B'))['params']
+    projections = {k: {n: v for n, v in block.items() if n.startswith('proj_')}
+                   for k, block in b.items() if isinstance(block, dict) and 'proj_conv' in block}
+    # One projection where each of stages 2 and 3 starts: 1x1 conv + BN scale and bias.
+    assert set(projections) == {'stage2_block1', 'stage3_block1'}
+    assert count_params(b) - count_params(a) == count_params(projections) == (16 * 32 + 64) + (32 * 64 + 128)
+    without = {k: {n: v for n, v in block.items() if not n.startswith('proj_')} for k, block in b.items()}
+    assert shapes(without) == shapes(a)
+
+
+@pytest.mark.parametrize('residual', ['relu_before_add', 'square'])
+def test_residual_forms_share_the_standard_param_tree(residual):
+    standard = abstract_variables(create_model('resnet20', num_classes=10))
+    assert shapes(abstract_variables(create_model('resnet20', num_classes=10, residual=residual))) == shapes(standard)
+
+
+def block_output(residual, x, seed=0, **fields):
+    block = BasicBlock(features=x.shape[-1], residual=residual, **fields)
+    variables = block.init(jax.random.key(seed), x, train=False)
+    out, _ = block.apply(variables, x, train=True, mutable=['batch_stats'])
+    return out
+
+
+def test_relu_before_add_can_go_negative_where_standard_cannot():
+    x = jax.random.normal(jax.random.key(0), (4, 8, 8, 16))
+    for seed in range(3):
+        assert float(jnp.min(block_output('standard', x, seed))) >= 0.0
+        assert float(jnp.min(block_output('relu_before_add', x, seed))) < 0.0
+
+
+def test_square_residual_differs_from_standard():
+    x = jax.random.normal(jax.random.key(0), (2, 8, 8, 16))
+    assert not np.allclose(block_output('square', x), block_output('standard', x))
+
+
+def test_preact_runs_and_differs():
+    x, standard_vars = init(tiny_resnet())
+    preact = tiny_resnet(residual='preact')
+    preact_vars = preact.init(jax.random.key(0), x, train=False)
+    params = preact_vars['params']
+    assert 'final_bn' in params and 'stem_bn' not in params and 'final_bn' not in standard_vars['params']
+    logits, _ = preact.apply(preact_vars, x, train=True, mutable=['batch_stats'])
+    assert np.isfinite(logits).all()
+    assert not np.allclose(logits, tiny_resnet().apply(standard_vars, x, train=True,
+                                                       mutable=['batch_stats'])[0])
+    # A preact projection reads the pre-activated input and has no BN of its own.
+    b = abstract_variables(create_model('resnet18', num_classes=10, residual='preact'))['params']
+    assert 'proj_conv' in b['stage2_block1'] and 'proj_bn' not in b['stage2_block1']
+
+
+@pytest.mark.parametrize('activation', sorted(ACTIVATIONS))
+def test_every_activation_runs(activation):
+    x, variables = init(tiny_resnet(activation=activation))
+    logits = tiny_resnet(activation=activation).apply(variables, x, train=False)
+    assert logits.shape == (2, 10) and np.isfinite(logits).all()
+
+
+@pytest.mark.parametrize('name', ['resnet20', 'resnet50'])
+def test_zero_init_last_bn_zeros_each_branchs_last_scale(name):
+    model = create_model(name, num_classes=10, zero_init_last_bn=True)
+    params = init(model)[1]['params']
+    last = 'bn3' if model.block is Bottleneck else 'bn2'
+    blocks = [k for k in params if k.startswith('stage')]
+    assert len(blocks) == sum(model.stage_sizes)
+    for k in blocks:
+        assert not np.any(params[k][last]['scale']), k
+        others = [n for n in params[k] if n.startswith('bn') and n != last]
+        assert all(np.all(params[k][n]['scale'] == 1) for n in others)
+
+
+@pytest.mark.parametrize('stride', [1, 2])
+def test_zero_init_block_starts_as_its_shortcut(stride):
+    x = jnp.abs(jax.random.normal(jax.random.key(0), (2, 8, 8, 16)))  # a ReLU's output
+    features = 16 * stride
+    block = BasicBlock(features=features, stride=stride, zero_init_last_bn=True)
+    out, _ = block.apply(block.init(jax.random.key(1), x, train=False), x, train=True,
+                         mutable=['batch_stats'])
+    pad = (features - 16) // 2
+    shortcut = jnp.pad(x[:, ::stride, ::stride], ((0, 0), (0, 0), (0, 0), (pad, pad)))
+    np.testing.assert_allclose(out, shortcut)
+
+
+def test_bfloat16_compute_keeps_float32_params_and_logits():
+    model = tiny_resnet(dtype=jnp.bfloat16)
+    x, variables = init(model)
+    assert {leaf.dtype for leaf in jax.tree_util.tree_leaves(variables)} == {jnp.dtype(jnp.float32)}
+    logits, _ = model.apply(variables, x, train=True, mutable=['batch_stats'])
+    assert logits.dtype == jnp.float32 and np.isfinite(logits).all()
+    reference = tiny_resnet().apply(variables, x, train=False)
+    np.testing.assert_allclose(model.apply(variables, x, train=False), reference, rtol=0.1, atol=0.1)
+
+
+def test_train_mode_updates_batch_stats_and_eval_mode_does_not():
+    model = tiny_resnet()
+    x, variables = init(model)
+    _, updates = model.apply(variables, x, train=True, mutable=['batch_stats'])
+    before, after = variables['batch_stats'], updates['batch_stats']
+    assert jax.tree_util.tree_structure(before) == jax.tree_util.tree_structure(after)
+    changed = jax.tree_util.tree_map(lambda a, b: bool(np.any(a != b)), before, after)
+    assert all(jax.tree_util.tree_leaves(changed))
+    # momentum 0.9: running mean = 0.9 * 0 + 0.1 * batch mean.
+    conv_out = jax.lax.conv_general_dilated(
+        x, variables['params']['stem_conv']['kernel'], (1, 1), ((1, 1), (1, 1)),
+        dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+    np.testing.assert_allclose(after['stem_bn']['mean'], 0.1 * conv_out.mean(axis=(0, 1, 2)),
+                               rtol=1e-4, atol=1e-6)
+    _, unchanged = model.apply(variables, x, train=False, mutable=['batch_stats'])
+    assert jax.tree_util.tree_all(jax.tree_util.tree_map(np.array_equal, unchanged['batch_stats'], before))
+
+
+def test_imagenet_stem_downsamples_four_times_and_cifar_stem_keeps_size():
+    def first_block_output(name, **fields):
+        model = create_model(name, num_classes=10, **fields)
+        capture = lambda module, method: module.name == 'stage1_block1' and method == '__call__'  # noqa: E731
+        _, state = jax.eval_shape(
+            lambda v, x: model.apply(v, x, train=False, mutable=['intermediates'],
+                                     capture_intermediates=capture),
+            abstract_variables(model), jax.ShapeDtypeStruct((1, 64, 64, 3), jnp.float32))
+        return state['intermediates']['stage1_block1']['__call__'][0].shape
+
+    assert first_block_output('resnet18') == (1, 16, 16, 64)
+    assert first_block_output('resnet18', stem='cifar') == (1, 64, 64, 64)
+    assert first_block_output('resnet50') == (1, 16, 16, 256)
