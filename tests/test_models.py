@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from cnnzoo.models import (ACTIVATIONS, BasicBlock, Bottleneck, count_params, create_model,
-                           get_activation, list_models, register_model)
+                           get_activation, list_models, min_input_size, register_model)
 from cnnzoo.models import registry
+from cnnzoo.training import AUX_COLLECTION
 
 IMAGENET_MODELS = ('resnet18', 'resnet34', 'resnet50', 'resnet101', 'resnet152', 'plain18', 'plain34')
 
@@ -78,7 +79,8 @@ def test_parameter_count_is_pinned(name):
 @pytest.mark.parametrize('name', list_models())
 def test_model_runs_and_every_parameter_gets_a_gradient(name):
     model = create_model(name, num_classes=7)
-    x = jax.random.normal(jax.random.key(1), (2, 32, 32, 3))
+    size = min_input_size(name)
+    x = jax.random.normal(jax.random.key(1), (2, size, size, 3))
     logits, variables = model.init_with_output(jax.random.key(0), x, train=False)
     assert logits.shape == (2, 7) and logits.dtype == jnp.float32
 
@@ -86,12 +88,16 @@ def test_model_runs_and_every_parameter_gets_a_gradient(name):
     # eval-mode BN normalises nothing, and the variance then doubles with every residual
     # addition, which overflows float32 in resnet1202. Batch 4 because the ImageNet stem leaves
     # 1x1 maps in the last stage at 32x32, where BN over two values has epsilon-dominated gradients.
-    x = jax.random.normal(jax.random.key(2), (4, 32, 32, 3))
+    x = jax.random.normal(jax.random.key(2), (4, size, size, 3))
 
     def loss(params):
-        out, _ = model.apply({'params': params, 'batch_stats': variables['batch_stats']}, x,
-                             train=True, mutable=['batch_stats'])
-        return jnp.mean(out ** 2), out
+        out, sown = model.apply({'params': params, 'batch_stats': variables.get('batch_stats', {})}, x,
+                                train=True, mutable=['batch_stats', AUX_COLLECTION],
+                                rngs={'dropout': jax.random.key(3)})
+        # auxiliary heads (sown in train mode, see cnnzoo.training.steps) must get gradients too
+        aux = sum(jnp.mean(e['logits'] ** 2) for e in jax.tree_util.tree_leaves(
+            sown.get(AUX_COLLECTION, {}), is_leaf=lambda e: isinstance(e, dict) and 'logits' in e))
+        return jnp.mean(out ** 2) + aux, out
 
     grads, logits = jax.grad(loss, has_aux=True)(variables['params'])
     assert logits.shape == (4, 7) and np.isfinite(logits).all()

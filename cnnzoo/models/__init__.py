@@ -10,9 +10,10 @@ Importing this package registers every model.
 """
 
 from cnnzoo.models.layers import ACTIVATIONS, get_activation
-from cnnzoo.models.registry import create_model, list_models, model_fields, register_model
+from cnnzoo.models.registry import (create_model, list_models, min_input_size, model_fields,
+                                     register_model)
 from cnnzoo.models.resnet import BasicBlock, Bottleneck, ResNet  # registers the ResNet family
 from cnnzoo.models.summary import count_params
 
 __all__ = ['ACTIVATIONS', 'BasicBlock', 'Bottleneck', 'ResNet', 'count_params', 'create_model',
-           'get_activation', 'list_models', 'model_fields', 'register_model']
+           'get_activation', 'list_models', 'min_input_size', 'model_fields', 'register_model']

@@ -13,20 +13,25 @@ from collections.abc import Callable
 import flax.linen as nn
 
 _REGISTRY: dict[str, Callable[..., nn.Module]] = {}
+_MIN_INPUT_SIZE: dict[str, int] = {}
 
 # Dataclass fields every linen Module has that are wiring, not configuration.
 _MODULE_INTERNALS = frozenset({'parent', 'name'})
 
 
-def register_model(name: str, factory: Callable[..., nn.Module] | None = None):
+def register_model(name: str, factory: Callable[..., nn.Module] | None = None, *,
+                   min_input_size: int = 32):
     """Registers ``factory`` under ``name``; without ``factory``, returns a decorator that does.
 
     Registering a name twice is a ValueError, so two models can never silently shadow each other.
+    ``min_input_size`` is the smallest square image the model accepts (32 for CIFAR-usable
+    models; Inception v3's ImageNet layout needs 75); registry-wide tests run models at it.
     """
     def add(factory):
         if name in _REGISTRY:
             raise ValueError(f'model {name!r} is already registered')
         _REGISTRY[name] = factory
+        _MIN_INPUT_SIZE[name] = min_input_size
         return factory
 
     return add if factory is None else add(factory)
@@ -61,3 +66,10 @@ def create_model(name: str, *, num_classes: int, **fields) -> nn.Module:
 def model_fields(module: nn.Module) -> list[str]:
     """The configurable fields of ``module``, sorted."""
     return sorted(f.name for f in dataclasses.fields(module) if f.init and f.name not in _MODULE_INTERNALS)
+
+
+def min_input_size(name: str) -> int:
+    """The smallest square input (pixels) model ``name`` accepts; see ``register_model``."""
+    if name not in _REGISTRY:
+        raise ValueError(f'unknown model {name!r}; known models: {", ".join(list_models())}')
+    return _MIN_INPUT_SIZE[name]
