@@ -1,17 +1,38 @@
 """Shared fixtures: tiny CIFAR-10 archives in the official python layout, made on the fly."""
 
 import io
+import os
 import pickle
 import tarfile
 
 import numpy as np
 import pytest
 
+SHARED_PACK = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), '..', 'shared',
+                           'data', 'cifar10_jpeg.npz')
 
-def write_cifar10_python_archive(path, *, per_batch=40, test=50, seed=0):
+
+def real_cifar10_images(n_train, n_test):
+    """The first images of the real CIFAR-10 (the JPEG copy in ../shared/data), or None without it."""
+    if not os.path.exists(SHARED_PACK):
+        return None
+    from PIL import Image
+
+    z = np.load(SHARED_PACK)
+    out = []
+    for split, n in (('train', n_train), ('test', n_test)):
+        raw, off = z[f'{split}_jpeg'], z[f'{split}_offsets']
+        x = np.stack([np.asarray(Image.open(io.BytesIO(raw[off[i]:off[i + 1]].tobytes())).convert('RGB'))
+                      for i in range(n)])
+        out += [x.astype(np.uint8), z[f'{split}_labels'][:n].astype(np.int64)]
+    return out
+
+
+def write_cifar10_python_archive(path, *, per_batch=40, test=50, seed=0, real=False):
     """A tiny ``cifar-10-python.tar.gz``: 5 train batches of ``per_batch`` images, ``test`` test images.
 
-    Images are random except for a class-dependent mean colour, so a network can learn a little.
+    With ``real=True`` and ../shared/data present, the images are the first ones of the real
+    CIFAR-10; otherwise they are random with a class-dependent mean colour (learnable a little).
     Returns ``(x_train, y_train, x_test, y_test)`` as NHWC uint8 / int arrays.
     """
     rng = np.random.default_rng(seed)
@@ -21,8 +42,12 @@ def write_cifar10_python_archive(path, *, per_batch=40, test=50, seed=0):
         x = rng.integers(0, 64, (n, 32, 32, 3)) + (y[:, None, None, None] * 19)
         return x.astype(np.uint8), y
 
-    x_train, y_train = images(5 * per_batch)
-    x_test, y_test = images(test)
+    arrays = real_cifar10_images(5 * per_batch, test) if real else None
+    if arrays is not None:
+        x_train, y_train, x_test, y_test = arrays
+    else:
+        x_train, y_train = images(5 * per_batch)
+        x_test, y_test = images(test)
 
     def add(tar, name, obj):
         data = pickle.dumps(obj)
@@ -47,7 +72,10 @@ def write_cifar10_python_archive(path, *, per_batch=40, test=50, seed=0):
 
 @pytest.fixture(scope='session')
 def tiny_cifar10(tmp_path_factory):
-    """Path of a tiny cifar-10-python.tar.gz (200 train, 50 test images), shared by a session."""
+    """Path of a tiny cifar-10-python.tar.gz (200 train, 50 test images), shared by a session.
+
+    Real CIFAR-10 images when ../shared/data is there (as on CI), synthetic ones otherwise.
+    """
     path = tmp_path_factory.mktemp('tiny_cifar') / 'cifar-10-python.tar.gz'
-    write_cifar10_python_archive(path)
+    write_cifar10_python_archive(path, real=True)
     return str(path)

@@ -1,8 +1,9 @@
-"""Model summaries: parameter counts."""
+"""Model summaries: parameter counts, and FLOPs from XLA's cost analysis of the compiled graph."""
 
 from __future__ import annotations
 
 import jax
+import jax.numpy as jnp
 
 
 def count_params(tree) -> int:
@@ -11,3 +12,49 @@ def count_params(tree) -> int:
     Pass ``variables['params']`` for the trainable count; ``batch_stats`` are not parameters.
     """
     return sum(int(leaf.size) for leaf in jax.tree_util.tree_leaves(tree))
+
+
+def forward_flops(model, image_size: int, batch: int = 1) -> float:
+    """FLOPs of one eval-mode forward pass per image, from XLA's HLO cost analysis.
+
+    Nothing is run or compiled: the function is lowered and XLA counts its operations (a
+    multiply-add is 2 FLOPs; convolutions and matmuls dominate, elementwise ops are included).
+    """
+    x = jax.ShapeDtypeStruct((batch, image_size, image_size, 3), jnp.float32)
+    variables = jax.eval_shape(lambda x: model.init(jax.random.key(0), x, train=False), x)
+    lowered = jax.jit(lambda v, x: model.apply(v, x, train=False)).lower(variables, x)
+    return float(lowered.cost_analysis()['flops']) / batch
+
+
+def summary_rows(names, *, sizes=(32, 224), num_classes=(10, 1000)):
+    """One dict per model: parameters at each class count and forward GFLOPs at each image size.
+
+    The FLOPs at size ``sizes[i]`` are measured with ``num_classes[i]`` classes (CIFAR at 32,
+    ImageNet at 224). A size below the model's minimum input gives ``None``.
+    """
+    from cnnzoo.models.registry import create_model, min_input_size
+
+    rows = []
+    for name in names:
+        row = {'model': name}
+        for size, classes in zip(sizes, num_classes):
+            model = create_model(name, num_classes=classes)
+            x = jax.ShapeDtypeStruct((1, max(size, min_input_size(name)), max(size, min_input_size(name)), 3),
+                                     jnp.float32)
+            variables = jax.eval_shape(lambda x: model.init(jax.random.key(0), x, train=False), x)
+            row[f'params_{classes}'] = count_params(variables['params'])
+            row[f'gflops_{size}'] = (forward_flops(model, size) / 1e9
+                                     if size >= min_input_size(name) else None)
+        rows.append(row)
+    return rows
+
+
+def markdown_table(rows, *, sizes=(32, 224), num_classes=(10, 1000)) -> str:
+    head = (['model'] + [f'params ({c} classes)' for c in num_classes]
+            + [f'GFLOPs {s}x{s}' for s in sizes])
+    lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
+    for r in rows:
+        cells = [r['model']] + [f'{r[f"params_{c}"]:,}' for c in num_classes]
+        cells += ['—' if r[f'gflops_{s}'] is None else f'{r[f"gflops_{s}"]:.3f}' for s in sizes]
+        lines.append('| ' + ' | '.join(cells) + ' |')
+    return '\n'.join(lines)
