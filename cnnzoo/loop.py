@@ -219,15 +219,12 @@ def _train(config, workdir: str) -> dict:
             state, metrics = step_fn(state, perm)
             step += 1
             pending.append(metrics)
-            if step == start_step + 1:  # the first step compiles: time it apart
-                jax.block_until_ready(state)
+            if step == start_step + 1:  # the first step compiles: time it apart from throughput
+                _check_finite(jax.device_get(pending), step, ckpts)
                 progress.message(f'compiled and ran the first step in {time.perf_counter() - started:.1f}s')
+                pending = []
                 throughput.reset(step)
                 pending_start = time.perf_counter()
-                pending = [jax.device_get(metrics)]
-                _check_finite(pending, step, ckpts)
-                pending = []
-                continue
             at_eval = step % eval_every == 0 or step == total
             at_ckpt = step % t.checkpoint_every_steps == 0 or step == total
             at_log = step % t.log_every_steps == 0
@@ -240,7 +237,7 @@ def _train(config, workdir: str) -> dict:
             train_seconds += time.perf_counter() - pending_start
             train_images_seen += len(host) * t.batch_size
             pending = []
-            if at_log:
+            if at_log and host:
                 record = {'step': step, 'split': 'train', 'epoch': step / spe,
                           'loss': float(np.mean([m['loss'] for m in host])),
                           'accuracy': float(np.mean([m['accuracy'] for m in host])),

@@ -178,3 +178,10 @@ def test_a_start_that_never_checkpointed_binds_no_config(tiny_cifar10, cache_dir
     (tmp_path / 'checkpoints' / '5').mkdir(parents=True)
     with pytest.raises(RunError, match='training.batch_size'):
         write_or_check_config(str(tmp_path), tiny_config(tiny_cifar10, cache_dir))
+
+
+def test_one_step_run_checkpoints_and_evaluates_its_only_step(tiny_cifar10, cache_dir, tmp_path):
+    config = tiny_config(tiny_cifar10, cache_dir, **{'training.num_steps': '1', 'training.eval_every_epochs': '0.1'})
+    summary = train_and_evaluate(config, str(tmp_path))
+    assert summary['step'] == 1 and summary['final']['step'] == 1
+    assert Checkpoints(str(tmp_path), keep=2).latest_step() == 1

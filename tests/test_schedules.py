@@ -44,6 +44,14 @@ def test_bad_ratio_is_one_line_error(bad):
 def test_bad_boundaries():
     with pytest.raises(ValueError, match='increasing'):
         piecewise_constant(0.1, [20, 10])
+    with pytest.raises(ValueError, match='non-negative'):
+        piecewise_constant(0.1, [-1])
+
+
+def test_very_short_runs_give_empty_phases():
+    assert ratio_boundaries('2:1:1', 1) == [0, 1]
+    lr = piecewise_by_ratio(0.1, '2:1:1', 1)
+    np.testing.assert_allclose(values(lr, [0]), [0.01], rtol=1e-6)
 
 
 def test_warmup_then_schedule():

@@ -32,9 +32,16 @@ def piecewise_constant(base: float, boundaries: Sequence[int], decay_factor: flo
     The rate changes *at* a boundary: step ``boundaries[0]`` already uses the decayed rate.
     """
     boundaries = [int(b) for b in boundaries]
-    if any(b <= 0 for b in boundaries) or boundaries != sorted(boundaries):
-        raise ValueError(f'schedule boundaries must be positive and increasing, got {boundaries}')
-    return optax.piecewise_constant_schedule(base, {b: decay_factor for b in boundaries})
+    if any(b < 0 for b in boundaries) or boundaries != sorted(boundaries):
+        raise ValueError(f'schedule boundaries must be non-negative and increasing, got {boundaries}')
+    marks = jnp.asarray(boundaries, jnp.int32)
+
+    def schedule(step):
+        # Phases may be empty (two equal boundaries), as a ratio gives on a very short run.
+        passed = jnp.sum(jnp.asarray(step) >= marks) if boundaries else 0
+        return base * jnp.asarray(decay_factor, jnp.float32) ** passed
+
+    return schedule
 
 
 def parse_ratio(ratio: str) -> tuple[float, ...]:
