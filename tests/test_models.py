@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from cnnzoo.models import (ACTIVATIONS, BasicBlock, Bottleneck, count_params, create_model,
-                           get_activation, list_models, min_input_size, register_model)
+                           get_activation, list_models, min_input_size, register_model,
+                           cifar_fields)
 from cnnzoo.models import registry
 from cnnzoo.training import AUX_COLLECTION
 
@@ -37,6 +38,22 @@ PINNED_PARAMS = {
     # 8192+256 + 32768+512 + 131072+1024 = 173,824 fewer than the ResNet.
     'plain18': (1000, 11_689_512 - 173_824, 'resnet18 minus its projections (11,515,688)'),
     'plain34': (1000, 21_797_672 - 173_824, 'resnet34 minus its projections (21,623,848)'),
+    # VGG, ImageNet head (torchvision's layout): torchvision.models' published counts.
+    'vgg11': (1000, 132_863_336, f'{_TV}.vgg11'),
+    'vgg11_bn': (1000, 132_868_840, f'{_TV}.vgg11_bn'),
+    'vgg13': (1000, 133_047_848, f'{_TV}.vgg13'),
+    'vgg13_bn': (1000, 133_053_736, f'{_TV}.vgg13_bn'),
+    'vgg16': (1000, 138_357_544, f'{_TV}.vgg16'),
+    'vgg16_bn': (1000, 138_365_992, f'{_TV}.vgg16_bn'),
+    'vgg19': (1000, 143_667_240, f'{_TV}.vgg19'),
+    'vgg19_bn': (1000, 143_678_248, f'{_TV}.vgg19_bn'),
+    # LRN has no parameters: A-LRN equals A (Simonyan & Zisserman Table 2: 133M for both).
+    'vgg11_lrn': (1000, 132_863_336, 'equal to vgg11 (LRN has no parameters)'),
+    'vgg11_lrn_bn': (1000, 132_868_840, 'equal to vgg11_bn'),
+    # C is D with the third 3x3 conv of stages 3-5 made 1x1: 8 * (256*256 + 2*512*512) = 4,718,592
+    # fewer weights (Table 2: 134M against 138M).
+    'vgg16_1x1': (1000, 138_357_544 - 4_718_592, 'vgg16 minus 4,718,592 (1x1 convs), Table 2: 134M'),
+    'vgg16_1x1_bn': (1000, 138_365_992 - 4_718_592, 'vgg16_bn minus 4,718,592'),
 }
 
 
@@ -328,3 +345,12 @@ def test_imagenet_stem_downsamples_four_times_and_cifar_stem_keeps_size():
     assert first_block_output('resnet18') == (1, 16, 16, 64)
     assert first_block_output('resnet18', stem='cifar') == (1, 64, 64, 64)
     assert first_block_output('resnet50') == (1, 16, 16, 256)
+
+
+@pytest.mark.parametrize('name', list_models())
+def test_cifar_adaptation_runs_at_32_pixels(name):
+    """``cifar_fields(name)`` gives a model that maps 32x32 images to logits."""
+    model = create_model(name, num_classes=10, **cifar_fields(name))
+    out = jax.eval_shape(lambda: model.init_with_output(jax.random.key(0), jnp.zeros((2, 32, 32, 3)),
+                                                        train=False)[0])
+    assert out.shape == (2, 10)

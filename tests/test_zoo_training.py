@@ -1,5 +1,8 @@
 """Every registered model trains through the same train_step on real images and resumes exactly.
 
+Each model runs as its CIFAR adaptation (``cifar_fields(name)``: the CIFAR stem of the ImageNet
+ResNets, the CIFAR head of VGG, ...), which is what is trained on these 32x32 images.
+
 For each model: three steps straight, against two steps, a round trip of the state through host
 memory (what a checkpoint stores: ``TrainState.checkpoint_items()``), then the third step; the
 results must be bitwise equal. This catches any model state or randomness that a checkpoint would
@@ -15,7 +18,7 @@ import pytest
 
 from cnnzoo.config import default_config
 from cnnzoo.data import augment, epoch_permutation, load_dataset, normalize, take_batch
-from cnnzoo.models import create_model, list_models, min_input_size
+from cnnzoo.models import cifar_fields, create_model, list_models, min_input_size
 from cnnzoo.training import TrainState, init_variables, make_optimizer, make_train_step
 
 BATCH = 8
@@ -30,7 +33,7 @@ def dataset(tiny_cifar10, tmp_path_factory):
 @pytest.mark.parametrize('name', list_models())
 def test_trains_and_resumes_bitwise(name, dataset):
     size = min_input_size(name)
-    model = create_model(name, num_classes=dataset.num_classes)
+    model = create_model(name, num_classes=dataset.num_classes, **cifar_fields(name))
     if getattr(model, 'stage_sizes', None):
         model = model.clone(stage_sizes=tuple(min(n, 2) for n in model.stage_sizes))
     config = default_config()

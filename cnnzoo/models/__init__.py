@@ -10,10 +10,11 @@ Importing this package registers every model.
 """
 
 from cnnzoo.models.layers import ACTIVATIONS, get_activation
-from cnnzoo.models.registry import (create_model, list_models, min_input_size, model_fields,
+from cnnzoo.models.registry import (cifar_fields, create_model, list_models, min_input_size, model_fields,
                                      register_model)
 from cnnzoo.models.resnet import BasicBlock, Bottleneck, ResNet  # registers the ResNet family
 from cnnzoo.models.summary import count_params
+from cnnzoo.models.vgg import VGG  # registers VGG A-E
 
-__all__ = ['ACTIVATIONS', 'BasicBlock', 'Bottleneck', 'ResNet', 'count_params', 'create_model',
+__all__ = ['ACTIVATIONS', 'BasicBlock', 'Bottleneck', 'ResNet', 'VGG', 'cifar_fields', 'count_params', 'create_model',
            'get_activation', 'list_models', 'min_input_size', 'model_fields', 'register_model']

@@ -14,24 +14,28 @@ import flax.linen as nn
 
 _REGISTRY: dict[str, Callable[..., nn.Module]] = {}
 _MIN_INPUT_SIZE: dict[str, int] = {}
+_CIFAR_FIELDS: dict[str, dict] = {}
 
 # Dataclass fields every linen Module has that are wiring, not configuration.
 _MODULE_INTERNALS = frozenset({'parent', 'name'})
 
 
 def register_model(name: str, factory: Callable[..., nn.Module] | None = None, *,
-                   min_input_size: int = 32):
+                   min_input_size: int = 32, cifar_fields: dict | None = None):
     """Registers ``factory`` under ``name``; without ``factory``, returns a decorator that does.
 
     Registering a name twice is a ValueError, so two models can never silently shadow each other.
     ``min_input_size`` is the smallest square image the model accepts (32 for CIFAR-usable
     models; Inception v3's ImageNet layout needs 75); registry-wide tests run models at it.
+    ``cifar_fields`` are the field values that make the model's usual 32x32 CIFAR adaptation
+    (e.g. ``{'stem': 'cifar'}`` for the ImageNet ResNets); empty for models already made for CIFAR.
     """
     def add(factory):
         if name in _REGISTRY:
             raise ValueError(f'model {name!r} is already registered')
         _REGISTRY[name] = factory
         _MIN_INPUT_SIZE[name] = min_input_size
+        _CIFAR_FIELDS[name] = dict(cifar_fields or {})
         return factory
 
     return add if factory is None else add(factory)
@@ -73,3 +77,10 @@ def min_input_size(name: str) -> int:
     if name not in _REGISTRY:
         raise ValueError(f'unknown model {name!r}; known models: {", ".join(list_models())}')
     return _MIN_INPUT_SIZE[name]
+
+
+def cifar_fields(name: str) -> dict:
+    """Field values giving model ``name``'s CIFAR (32x32) adaptation: ``create_model(name,
+    num_classes=10, **cifar_fields(name))``. Empty when the registered model is already for CIFAR."""
+    min_input_size(name)  # one-line error for an unknown name
+    return dict(_CIFAR_FIELDS[name])

@@ -252,4 +252,6 @@ plain34 = partial(resnet34, shortcut='none')
 for _name in ('resnet20', 'resnet32', 'resnet44', 'resnet56', 'resnet110', 'resnet1202',
               'plain20', 'plain32', 'plain44', 'plain56', 'plain110',
               'resnet18', 'resnet34', 'resnet50', 'resnet101', 'resnet152', 'plain18', 'plain34'):
-    register_model(_name, globals()[_name])
+    _factory = globals()[_name]
+    _cifar_stem = {'stem': 'cifar'} if _factory.keywords.get('stem') == 'imagenet' else None
+    register_model(_name, _factory, cifar_fields=_cifar_stem)
