@@ -144,7 +144,8 @@ def test_list_models_is_sorted_and_globs():
     assert list_models('plain*') == ['plain110', 'plain18', 'plain20', 'plain32', 'plain34',
                                      'plain44', 'plain56']
     assert list_models('resnet1??') == ['resnet101', 'resnet110', 'resnet152']
-    assert list_models('vgg*') == []
+    assert list_models('vgg16*') == ['vgg16', 'vgg16_1x1', 'vgg16_1x1_bn', 'vgg16_bn']
+    assert list_models('no_such_model*') == []
 
 
 def test_unknown_model_lists_known_names():
