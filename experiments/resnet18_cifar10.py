@@ -8,8 +8,9 @@ learning rate 0.1 with cosine decay over 200 epochs, pad-4 crop and flip.
 Run:
     python scripts/train.py --config experiments/resnet18_cifar10.py --workdir runs/resnet18_cifar10
 
-Expected: about 95% test accuracy on the original data after 200 epochs (kuangliu/pytorch-cifar
-reports 95.44% with this recipe); not yet measured with cnnzoo — a GPU run is pending.
+Expected: at least 93% test accuracy on the original data after 200 epochs (kuangliu/pytorch-cifar's
+README lists 93.02% for its ResNet18 on CIFAR-10); not yet measured with cnnzoo — a GPU run is
+pending (issue 5).
 """
 
 from cnnzoo.config import default_config

@@ -54,6 +54,21 @@ PINNED_PARAMS = {
     # fewer weights (Table 2: 134M against 138M).
     'vgg16_1x1': (1000, 138_357_544 - 4_718_592, 'vgg16 minus 4,718,592 (1x1 convs), Table 2: 134M'),
     'vgg16_1x1_bn': (1000, 138_365_992 - 4_718_592, 'vgg16_bn minus 4,718,592'),
+    # torchvision.models.inception_v3 (aux_logits=True) publishes 27,161,264. Without its auxiliary
+    # head: minus conv0 768*128+2*128, conv1 5*5*128*768+2*768, fc 768*1000+1000 = 23,834,568.
+    'inception_v3': (1000, 27_161_264, f'{_TV}.inception_v3, with the auxiliary head'),
+    'alexnet': (1000, 61_100_840, f'{_TV}.alexnet'),
+    # Krizhevsky et al. 2012's layout with the two-GPU grouping (conv2, conv4, conv5 see half the maps):
+    # conv1 11*11*3*96+96 = 34,944; conv2 5*5*48*256+256 = 307,456; conv3 3*3*256*384+384 = 885,120;
+    # conv4 3*3*192*384+384 = 663,936; conv5 3*3*192*256+256 = 442,624; fc1 6*6*256*4096+4096 =
+    # 37,752,832; fc2 4096*4096+4096 = 16,781,312; head 4096*1000+1000 = 4,097,000. The paper's
+    # abstract: "60 million parameters".
+    'alexnet_2012': (1000, 60_965_224, 'by hand (above); Krizhevsky et al. 2012 say 60 million'),
+    # torchvision.models.googlenet publishes 6,624,904 (its weights, aux heads dropped); the registered
+    # default keeps the two aux heads, which add 3,188,968 (aux1 on 512 maps) + 3,191,016 (aux2 on 528):
+    # conv 512*128 (528*128) + BN 2*128, fc1 2048*1024+1024, fc2 1024*1000+1000. Derived from
+    # Table 1 in test_models_googlenet.py.
+    'googlenet': (1000, 6_624_904 + 3_188_968 + 3_191_016, f'{_TV}.googlenet plus its two aux heads'),
 }
 
 
@@ -86,7 +101,7 @@ def test_every_model_has_a_pinned_parameter_count():
 @pytest.mark.parametrize('name', list_models())
 def test_parameter_count_is_pinned(name):
     num_classes, expected, source = PINNED_PARAMS[name]
-    variables = abstract_variables(create_model(name, num_classes=num_classes))
+    variables = abstract_variables(create_model(name, num_classes=num_classes), min_input_size(name))
     assert count_params(variables['params']) == expected, source
 
 

@@ -9,6 +9,9 @@ Every model's ``__call__(self, x, *, train: bool)`` maps NHWC float images to fl
 Importing this package registers every model.
 """
 
+from cnnzoo.models.alexnet import AlexNet  # registers alexnet, alexnet_2012
+from cnnzoo.models.googlenet import GoogLeNet  # registers googlenet
+from cnnzoo.models.inception import InceptionV3  # registers inception_v3
 from cnnzoo.models.layers import ACTIVATIONS, get_activation
 from cnnzoo.models.registry import (cifar_fields, create_model, list_models, min_input_size, model_fields,
                                      register_model)
@@ -16,5 +19,6 @@ from cnnzoo.models.resnet import BasicBlock, Bottleneck, ResNet  # registers the
 from cnnzoo.models.summary import count_params
 from cnnzoo.models.vgg import VGG  # registers VGG A-E
 
-__all__ = ['ACTIVATIONS', 'BasicBlock', 'Bottleneck', 'ResNet', 'VGG', 'cifar_fields', 'count_params', 'create_model',
-           'get_activation', 'list_models', 'min_input_size', 'model_fields', 'register_model']
+__all__ = ['ACTIVATIONS', 'AlexNet', 'BasicBlock', 'Bottleneck', 'GoogLeNet', 'InceptionV3', 'ResNet', 'VGG',
+           'cifar_fields', 'count_params',
+           'create_model', 'get_activation', 'list_models', 'min_input_size', 'model_fields', 'register_model']

@@ -15,20 +15,24 @@ import flax.linen as nn
 _REGISTRY: dict[str, Callable[..., nn.Module]] = {}
 _MIN_INPUT_SIZE: dict[str, int] = {}
 _CIFAR_FIELDS: dict[str, dict] = {}
+_CIFAR_MIN_INPUT_SIZE: dict[str, int] = {}
 
 # Dataclass fields every linen Module has that are wiring, not configuration.
 _MODULE_INTERNALS = frozenset({'parent', 'name'})
 
 
 def register_model(name: str, factory: Callable[..., nn.Module] | None = None, *,
-                   min_input_size: int = 32, cifar_fields: dict | None = None):
+                   min_input_size: int = 32, cifar_fields: dict | None = None,
+                   cifar_min_input_size: int | None = None):
     """Registers ``factory`` under ``name``; without ``factory``, returns a decorator that does.
 
     Registering a name twice is a ValueError, so two models can never silently shadow each other.
     ``min_input_size`` is the smallest square image the model accepts (32 for CIFAR-usable
-    models; Inception v3's ImageNet layout needs 75); registry-wide tests run models at it.
+    models; Inception v3 needs 299 with its auxiliary head); registry-wide tests run models at it.
     ``cifar_fields`` are the field values that make the model's usual 32x32 CIFAR adaptation
     (e.g. ``{'stem': 'cifar'}`` for the ImageNet ResNets); empty for models already made for CIFAR.
+    ``cifar_min_input_size`` is the smallest input of that adaptation where it differs from
+    ``min_input_size`` (Inception v3's CIFAR stem: 32); by default the same.
     """
     def add(factory):
         if name in _REGISTRY:
@@ -36,6 +40,7 @@ def register_model(name: str, factory: Callable[..., nn.Module] | None = None, *
         _REGISTRY[name] = factory
         _MIN_INPUT_SIZE[name] = min_input_size
         _CIFAR_FIELDS[name] = dict(cifar_fields or {})
+        _CIFAR_MIN_INPUT_SIZE[name] = min_input_size if cifar_min_input_size is None else cifar_min_input_size
         return factory
 
     return add if factory is None else add(factory)
@@ -72,11 +77,14 @@ def model_fields(module: nn.Module) -> list[str]:
     return sorted(f.name for f in dataclasses.fields(module) if f.init and f.name not in _MODULE_INTERNALS)
 
 
-def min_input_size(name: str) -> int:
-    """The smallest square input (pixels) model ``name`` accepts; see ``register_model``."""
+def min_input_size(name: str, *, cifar: bool = False) -> int:
+    """The smallest square input (pixels) model ``name`` accepts; see ``register_model``.
+
+    With ``cifar=True``, that of its CIFAR adaptation (built with ``cifar_fields(name)``).
+    """
     if name not in _REGISTRY:
         raise ValueError(f'unknown model {name!r}; known models: {", ".join(list_models())}')
-    return _MIN_INPUT_SIZE[name]
+    return (_CIFAR_MIN_INPUT_SIZE if cifar else _MIN_INPUT_SIZE)[name]
 
 
 def cifar_fields(name: str) -> dict:

@@ -14,15 +14,20 @@ def count_params(tree) -> int:
     return sum(int(leaf.size) for leaf in jax.tree_util.tree_leaves(tree))
 
 
-def forward_flops(model, image_size: int, batch: int = 1) -> float:
+def forward_flops(model, image_size: int, batch: int = 1, *, init_size: int | None = None) -> float:
     """FLOPs of one eval-mode forward pass per image, from XLA's HLO cost analysis.
 
     Nothing is run or compiled: the function is lowered and XLA counts its operations (a
     multiply-add is 2 FLOPs; convolutions and matmuls dominate, elementwise ops are included).
+    ``init_size`` is the image size the variables are made at when it differs: Inception v3 builds
+    its auxiliary head at init, which needs 299 pixels, yet evaluates at smaller sizes.
     """
-    x = jax.ShapeDtypeStruct((batch, image_size, image_size, 3), jnp.float32)
-    variables = jax.eval_shape(lambda x: model.init(jax.random.key(0), x, train=False), x)
-    lowered = jax.jit(lambda v, x: model.apply(v, x, train=False)).lower(variables, x)
+    def shape(size):
+        return jax.ShapeDtypeStruct((batch, size, size, 3), jnp.float32)
+
+    variables = jax.eval_shape(lambda x: model.init(jax.random.key(0), x, train=False),
+                               shape(init_size or image_size))
+    lowered = jax.jit(lambda v, x: model.apply(v, x, train=False)).lower(variables, shape(image_size))
     return float(lowered.cost_analysis()['flops']) / batch
 
 
@@ -30,21 +35,25 @@ def summary_rows(names, *, sizes=(32, 224), num_classes=(10, 1000)):
     """One dict per model: parameters at each class count and forward GFLOPs at each image size.
 
     The FLOPs at size ``sizes[i]`` are measured with ``num_classes[i]`` classes (CIFAR at 32,
-    ImageNet at 224). A size below the model's minimum input gives ``None``.
+    ImageNet at 224). A size the model's layout cannot evaluate (its feature maps would vanish)
+    gives ``None``.
     """
     from cnnzoo.models.registry import create_model, min_input_size
 
     rows = []
     for name in names:
         row = {'model': name}
+        init_size = min_input_size(name)
         for size, classes in zip(sizes, num_classes):
             model = create_model(name, num_classes=classes)
-            x = jax.ShapeDtypeStruct((1, max(size, min_input_size(name)), max(size, min_input_size(name)), 3),
-                                     jnp.float32)
+            x = jax.ShapeDtypeStruct((1, max(size, init_size), max(size, init_size), 3), jnp.float32)
             variables = jax.eval_shape(lambda x: model.init(jax.random.key(0), x, train=False), x)
             row[f'params_{classes}'] = count_params(variables['params'])
-            row[f'gflops_{size}'] = (forward_flops(model, size) / 1e9
-                                     if size >= min_input_size(name) else None)
+            try:
+                flops = forward_flops(model, size, init_size=max(size, init_size))
+            except ValueError:  # too small for this layout: the models raise a one-line ValueError
+                flops = None
+            row[f'gflops_{size}'] = None if flops is None else flops / 1e9
         rows.append(row)
     return rows
 

@@ -28,7 +28,7 @@ from typing import Any
 import flax.linen as nn
 import jax.numpy as jnp
 
-from cnnzoo.models.layers import conv_init, get_activation
+from cnnzoo.models.layers import adaptive_avg_pool, conv_init, get_activation
 from cnnzoo.models.normalization import LocalResponseNorm
 from cnnzoo.models.registry import register_model
 
@@ -44,18 +44,6 @@ CONFIGS = {
 }
 HEADS = ('imagenet', 'cifar')
 linear_init = nn.initializers.normal(0.01)
-
-
-def adaptive_avg_pool(x, output_size: int):
-    """PyTorch's ``AdaptiveAvgPool2d``: bin i spans [floor(i*H/out), ceil((i+1)*H/out))."""
-    h, w = x.shape[1:3]
-
-    def bins(n):
-        return [((i * n) // output_size, -(-((i + 1) * n) // output_size)) for i in range(output_size)]
-
-    rows = [jnp.mean(x[:, a:b], axis=1) for a, b in bins(h)]
-    grid = [[jnp.mean(r[:, a:b], axis=1) for a, b in bins(w)] for r in rows]
-    return jnp.stack([jnp.stack(row, axis=1) for row in grid], axis=1)
 
 
 class VGG(nn.Module):
