@@ -47,6 +47,13 @@ def default_config() -> ml_collections.ConfigDict:
     c.model = ml_collections.ConfigDict()
     c.model.name = 'resnet20'
 
+    # Initial weights from a PyTorch state_dict file (e.g. torchvision's), converted by
+    # cnnzoo.torch.convert; '' = cnnzoo's own random initialisation. The classifier head stays
+    # freshly initialised when reset_head is True or when its shape differs (another class count).
+    c.init = ml_collections.ConfigDict()
+    c.init.torch_checkpoint = ''
+    c.init.reset_head = True
+
     c.optimizer = ml_collections.ConfigDict()
     c.optimizer.name = 'sgd'  # 'sgd' | 'adam' | 'adamw'
     c.optimizer.learning_rate = 0.1  # base (peak) rate

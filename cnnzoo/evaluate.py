@@ -24,7 +24,7 @@ def evaluate_checkpoint(workdir: str, *, which: str | int = 'best', overrides=()
         config = config_lib.from_json(f.read())
     config_lib.apply_overrides(config, overrides)
     config.data.validation_size = 0
-    setup = build(config)
+    setup = build(config, initial_weights=False)  # the checkpoint replaces them
     ckpts = Checkpoints(workdir, keep=config.training.keep_checkpoints)
     state = ckpts.restore(setup.state, which)
     if state is None and which == 'best':

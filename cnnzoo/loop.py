@@ -31,7 +31,7 @@ from cnnzoo.models import create_model
 from cnnzoo.progress import Progress, Throughput, format_duration
 from cnnzoo.training import (TrainState, init_variables, make_eval_step, make_optimizer,
                              make_schedule, make_train_step, steps_from_epochs)
-from cnnzoo.workdir import MetricsLog, RunError, WorkdirLock, write_or_check_config
+from cnnzoo.workdir import MetricsLog, RunError, WorkdirLock, has_checkpoint, write_or_check_config
 
 DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}
 
@@ -49,7 +49,12 @@ class Setup:
     mesh: jax.sharding.Mesh
 
 
-def build(config, *, dataset: data_lib.Dataset | None = None) -> Setup:
+def build(config, *, dataset: data_lib.Dataset | None = None, initial_weights: bool = True) -> Setup:
+    """Data, model, schedule and the initial state of ``config``.
+
+    ``initial_weights=False`` skips ``config.init.torch_checkpoint``: a state about to be replaced by
+    a restored checkpoint (resume, evaluation) needs neither the file nor the time to convert it.
+    """
     dataset = dataset or data_lib.load_dataset(
         config.data.name, source=config.data.source, archive=_path(config.data.archive),
         data_dir=_path(config.data.data_dir), validation_size=config.data.validation_size,
@@ -73,9 +78,22 @@ def build(config, *, dataset: data_lib.Dataset | None = None) -> Setup:
         raise RunError(f'batch sizes must divide evenly over {jax.device_count()} devices')
     init_key = jax.random.fold_in(jax.random.PRNGKey(config.seed), 0)
     variables = init_variables(model, init_key, dataset.train_images.shape[1:])
+    if initial_weights and config.init.torch_checkpoint:
+        variables = _variables_from_torch(config, model, variables)
     state = TrainState.create(apply_fn=model.apply, variables=variables, tx=tx)
     state = jax.device_put(state, NamedSharding(mesh, P()))
     return Setup(dataset, model, state, steps_per_epoch, total_steps, learning_rate_fn, mesh)
+
+
+def _variables_from_torch(config, model, variables):
+    """``variables`` overwritten by ``config.init.torch_checkpoint`` (a PyTorch state_dict file)."""
+    from cnnzoo.torch.convert import ConversionError, init_from_state_dict, load_torch_checkpoint
+
+    try:
+        state_dict = load_torch_checkpoint(_path(config.init.torch_checkpoint))
+        return init_from_state_dict(variables, state_dict, model, reset_head=config.init.reset_head)
+    except ConversionError as e:
+        raise RunError(f'config.init.torch_checkpoint: {e}') from e
 
 
 def _path(text: str) -> str | None:
@@ -154,7 +172,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
 def _train(config, workdir: str) -> dict:
     t = config.training
     progress = Progress(0, bar=t.progress_bar)
-    setup = build(config)
+    setup = build(config, initial_weights=not has_checkpoint(workdir))
     ds, spe, total = setup.dataset, setup.steps_per_epoch, setup.total_steps
     progress.total = total
     ckpts = Checkpoints(workdir, keep=t.keep_checkpoints)
