@@ -9,11 +9,29 @@ import math
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+from jax import lax
 
+
+@jax.custom_jvp
+def relu(x):
+    """``jax.nn.relu``, value for value (NaN stays NaN, -0 becomes +0) and with the same derivative
+    (0 at 0), written as a select rather than ``max(x, 0)``.
+
+    Why: XLA's CPU fusion treats ``max(x, 0)`` as a free unary op and recomputes it, with the whole
+    chain of BatchNorm affines, residual additions and earlier ReLUs behind it, inside every
+    consumer. One consumer is the transpose that feeds each convolution's weight gradient; reading
+    four 8 MB tensors in transposed order there made that step ~40% of a ResNet-20 training step
+    on CPU. A select with a full-size predicate is not "unary", so XLA materialises the activation
+    once and every consumer reads it (see results/cpu/compare_pytorch_NOTES.md).
+    """
+    return jnp.where(x > 0, x, jnp.where(jnp.isnan(x), x, jnp.zeros_like(x)))
+
+
+relu.defjvps(lambda g, ans, x: jnp.where(x > 0, g, jnp.zeros_like(g)))
 
 # The one table from name to function; every `activation` field is resolved here.
 ACTIVATIONS = {
-    'relu': nn.relu,
+    'relu': relu,
     'leaky_relu': functools.partial(nn.leaky_relu, negative_slope=0.01),  # torch's default slope
     'sigmoid': nn.sigmoid,
     'tanh': jnp.tanh,
@@ -31,6 +49,45 @@ def get_activation(name: str):
         raise ValueError(f'unknown activation {name!r}; known activations: {", ".join(ACTIVATIONS)}') from None
 
 
+_NHWC = ('NHWC', 'HWIO', 'NHWC')
+
+
+def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilation=None,
+                         dimension_numbers=None, feature_group_count=1, batch_group_count=1,
+                         precision=None, preferred_element_type=None):
+    """``lax.conv_general_dilated``; where the kernel is larger than the input, as one matrix product.
+
+    Pass it as ``nn.Conv(..., conv_general_dilated=conv_general_dilated)``. Why: when the kernel
+    is larger than the image in every spatial dimension (a 3x3 convolution on a 2x2 or 1x1 map, as
+    in the last stage of VGG's CIFAR head, or an ImageNet ResNet on 32x32 images), XLA swaps the
+    convolution's operands into a form that no fast CPU kernel takes; it ran ~100x slower than the
+    same convolution as a matrix product (1.7 s against 12 ms for 128x2x2x512 -> 512), and made
+    VGG-16 train 3x slower than PyTorch on CPU. The matrix product gathers the image patches
+    (im2col, tiny for such maps) and multiplies them by the kernel: the same sum of products, so
+    the same function, up to the order in which floats are added. Anything else (groups,
+    dilation, another layout) goes to ``lax.conv_general_dilated`` unchanged.
+    """
+    spatial = lhs.ndim - 2
+    kernel_size, image_size = rhs.shape[:spatial], lhs.shape[1:1 + spatial]
+    plain = (feature_group_count == 1 and batch_group_count == 1 and spatial == 2
+             and all(d == 1 for d in (lhs_dilation or ()) + (rhs_dilation or ()))
+             and dimension_numbers == lax.conv_dimension_numbers(lhs.shape, rhs.shape, _NHWC))
+    if not plain or any(k <= n for k, n in zip(kernel_size, image_size)):
+        return lax.conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation, rhs_dilation,
+                                        dimension_numbers, feature_group_count, batch_group_count,
+                                        precision=precision, preferred_element_type=preferred_element_type)
+    pads = lax.padtype_to_pads(image_size, kernel_size, window_strides, padding) if isinstance(padding, str) \
+        else [tuple(p) for p in padding]
+    x = jnp.pad(lhs, ((0, 0), *pads, (0, 0)))
+    (kh, kw), (sh, sw) = kernel_size, window_strides
+    oh, ow = (x.shape[1] - kh) // sh + 1, (x.shape[2] - kw) // sw + 1
+    patches = jnp.concatenate([x[:, i:i + (oh - 1) * sh + 1:sh, j:j + (ow - 1) * sw + 1:sw, :]
+                               for i in range(kh) for j in range(kw)], axis=-1)
+    kernel = rhs.reshape(kh * kw * rhs.shape[2], rhs.shape[3])  # HWIO rows in the patches' order
+    return lax.dot_general(patches, kernel, (((3,), (0,)), ((), ())), precision=precision,
+                           preferred_element_type=preferred_element_type)
+
+
 # torchvision initialises convolutions with kaiming_normal_(mode='fan_out', nonlinearity='relu').
 conv_init = nn.initializers.variance_scaling(2.0, 'fan_out', 'normal')
 
@@ -45,7 +102,8 @@ def conv(features: int, kernel: int, stride: int = 1, *, name: str, dtype=jnp.fl
     pad = kernel // 2
     return nn.Conv(features, (kernel, kernel), strides=(stride, stride),
                    padding=((pad, pad), (pad, pad)), use_bias=False, kernel_init=kernel_init,
-                   dtype=dtype, param_dtype=jnp.float32, name=name)
+                   dtype=dtype, param_dtype=jnp.float32, name=name,
+                   conv_general_dilated=conv_general_dilated)
 
 
 # PyTorch's default for nn.Conv2d and nn.Linear (kaiming_uniform_ with a=sqrt(5)): weights

@@ -28,7 +28,7 @@ from typing import Any
 import flax.linen as nn
 import jax.numpy as jnp
 
-from cnnzoo.models.layers import adaptive_avg_pool, conv_init, get_activation
+from cnnzoo.models.layers import adaptive_avg_pool, conv_general_dilated, conv_init, get_activation
 from cnnzoo.models.normalization import LocalResponseNorm
 from cnnzoo.models.registry import register_model
 
@@ -74,7 +74,8 @@ class VGG(nn.Module):
             index += 1
             pad = kernel // 2
             x = nn.Conv(width, (kernel, kernel), padding=((pad, pad), (pad, pad)), kernel_init=conv_init,
-                        dtype=self.dtype, param_dtype=jnp.float32, name=f'conv{index}')(x)
+                        dtype=self.dtype, param_dtype=jnp.float32, name=f'conv{index}',
+                        conv_general_dilated=conv_general_dilated)(x)
             if self.batch_norm:
                 x = nn.BatchNorm(use_running_average=not train, momentum=self.bn_momentum,
                                  epsilon=self.bn_epsilon, dtype=self.dtype, param_dtype=jnp.float32,
