@@ -4,6 +4,12 @@ import numpy as np, jax, jax.numpy as jnp
 from cnnzoo.models import create_model, cifar_fields
 from cnnzoo.training import init_variables, cross_entropy
 from jax.profiler import ProfileData
+if os.environ.get('RELU') == 'max':  # cnnzoo before issue 4
+    from cnnzoo.models import layers
+    layers.ACTIVATIONS['relu'] = jax.nn.relu
+if os.environ.get('CONV') == 'lax':  # every convolution through lax.conv_general_dilated (before issue 4)
+    from cnnzoo.models import layers, vgg
+    layers.conv_general_dilated = vgg.conv_general_dilated = jax.lax.conv_general_dilated
 B = 128; MODEL = os.environ.get('MODEL', 'resnet20')
 model = create_model(MODEL, num_classes=10, **cifar_fields(MODEL))
 v = init_variables(model, jax.random.PRNGKey(0), (32, 32, 3))
@@ -35,6 +41,7 @@ for plane in pd.planes:
         for e in line.events:
             if e.name in lines: by[e.name] += e.duration_ns
             if e.name.startswith('$api.py') and 'block_until_ready' in e.name: wall += e.duration_ns
+print('load', open('/proc/loadavg').read().strip(), 'RELU', os.environ.get('RELU', 'cnnzoo'), 'CONV', os.environ.get('CONV', 'cnnzoo'), 'WHAT', WHAT, 'MODEL', MODEL)
 print('wall per iter', wall / 1e6 / NR, 'thread-time in thunks', sum(by.values()) / 1e6 / NR)
 def kind(n):
     body = comps.get(calls.get(n, ''), lines[n])
