@@ -53,8 +53,8 @@ from typing import Any
 import flax.linen as nn
 import jax.numpy as jnp
 
-from cnnzoo.models.layers import (adaptive_avg_pool, get_activation, torch_default_bias_init,
-                                  torch_default_kernel_init, torch_max_pool)
+from cnnzoo.models.layers import (adaptive_avg_pool, conv_general_dilated, get_activation,
+                                  torch_default_bias_init, torch_default_kernel_init, torch_max_pool)
 from cnnzoo.models.normalization import LocalResponseNorm
 from cnnzoo.models.registry import register_model
 
@@ -110,7 +110,8 @@ class AlexNet(nn.Module):
             x = nn.Conv(width, (kernel, kernel), strides=(stride, stride), padding=((pad, pad), (pad, pad)),
                         feature_group_count=groups, kernel_init=torch_default_kernel_init,
                         bias_init=torch_default_bias_init(fan_in), dtype=self.dtype,
-                        param_dtype=jnp.float32, name=f'conv{index}')(x)
+                        param_dtype=jnp.float32, name=f'conv{index}',
+                        conv_general_dilated=conv_general_dilated)(x)
             x = act(x)
             if self.lrn and index in LRN_AFTER:
                 x = LocalResponseNorm(name=f'lrn{index}')(x)

@@ -71,7 +71,7 @@ from typing import Any, NamedTuple
 import flax.linen as nn
 import jax.numpy as jnp
 
-from cnnzoo.models.layers import get_activation
+from cnnzoo.models.layers import conv_general_dilated, get_activation
 from cnnzoo.models.registry import register_model
 from cnnzoo.training.steps import AUX_COLLECTION
 
@@ -206,7 +206,7 @@ class BasicConv2d(nn.Module):
         check_window(x, self.spec.kernel, self.spec.padding, '/'.join(self.path))
         x = nn.Conv(self.spec.width, _pair(self.spec.kernel), strides=(s, s), padding=((ph, ph), (pw, pw)),
                     use_bias=False, kernel_init=nn.initializers.normal(self.init_std), dtype=self.dtype,
-                    param_dtype=jnp.float32, name='conv')(x)
+                    param_dtype=jnp.float32, name='conv', conv_general_dilated=conv_general_dilated)(x)
         x = nn.BatchNorm(use_running_average=not train, momentum=self.bn_momentum, epsilon=self.bn_epsilon,
                          dtype=self.dtype, param_dtype=jnp.float32, name='bn')(x)
         return get_activation(self.activation)(x)
