@@ -59,6 +59,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from cnnzoo.models.layers import adaptive_avg_pool, conv, get_activation, torch_max_pool
+from cnnzoo.models.normalization import BatchNorm
 from cnnzoo.models.registry import register_model
 from cnnzoo.training.steps import AUX_COLLECTION
 
@@ -92,14 +93,15 @@ class BasicConv(nn.Module):
     activation: str = 'relu'
     bn_momentum: float = 0.9  # flax convention; torch's 0.1
     bn_epsilon: float = 1e-3
+    bn_running_var: str = 'biased'
     dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, x, *, train: bool):
         x = conv(self.features, self.kernel, self.stride, name='conv', dtype=self.dtype,
                  kernel_init=weight_init)(x)
-        x = nn.BatchNorm(use_running_average=not train, momentum=self.bn_momentum, epsilon=self.bn_epsilon,
-                         dtype=self.dtype, param_dtype=jnp.float32, name='bn')(x)
+        x = BatchNorm(use_running_average=not train, momentum=self.bn_momentum, epsilon=self.bn_epsilon,
+                      dtype=self.dtype, param_dtype=jnp.float32, running_var=self.bn_running_var, name='bn')(x)
         return get_activation(self.activation)(x)
 
 
@@ -167,6 +169,7 @@ class GoogLeNet(nn.Module):
     activation: str = 'relu'
     bn_momentum: float = 0.9  # flax: running = m * running + (1 - m) * batch; torch's momentum 0.1
     bn_epsilon: float = 1e-3
+    bn_running_var: str = 'biased'  # 'unbiased': PyTorch's running variance (normalization.BatchNorm)
     dtype: Any = jnp.float32  # compute dtype; parameters are always float32
 
     def check_fields(self):
@@ -184,7 +187,7 @@ class GoogLeNet(nn.Module):
     def __call__(self, x, *, train: bool):
         self.check_fields()
         basic = partial(BasicConv, activation=self.activation, bn_momentum=self.bn_momentum,
-                        bn_epsilon=self.bn_epsilon, dtype=self.dtype)
+                        bn_epsilon=self.bn_epsilon, bn_running_var=self.bn_running_var, dtype=self.dtype)
         x = x.astype(self.dtype)
         if self.stem == 'imagenet':
             x = basic(64, 7, 2, name='conv1')(x, train=train)

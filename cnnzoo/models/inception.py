@@ -72,6 +72,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from cnnzoo.models.layers import conv_general_dilated, get_activation
+from cnnzoo.models.normalization import BatchNorm
 from cnnzoo.models.registry import register_model
 from cnnzoo.training.steps import AUX_COLLECTION
 
@@ -197,6 +198,7 @@ class BasicConv2d(nn.Module):
     activation: str = 'relu'
     bn_momentum: float = 0.9
     bn_epsilon: float = 1e-3
+    bn_running_var: str = 'biased'
     init_std: float = 0.1
     dtype: Any = jnp.float32
 
@@ -207,8 +209,8 @@ class BasicConv2d(nn.Module):
         x = nn.Conv(self.spec.width, _pair(self.spec.kernel), strides=(s, s), padding=((ph, ph), (pw, pw)),
                     use_bias=False, kernel_init=nn.initializers.normal(self.init_std), dtype=self.dtype,
                     param_dtype=jnp.float32, name='conv', conv_general_dilated=conv_general_dilated)(x)
-        x = nn.BatchNorm(use_running_average=not train, momentum=self.bn_momentum, epsilon=self.bn_epsilon,
-                         dtype=self.dtype, param_dtype=jnp.float32, name='bn')(x)
+        x = BatchNorm(use_running_average=not train, momentum=self.bn_momentum, epsilon=self.bn_epsilon,
+                      dtype=self.dtype, param_dtype=jnp.float32, running_var=self.bn_running_var, name='bn')(x)
         return get_activation(self.activation)(x)
 
 
@@ -284,6 +286,7 @@ class InceptionV3(nn.Module):
     activation: str = 'relu'
     bn_momentum: float = 0.9  # flax: running = m * running + (1 - m) * batch; torch's momentum 0.1
     bn_epsilon: float = 1e-3  # torchvision's BasicConv2d (TF-Slim's value)
+    bn_running_var: str = 'biased'  # 'unbiased': PyTorch's running variance (normalization.BatchNorm)
     dtype: Any = jnp.float32  # compute dtype; parameters are always float32
 
     @nn.compact
@@ -295,7 +298,7 @@ class InceptionV3(nn.Module):
         if self.aux_logits and self.aux_after not in names:
             raise ValueError(f'InceptionV3 aux_after={self.aux_after!r} is not a module; modules: {", ".join(names)}')
         conv_block = partial(BasicConv2d, activation=self.activation, bn_momentum=self.bn_momentum,
-                             bn_epsilon=self.bn_epsilon, dtype=self.dtype)
+                             bn_epsilon=self.bn_epsilon, bn_running_var=self.bn_running_var, dtype=self.dtype)
 
         x = x.astype(self.dtype)
         for i, layer in enumerate(STEMS[self.stem]):

@@ -45,6 +45,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from cnnzoo.models.layers import conv, get_activation
+from cnnzoo.models.normalization import BatchNorm
 from cnnzoo.models.registry import register_model
 
 RESIDUAL_FORMS = ('standard', 'relu_before_add', 'square', 'preact')
@@ -53,11 +54,11 @@ STEMS = ('cifar', 'imagenet')
 
 
 def batch_norm(name: str, *, train: bool, momentum: float, epsilon: float, dtype,
-               zero_scale: bool = False) -> nn.BatchNorm:
+               zero_scale: bool = False, running_var: str = 'biased') -> BatchNorm:
     """BatchNorm with float32 parameters; scale starts at 1 (or 0 with ``zero_scale``), bias at 0."""
-    return nn.BatchNorm(use_running_average=not train, momentum=momentum, epsilon=epsilon,
-                        dtype=dtype, param_dtype=jnp.float32, name=name,
-                        scale_init=nn.initializers.zeros if zero_scale else nn.initializers.ones)
+    return BatchNorm(use_running_average=not train, momentum=momentum, epsilon=epsilon,
+                     dtype=dtype, param_dtype=jnp.float32, name=name, running_var=running_var,
+                     scale_init=nn.initializers.zeros if zero_scale else nn.initializers.ones)
 
 
 class ResidualBlock(nn.Module):
@@ -75,6 +76,7 @@ class ResidualBlock(nn.Module):
     zero_init_last_bn: bool = False
     bn_momentum: float = 0.9
     bn_epsilon: float = 1e-5
+    bn_running_var: str = 'biased'
     dtype: Any = jnp.float32
     expansion: int = 1
 
@@ -82,9 +84,10 @@ class ResidualBlock(nn.Module):
     def out_features(self) -> int:
         return self.features * self.expansion
 
-    def bn(self, name: str, train: bool, *, last: bool = False) -> nn.BatchNorm:
+    def bn(self, name: str, train: bool, *, last: bool = False) -> BatchNorm:
         return batch_norm(name, train=train, momentum=self.bn_momentum, epsilon=self.bn_epsilon,
-                          dtype=self.dtype, zero_scale=last and self.zero_init_last_bn)
+                          dtype=self.dtype, zero_scale=last and self.zero_init_last_bn,
+                          running_var=self.bn_running_var)
 
     def conv(self, features: int, kernel: int, stride: int = 1, *, name: str) -> nn.Conv:
         return conv(features, kernel, stride, name=name, dtype=self.dtype)
@@ -177,6 +180,7 @@ class ResNet(nn.Module):
     zero_init_last_bn: bool = False
     bn_momentum: float = 0.9  # flax: running = m * running + (1 - m) * batch; torch's momentum 0.1
     bn_epsilon: float = 1e-5
+    bn_running_var: str = 'biased'  # 'unbiased': PyTorch's running variance (normalization.BatchNorm)
     dtype: Any = jnp.float32  # compute dtype; parameters are always float32
 
     def check_fields(self):
@@ -195,7 +199,7 @@ class ResNet(nn.Module):
         self.check_fields()
         act = get_activation(self.activation)
         bn = partial(batch_norm, train=train, momentum=self.bn_momentum, epsilon=self.bn_epsilon,
-                     dtype=self.dtype)
+                     dtype=self.dtype, running_var=self.bn_running_var)
         preact = self.residual == 'preact'
 
         x = x.astype(self.dtype)
@@ -214,7 +218,8 @@ class ResNet(nn.Module):
                     features=width, stride=2 if (i > 0 and j == 0) else 1, shortcut=self.shortcut,
                     residual=self.residual, activation=self.activation,
                     zero_init_last_bn=self.zero_init_last_bn, bn_momentum=self.bn_momentum,
-                    bn_epsilon=self.bn_epsilon, dtype=self.dtype, name=f'stage{i + 1}_block{j + 1}',
+                    bn_epsilon=self.bn_epsilon, bn_running_var=self.bn_running_var, dtype=self.dtype,
+                    name=f'stage{i + 1}_block{j + 1}',
                 )(x, train=train)
         if preact:
             x = act(bn('final_bn')(x))

@@ -29,7 +29,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from cnnzoo.models.layers import adaptive_avg_pool, conv_general_dilated, conv_init, get_activation
-from cnnzoo.models.normalization import LocalResponseNorm
+from cnnzoo.models.normalization import BatchNorm, LocalResponseNorm
 from cnnzoo.models.registry import register_model
 
 # Simonyan & Zisserman 2015, Table 1. (w, 1) is a 1x1 convolution of width w (configuration C).
@@ -57,6 +57,7 @@ class VGG(nn.Module):
     hidden: int = 4096  # width of the ImageNet head's two hidden layers
     bn_momentum: float = 0.9  # flax convention; torch's 0.1
     bn_epsilon: float = 1e-5
+    bn_running_var: str = 'biased'  # 'unbiased': PyTorch's running variance (normalization.BatchNorm)
     dtype: Any = jnp.float32
 
     @nn.compact
@@ -77,9 +78,9 @@ class VGG(nn.Module):
                         dtype=self.dtype, param_dtype=jnp.float32, name=f'conv{index}',
                         conv_general_dilated=conv_general_dilated)(x)
             if self.batch_norm:
-                x = nn.BatchNorm(use_running_average=not train, momentum=self.bn_momentum,
-                                 epsilon=self.bn_epsilon, dtype=self.dtype, param_dtype=jnp.float32,
-                                 name=f'bn{index}')(x)
+                x = BatchNorm(use_running_average=not train, momentum=self.bn_momentum,
+                              epsilon=self.bn_epsilon, dtype=self.dtype, param_dtype=jnp.float32,
+                              running_var=self.bn_running_var, name=f'bn{index}')(x)
             x = act(x)
             if self.lrn and index == 1:
                 x = LocalResponseNorm(name='lrn')(x)

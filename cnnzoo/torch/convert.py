@@ -21,7 +21,8 @@ BatchNorm running statistics: both sides keep an exponential average with the sa
 (flax ``momentum=0.9`` is torch ``momentum=0.1``), but torch averages the *unbiased* batch
 variance (``* n / (n - 1)``, n = batch x height x width) and flax 0.12 the biased one, so running
 variances drift apart slightly in training; the normalisation itself uses the biased variance on
-both sides. See ``README.md`` (PyTorch bridge).
+both sides. A model built with ``bn_running_var='unbiased'`` (see ``cnnzoo.models.normalization``)
+averages as torch does. See ``README.md`` (PyTorch bridge).
 """
 
 from __future__ import annotations
