@@ -96,6 +96,14 @@ def _variables_from_torch(config, model, variables):
         raise RunError(f'config.init.torch_checkpoint: {e}') from e
 
 
+def step_stream(seed: int):
+    """The key of a run's per-step randomness; step ``s`` draws from ``fold_in(step_stream(seed), s)``.
+
+    (The initialisation folds 0 into the seed's key, the data order 2: ``data.epoch_permutation``.)
+    """
+    return jax.random.fold_in(jax.random.PRNGKey(seed), 1)
+
+
 def _path(text: str) -> str | None:
     return os.path.expanduser(text) if text else None
 
@@ -197,7 +205,7 @@ def _train(config, workdir: str) -> dict:
 
     train_step = make_train_step(preprocess=preprocess, learning_rate_fn=setup.learning_rate_fn,
                                  label_smoothing=t.label_smoothing)
-    step_key = jax.random.fold_in(jax.random.PRNGKey(config.seed), 1)
+    step_key = step_stream(config.seed)
 
     @partial(jax.jit, donate_argnums=0)
     def step_fn(state, perm):

@@ -11,6 +11,9 @@ from cnnzoo.models import list_models
 from cnnzoo.models.summary import markdown_table, summary_rows
 
 if __name__ == '__main__':
+    if any(a in ('-h', '--help') for a in sys.argv[1:]):
+        print(__doc__.strip())
+        sys.exit(0)
     names = list_models(sys.argv[1] if len(sys.argv) > 1 else None)
     if not names:
         sys.exit(f'error: no model matches {sys.argv[1]!r}; known: {", ".join(list_models())}')

@@ -33,16 +33,22 @@ def normalize(images, mean, std):
     return (images - jnp.asarray(mean, jnp.float32)) / jnp.asarray(std, jnp.float32)
 
 
+def crop_flip_draws(rng, batch: int, pad: int = 4):
+    """The random numbers of ``random_crop_flip(rng, ...)``: offsets (B, 2) in [0, 2 pad], flips (B,)."""
+    crop_rng, flip_rng = jax.random.split(rng)
+    offsets = jax.random.randint(crop_rng, (batch, 2), 0, 2 * pad + 1)
+    flips = jax.random.bernoulli(flip_rng, 0.5, (batch, 1, 1, 1)).reshape(batch)
+    return offsets, flips
+
+
 def random_crop_flip(rng, images, pad: int = 4):
     """Zero-pad ``pad`` pixels, crop back to size at a random offset, flip half of the images."""
     b, h, w, _ = images.shape
-    crop_rng, flip_rng = jax.random.split(rng)
+    offsets, flips = crop_flip_draws(rng, b, pad)
     padded = jnp.pad(images, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
-    offsets = jax.random.randint(crop_rng, (b, 2), 0, 2 * pad + 1)
     crop = lambda img, o: jax.lax.dynamic_slice(img, (o[0], o[1], 0), (h, w, img.shape[-1]))  # noqa: E731
     cropped = jax.vmap(crop)(padded, offsets)
-    flip = jax.random.bernoulli(flip_rng, 0.5, (b, 1, 1, 1))
-    return jnp.where(flip, cropped[:, :, ::-1, :], cropped)
+    return jnp.where(flips[:, None, None, None], cropped[:, :, ::-1, :], cropped)
 
 
 def color_jitter(rng, x, strength: float = 0.4):
@@ -80,6 +86,11 @@ def cutout(rng, x, fill, size: int = 16):
     return jnp.where(mask, jnp.asarray(fill, x.dtype), x)
 
 
+def preset_keys(rng):
+    """The keys ``augment`` gives its stages: crop and flip, colour jitter, blur, cutout."""
+    return jax.random.split(rng, 4)
+
+
 def augment(rng, images, preset: str, *, mean=(0.0, 0.0, 0.0)):
     """uint8 (B, H, W, C) -> float32 in [0, 1], augmented by ``preset``; deterministic in ``rng``.
 
@@ -90,7 +101,7 @@ def augment(rng, images, preset: str, *, mean=(0.0, 0.0, 0.0)):
     x = to_float(images)
     if preset == 'none':
         return x
-    crop_rng, jitter_rng, blur_rng, cut_rng = jax.random.split(rng, 4)
+    crop_rng, jitter_rng, blur_rng, cut_rng = preset_keys(rng)
     x = random_crop_flip(crop_rng, x)
     if preset == 'crop_flip_color_blur':
         x = gaussian_blur(blur_rng, color_jitter(jitter_rng, x))

@@ -74,6 +74,11 @@ def aux_loss(aux_outputs, labels, label_smoothing: float = 0.0):
     return total
 
 
+def step_keys(rng):
+    """The keys a train step draws from ``rng``: ``(augmentation, dropout)``."""
+    return jax.random.split(rng)
+
+
 def make_train_step(*, preprocess: Callable, learning_rate_fn: Callable,
                     label_smoothing: float = 0.0) -> Callable:
     """Builds ``train_step(state, batch, rng) -> (state, metrics)``.
@@ -83,7 +88,7 @@ def make_train_step(*, preprocess: Callable, learning_rate_fn: Callable,
     """
 
     def train_step(state: TrainState, batch, rng):
-        aug_rng, dropout_rng = jax.random.split(rng)
+        aug_rng, dropout_rng = step_keys(rng)
         images = preprocess(aug_rng, batch['image'])
         labels = batch['label']
 

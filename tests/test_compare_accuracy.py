@@ -1,0 +1,171 @@
+"""The PyTorch run of a cnnzoo recipe sees what the JAX loop sees, and follows the same trajectory.
+
+A tiny ResNet (one block per stage) on the tiny archive of conftest: the twin's batches (order,
+crop offsets, flips, normalisation) equal the JAX step's exactly; trained for a few steps with
+PyTorch's BatchNorm convention, both frameworks end at the same weights up to float rounding; the
+comparison script writes its table and refuses bad flags in one line.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+
+import torch
+
+from cnnzoo import data as data_lib
+from cnnzoo.checkpoints import Checkpoints
+from cnnzoo.config import apply_overrides, load_config_file
+from cnnzoo.loop import build, step_stream
+from cnnzoo.torch.compare_accuracy import compare_accuracy, markdown, relative_difference, write
+from cnnzoo.torch.recipe import TorchRun, train_torch
+from cnnzoo.training.steps import step_keys
+from cnnzoo.workdir import RunError
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+EXPERIMENT = os.path.join(ROOT, 'experiments', 'resnet20_cifar10.py')
+SCRIPT = os.path.join(ROOT, 'scripts', 'compare_accuracy.py')
+
+
+def tiny_overrides(archive, cache_dir, **extra):
+    overrides = {
+        'data.source': 'archive', 'data.archive': archive, 'data.data_dir': cache_dir,
+        'model.stage_sizes': '(1, 1, 1)', 'model.bn_running_var': 'unbiased',
+        'training.batch_size': '20', 'training.num_steps': '4', 'training.eval_batch_size': '25',
+        'training.eval_every_epochs': '0.2', 'training.log_every_steps': '2',
+        'training.checkpoint_every_steps': '100', 'training.progress_bar': 'False',
+        'optimizer.learning_rate': '0.05', 'schedule.name': 'cosine', 'schedule.warmup_epochs': '0.1',
+    }
+    overrides.update(extra)
+    return list(overrides.items())
+
+
+def tiny_config(archive, cache_dir, **extra):
+    return apply_overrides(load_config_file(EXPERIMENT), tiny_overrides(archive, cache_dir, **extra))
+
+
+@pytest.fixture(scope='module')
+def cache_dir(tmp_path_factory):
+    return str(tmp_path_factory.mktemp('cache'))
+
+
+@pytest.fixture(scope='module', autouse=True)
+def one_torch_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.mark.parametrize('preset', ['crop_flip', 'none'])
+def test_torch_batches_are_the_jax_steps_batches(tiny_cifar10, cache_dir, preset):
+    config = tiny_config(tiny_cifar10, cache_dir, **{'data.augment': preset})
+    setup = build(config)
+    ds, spe, b = setup.dataset, setup.steps_per_epoch, config.training.batch_size
+    run = TorchRun(config, setup)
+    for step in (0, 3, spe + 2):  # a later epoch: new order, new draws
+        x, labels = run.augmented_batch(step)
+        perm = data_lib.epoch_permutation(config.seed, step // spe, len(ds.train_images))
+        batch = data_lib.take_batch(ds.train_images, ds.train_labels, perm, step % spe, b)
+        aug_key, _ = step_keys(jax.random.fold_in(step_stream(config.seed), step))
+        expected = data_lib.normalize(data_lib.augment(aug_key, batch['image'], preset, mean=ds.mean),
+                                      ds.mean, ds.std)
+        np.testing.assert_array_equal(labels.numpy(), np.asarray(batch['label']))
+        np.testing.assert_allclose(x.numpy(), np.asarray(expected), rtol=0, atol=1e-6)
+    if preset == 'crop_flip':  # the draws really vary: not every image of a batch is the plain one
+        plain = data_lib.normalize(data_lib.to_float(batch['image']), ds.mean, ds.std)
+        assert not np.allclose(x.numpy(), np.asarray(plain))
+
+
+def test_other_presets_are_refused_in_one_line(tiny_cifar10, cache_dir):
+    config = tiny_config(tiny_cifar10, cache_dir, **{'data.augment': 'cutout'})
+    with pytest.raises(ValueError, match="config.data.augment='cutout'.*offers none, crop_flip"):
+        TorchRun(config, build(config))
+
+
+@pytest.fixture(scope='module')
+def report(tiny_cifar10, cache_dir, tmp_path_factory):
+    config = tiny_config(tiny_cifar10, cache_dir)
+    workdir = str(tmp_path_factory.mktemp('compare') / 'jax_run')
+    return compare_accuracy(config, workdir=workdir, log=lambda *a: None), config, workdir
+
+
+def jax_final_params(config, workdir):
+    setup = build(config)
+    ckpts = Checkpoints(workdir, keep=2)
+    params = ckpts.restore(setup.state, 'latest').params
+    ckpts.close()
+    return setup, jax.device_get(params)
+
+
+def test_both_frameworks_train_the_same_recipe(report):
+    """Evaluations at the same steps, close accuracies and losses, and parameters that stay close.
+
+    Not bitwise: see cnnzoo/torch/recipe.py for how fast float rounding separates the two runs.
+    """
+    report, config, workdir = report
+    jax_run, torch_run = report['runs']['jax'], report['runs']['torch']
+    assert 0 < report['final_parameter_difference'] < 0.1
+    assert [e['step'] for e in jax_run['evals']] == [e['step'] for e in torch_run['evals']] == [2, 4]
+    for a, b in zip(jax_run['evals'], torch_run['evals']):
+        assert a['accuracy'] == pytest.approx(b['accuracy'], abs=3 / 50 + 1e-9)  # 3 of the 50 images
+        assert a['loss'] == pytest.approx(b['loss'], rel=0.05)
+    assert jax_run['final_accuracy'] == jax_run['evals'][-1]['accuracy']
+    for run in (jax_run, torch_run):
+        assert run['wall_seconds'] > 0 and run['train_images_per_sec'] > 0
+
+
+def test_float64_twin_is_a_rounding_reference(report):
+    """The float64 twin ends where the float32 one does, up to float32 rounding: PyTorch's own
+    float32 run is not what separates the frameworks (see cnnzoo/torch/recipe.py)."""
+    _, config, _ = report
+    setup = build(config)
+    runs = [TorchRun(config, setup), TorchRun(config, setup, float64=True)]
+    for run in runs:
+        for step in range(setup.total_steps):
+            run.step(step)
+    p32, p64 = (run.variables()['params'] for run in runs)
+    assert relative_difference(p32, p64) < 1e-4
+
+
+def test_a_different_recipe_gives_a_different_trajectory(report, tiny_cifar10, cache_dir):
+    """The closeness above is not an accident of a tiny run: PyTorch with another rate ends elsewhere."""
+    _, _, workdir = report
+    config = tiny_config(tiny_cifar10, cache_dir, **{'optimizer.learning_rate': '0.1'})
+    setup, jax_params = jax_final_params(config, workdir)
+    other = train_torch(config, setup, log=lambda *a: None)['run'].variables()['params']
+    assert relative_difference(other, jax_params) > 0.2
+
+
+def test_report_files(report, tmp_path):
+    report, _, _ = report
+    json_path, md_path = write(report, str(tmp_path / 'acc'))
+    with open(json_path) as f:
+        body = json.load(f)
+    assert set(body['runs']) == {'jax', 'torch'} and body['config']['model']['bn_running_var'] == 'unbiased'
+    table = open(md_path).read()
+    assert '| resnet20 | jax |' in table and '| resnet20 | torch |' in table
+    assert markdown(report) in table
+
+
+def test_workdir_holding_a_run_is_refused(report):
+    _, config, workdir = report
+    with pytest.raises(RunError, match='already holds a run'):
+        compare_accuracy(config, workdir=workdir, frameworks=('jax',))
+
+
+@pytest.mark.parametrize('args, message', [
+    ([], '--config is required'),
+    (['--config', EXPERIMENT, '--frameworks', 'jax,tf'], '--frameworks takes'),
+    (['--config', EXPERIMENT, '--config.training.nope=1'], 'nope'),
+])
+def test_script_bad_flags_are_one_line(args, message):
+    proc = subprocess.run([sys.executable, SCRIPT, *args], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert lines[0].startswith('error: ') and message in proc.stderr
+    assert 'Traceback' not in proc.stderr
