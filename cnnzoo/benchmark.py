@@ -372,17 +372,22 @@ def markdown_table(report: dict) -> str:
     return '\n'.join(lines)
 
 
-def write_report(report: dict, prefix: str) -> tuple[str, str]:
-    """Writes ``<prefix>.json`` and ``<prefix>.md``; returns their paths."""
+def write_json_and_markdown(prefix: str, body: dict, table: str) -> tuple[str, str]:
+    """``<prefix>.json`` (``body``) and ``<prefix>.md`` (``table`` under the command that made it)."""
     os.makedirs(os.path.dirname(os.path.abspath(prefix)), exist_ok=True)
-    body = {'meta': report['meta'], 'results': [dataclasses.asdict(r) for r in report['results']]}
     json_path, md_path = f'{prefix}.json', f'{prefix}.md'
     with open(json_path, 'w') as f:
         json.dump(body, f, indent=2, default=str)
         f.write('\n')
     with open(md_path, 'w') as f:
-        f.write(f'<!-- {report["meta"]["command"]} -->\n{markdown_table(report)}\n')
+        f.write(f'<!-- {body["meta"]["command"]} -->\n{table}\n')
     return json_path, md_path
+
+
+def write_report(report: dict, prefix: str) -> tuple[str, str]:
+    """Writes ``<prefix>.json`` and ``<prefix>.md``; returns their paths."""
+    body = {'meta': report['meta'], 'results': [dataclasses.asdict(r) for r in report['results']]}
+    return write_json_and_markdown(prefix, body, markdown_table(report))
 
 
 def default_prefix() -> str:

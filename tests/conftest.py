@@ -79,3 +79,15 @@ def tiny_cifar10(tmp_path_factory):
     path = tmp_path_factory.mktemp('tiny_cifar') / 'cifar-10-python.tar.gz'
     write_cifar10_python_archive(path, real=True)
     return str(path)
+
+
+@pytest.fixture(scope='module')
+def one_torch_thread():
+    """PyTorch on one thread for a module (use with ``pytestmark``): the tensors of the tests are tiny,
+    and on a few busy cores torch's OpenMP workers only wait on each other."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

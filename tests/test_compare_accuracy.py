@@ -26,6 +26,8 @@ from cnnzoo.torch.recipe import TorchRun, train_torch
 from cnnzoo.training.steps import step_keys
 from cnnzoo.workdir import RunError
 
+pytestmark = pytest.mark.usefixtures('one_torch_thread')
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXPERIMENT = os.path.join(ROOT, 'experiments', 'resnet20_cifar10.py')
 SCRIPT = os.path.join(ROOT, 'scripts', 'compare_accuracy.py')
@@ -51,14 +53,6 @@ def tiny_config(archive, cache_dir, **extra):
 @pytest.fixture(scope='module')
 def cache_dir(tmp_path_factory):
     return str(tmp_path_factory.mktemp('cache'))
-
-
-@pytest.fixture(scope='module', autouse=True)
-def one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.mark.parametrize('preset', ['crop_flip', 'none'])

@@ -38,6 +38,8 @@ from cnnzoo.training import cross_entropy, make_optimizer
 from cnnzoo.training.steps import AUX_COLLECTION
 from cnnzoo.workdir import RunError
 
+pytestmark = pytest.mark.usefixtures('one_torch_thread')
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TOLERANCE = 1e-4  # max |a - b| / max |b|, float32
 
@@ -86,15 +88,6 @@ CASES = [
     ('inception_v3', {**INCEPTION_V3_SHORT, 'stem': 'cifar', 'aux_pool': (3, 3), 'bn_running_var': 'unbiased'}, 32),
 ]
 BATCH = 4
-
-
-@pytest.fixture(scope='module', autouse=True)
-def one_torch_thread():
-    """The tensors here are tiny; on a few busy cores, torch's OpenMP workers only wait on each other."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def case_id(case):

@@ -16,12 +16,13 @@ table: model, framework, seconds, accuracy).
 
 from __future__ import annotations
 
+import json
 import os
 
 import jax
 import numpy as np
 
-from cnnzoo.benchmark import _loadavg, environment
+from cnnzoo.benchmark import _loadavg, environment, write_json_and_markdown
 from cnnzoo.workdir import RunError, has_checkpoint
 
 FRAMEWORKS = ('jax', 'torch')
@@ -36,8 +37,6 @@ def relative_difference(a: dict, b: dict) -> float:
 
 
 def _jax_evals(workdir: str) -> list[dict]:
-    import json
-
     evals = []
     with open(os.path.join(workdir, 'metrics.jsonl')) as f:
         for line in f:
@@ -119,13 +118,5 @@ def markdown(report: dict) -> str:
 
 
 def write(report: dict, prefix: str) -> tuple[str, str]:
-    import json
-
-    os.makedirs(os.path.dirname(os.path.abspath(prefix)), exist_ok=True)
-    json_path, md_path = f'{prefix}.json', f'{prefix}.md'
-    with open(json_path, 'w') as f:
-        json.dump(report, f, indent=2, default=str)
-        f.write('\n')
-    with open(md_path, 'w') as f:
-        f.write(f'<!-- {report["meta"]["command"]} -->\n{markdown(report)}\n')
-    return json_path, md_path
+    """Writes ``<prefix>.json`` (the whole report) and ``<prefix>.md`` (the tables)."""
+    return write_json_and_markdown(prefix, report, markdown(report))
