@@ -1,4 +1,4 @@
-"""Command-line front ends of the scripts: flag parsing and one-line errors, nothing else.
+r"""Command-line front ends of the scripts: flag parsing and one-line errors, nothing else.
 
     python scripts/train.py --config experiments/resnet20_cifar10.py --workdir runs/r20 \
         [--config.<key>=<value> ...]

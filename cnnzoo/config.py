@@ -1,4 +1,4 @@
-"""The one configuration schema, and the command-line overrides applied to it.
+r"""The one configuration schema, and the command-line overrides applied to it.
 
 Every experiment file in ``experiments/`` defines ``get_config()`` which starts from
 :func:`default_config` and states only what differs. The schema is *locked*: assigning a key that

@@ -1,4 +1,4 @@
-"""torchvision's ImageNet ResNet-18 weights fine-tuned on CIFAR-10 at 32x32, through the PyTorch bridge.
+r"""torchvision's ImageNet ResNet-18 weights fine-tuned on CIFAR-10 at 32x32, through the PyTorch bridge.
 
 The network is cnnzoo's ``resnet18`` in torchvision's layout (ImageNet stem: 7x7/2 convolution and
 3x3/2 max-pool, so the last stage runs at 1x1 on 32x32 images); every layer but the classifier

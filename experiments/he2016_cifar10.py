@@ -1,4 +1,4 @@
-"""He et al. (2016) Table 6 and Figure 6: CIFAR-10 ResNets and plain nets of depth 6n+2.
+r"""He et al. (2016) Table 6 and Figure 6: CIFAR-10 ResNets and plain nets of depth 6n+2.
 
 One recipe for every depth (§4.2): batch 128, SGD momentum 0.9, weight decay 1e-4, learning rate
 0.1 divided by 10 at 32k and 48k iterations, 64k iterations in all; pad-4 crop and flip. The

@@ -1,4 +1,4 @@
-"""The seeds' four-model comparison on CIFAR-10: AlexNet, VGG16, GoogLeNet and ResNet-18, each as
+r"""The seeds' four-model comparison on CIFAR-10: AlexNet, VGG16, GoogLeNet and ResNet-18, each as
 its CIFAR variant, trained from scratch with Adam and with SGD.
 
 The grid (``get_sweep()``) is models x optimizers:

@@ -1,4 +1,4 @@
-"""VGG depth comparison on CIFAR-10: configurations A, A-LRN, B, C, D, E (Simonyan & Zisserman 2015).
+r"""VGG depth comparison on CIFAR-10: configurations A, A-LRN, B, C, D, E (Simonyan & Zisserman 2015).
 
 Every configuration with the CIFAR head and the same recipe as experiments/vgg16_cifar10.py
 (batch 128, SGD momentum 0.9, weight decay 5e-4, cosine from 0.1 over 200 epochs, crop and flip).

@@ -1,4 +1,4 @@
-"""Same model and recipe trained in JAX (cnnzoo's loop) and in PyTorch (its twin): accuracy and time.
+r"""Same model and recipe trained in JAX (cnnzoo's loop) and in PyTorch (its twin): accuracy and time.
 
     python scripts/compare_accuracy.py --config experiments/resnet20_cifar10.py \
         --config.data.archive=/tmp/cifar-10-python.tar.gz --config.training.num_epochs=3 \

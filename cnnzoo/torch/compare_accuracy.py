@@ -1,4 +1,4 @@
-"""Same model, same recipe, both frameworks: test accuracy and wall time side by side.
+r"""Same model, same recipe, both frameworks: test accuracy and wall time side by side.
 
     python scripts/compare_accuracy.py --config experiments/resnet20_cifar10.py \
         --config.training.num_epochs=3 --out results/cpu/accuracy_resnet20
