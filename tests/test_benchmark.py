@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from cnnzoo.benchmark import markdown_table, run_benchmark, step_stats, write_report
-from cnnzoo.data.augment import random_crop_flip, to_float
+from cnnzoo.data.augment import crop_flip_draws, random_crop_flip, to_float
 
 torch = pytest.importorskip('torch')
 
@@ -61,9 +61,8 @@ def test_torch_crop_flip_is_the_jax_augmentation():
 
     images = np.random.default_rng(0).integers(0, 256, (6, 32, 32, 3), dtype=np.uint8)
     rng = jax.random.PRNGKey(3)
-    crop_rng, flip_rng = jax.random.split(rng)  # the draws random_crop_flip makes from rng
-    offsets = np.asarray(jax.random.randint(crop_rng, (6, 2), 0, 9))
-    flips = np.asarray(jax.random.bernoulli(flip_rng, 0.5, (6, 1, 1, 1))).reshape(6)
+    offsets, flips = (np.array(a) for a in crop_flip_draws(rng, 6))  # the draws random_crop_flip makes
+    assert flips.any() and not flips.all() and len(np.unique(offsets)) > 1
     expected = np.asarray(random_crop_flip(rng, to_float(images)))
     got = crop_flip(torch.from_numpy(images), torch.from_numpy(offsets).long(), torch.from_numpy(flips)).numpy()
     np.testing.assert_array_equal(got, expected)
