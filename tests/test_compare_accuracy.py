@@ -163,3 +163,9 @@ def test_script_bad_flags_are_one_line(args, message):
     lines = proc.stderr.strip().splitlines()
     assert lines[0].startswith('error: ') and message in proc.stderr
     assert 'Traceback' not in proc.stderr
+
+
+def test_pytorch_loss_blowing_up_stops_in_one_line(tiny_cifar10, cache_dir):
+    config = tiny_config(tiny_cifar10, cache_dir, **{'optimizer.learning_rate': '1e30', 'schedule.warmup_epochs': '0'})
+    with pytest.raises(RunError, match=r'^PyTorch loss is (nan|inf) by step \d+; stopping$'):
+        train_torch(config, build(config), log=lambda *a: None)

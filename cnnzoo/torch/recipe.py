@@ -45,6 +45,7 @@ from cnnzoo.torch.models import load_variables, split_outputs, torch_twin
 from cnnzoo.torch.optim import make_torch_optimizer
 from cnnzoo.training import steps_from_epochs
 from cnnzoo.training.steps import step_keys
+from cnnzoo.workdir import RunError
 
 PRESETS = ('none', 'crop_flip')
 
@@ -131,7 +132,7 @@ class TorchRun:
         smoothing = self.config.training.label_smoothing
         return F.cross_entropy(logits.to(self.float_dtype), labels, label_smoothing=smoothing)
 
-    def step(self, step: int) -> tuple[float, float]:
+    def step(self, step: int):
         """Train step ``step`` (0-based); returns (loss, batch accuracy) as tensors on the device."""
         x, labels = self.augmented_batch(step)
         x = x.permute(0, 3, 1, 2).contiguous(
@@ -200,7 +201,7 @@ def train_torch(config, setup, *, log=print) -> dict:
         if done % t.log_every_steps == 0:
             mean_loss = float(torch.stack(losses).mean())
             if not np.isfinite(mean_loss):
-                raise FloatingPointError(f'PyTorch loss is {mean_loss} by step {done}; stopping')
+                raise RunError(f'PyTorch loss is {mean_loss} by step {done}; stopping')
             rate = timed_steps * t.batch_size / train_seconds if train_seconds else float('nan')
             log(f'torch step {done}/{total} epoch {done / spe:.2f} loss {mean_loss:.4f} '
                 f'accuracy {float(torch.stack(accuracies).mean()):.4f} lr {run.rates[step]:.5f} {rate:.0f} img/s')
