@@ -289,7 +289,8 @@ def _train(config, workdir: str) -> dict:
     summary = {'step': step, 'total_steps': total, 'stopped_by': stopped_by, 'wall_seconds': wall,
                'train_images_per_sec': train_images_seen / train_seconds if train_seconds else None,
                'best_accuracy': best_accuracy if best_accuracy >= 0 else None,
-               'final': last_eval, 'state': state}
+               'final': last_eval, 'evals': [r for r in log.records if r.get('split') != 'train'],
+               'state': state}
     if stopped_by:
         progress.message(f'stopped by {stopped_by} at step {step}; checkpoint saved in {workdir}. '
                          'Run the same command to resume.')

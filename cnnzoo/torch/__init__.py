@@ -22,6 +22,7 @@ _LAZY = {
     'load_variables': 'cnnzoo.torch.models',
     'twin_variables': 'cnnzoo.torch.models',
     'split_outputs': 'cnnzoo.torch.models',
+    'twin_loss': 'cnnzoo.torch.models',
     'TWINS': 'cnnzoo.torch.models',
     'make_torch_optimizer': 'cnnzoo.torch.optim',
 }

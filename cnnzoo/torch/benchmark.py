@@ -26,7 +26,7 @@ import torch.nn.functional as F
 
 from cnnzoo.benchmark import LEARNING_RATE, MEAN, NUM_CLASSES, STD, Result, Variant, timed
 from cnnzoo.config import default_config
-from cnnzoo.torch.models import create_torch_model, split_outputs
+from cnnzoo.torch.models import create_torch_model, twin_loss
 from cnnzoo.torch.optim import make_torch_optimizer
 
 PAD = 4
@@ -106,11 +106,8 @@ class TorchVariant(Variant):
         def loss_fn(images, labels, offsets, flips):
             x = to_model_input(crop_flip(images, offsets, flips), mean, std, bf16)
             with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16):
-                logits, aux = split_outputs(model, model(x))
-            loss = F.cross_entropy(logits.float(), labels)
-            for aux_logits, weight in aux.values():
-                loss = loss + weight * F.cross_entropy(aux_logits.float(), labels)
-            return loss
+                output = model(x)
+            return twin_loss(model, output, labels)[0]
 
         def eval_fn(images):
             x = to_model_input(images.float() / 255.0, mean, std, bf16)

@@ -16,7 +16,6 @@ table: model, framework, seconds, accuracy).
 
 from __future__ import annotations
 
-import json
 import os
 
 import jax
@@ -34,16 +33,6 @@ def relative_difference(a: dict, b: dict) -> float:
     return max(float(np.linalg.norm(np.asarray(x, np.float64) - np.asarray(y, np.float64))
                    / max(np.linalg.norm(np.asarray(y, np.float64)), 1e-12))
                for x, y in zip(leaves_a, leaves_b, strict=True))
-
-
-def _jax_evals(workdir: str) -> list[dict]:
-    evals = []
-    with open(os.path.join(workdir, 'metrics.jsonl')) as f:
-        for line in f:
-            record = json.loads(line)
-            if record.get('split') != 'train':
-                evals.append({k: record[k] for k in ('step', 'epoch', 'loss', 'accuracy')})
-    return evals
 
 
 def compare_accuracy(config, *, workdir: str, frameworks=FRAMEWORKS, log=print) -> dict:
@@ -66,7 +55,7 @@ def compare_accuracy(config, *, workdir: str, frameworks=FRAMEWORKS, log=print) 
         if framework == 'jax':
             summary = train_and_evaluate(config, workdir)
             finals['jax'] = jax.device_get(summary['state'].variables())
-            evals = _jax_evals(workdir)
+            evals = [{k: r[k] for k in ('step', 'epoch', 'loss', 'accuracy')} for r in summary['evals']]
         else:
             summary = train_torch(config, build(config), log=log)
             finals['torch'] = summary['run'].variables()

@@ -30,6 +30,7 @@ the whole parameter set is ~3% apart after 4 steps (tests/test_compare_accuracy.
 from __future__ import annotations
 
 import time
+from functools import partial
 
 import jax
 import jax.numpy as jnp
@@ -41,7 +42,7 @@ from cnnzoo import data as data_lib
 from cnnzoo.data.augment import crop_flip_draws, preset_keys
 from cnnzoo.loop import step_stream
 from cnnzoo.torch.benchmark import PAD, crop_flip, device, synchronize, to_model_input
-from cnnzoo.torch.models import load_variables, split_outputs, torch_twin
+from cnnzoo.torch.models import load_variables, torch_twin, twin_loss
 from cnnzoo.torch.optim import make_torch_optimizer
 from cnnzoo.training import steps_from_epochs
 from cnnzoo.training.steps import step_keys
@@ -50,15 +51,21 @@ from cnnzoo.workdir import RunError
 PRESETS = ('none', 'crop_flip')
 
 
-def augmentation_draws(seed: int, steps, batch_size: int):
-    """Crop offsets (S, B, 2) and flips (S, B) of the JAX train steps ``steps`` of run ``seed``."""
+@partial(jax.jit, static_argnums=(0, 2))
+def _draws(seed: int, steps, batch_size: int):
     stream = step_stream(seed)
 
     def draws(step):
         aug_key, _ = step_keys(jax.random.fold_in(stream, step))
         return crop_flip_draws(preset_keys(aug_key)[0], batch_size, PAD)
 
-    return jax.device_get(jax.jit(jax.vmap(draws))(jnp.asarray(steps, jnp.int32)))
+    return jax.vmap(draws)(steps)
+
+
+def augmentation_draws(seed: int, steps, batch_size: int):
+    """Crop offsets (S, B, 2) and flips (S, B) of the JAX train steps ``steps`` of run ``seed``
+    (compiled once per seed, batch size and number of steps)."""
+    return jax.device_get(_draws(seed, jnp.asarray(steps, jnp.int32), batch_size))
 
 
 class TorchRun:
@@ -128,10 +135,6 @@ class TorchRun:
             x = crop_flip(images, self.offsets[i], self.flips[i])
         return (x.to(self.float_dtype) - self.mean) / self.std, labels
 
-    def _loss(self, logits, labels):
-        smoothing = self.config.training.label_smoothing
-        return F.cross_entropy(logits.to(self.float_dtype), labels, label_smoothing=smoothing)
-
     def step(self, step: int):
         """Train step ``step`` (0-based); returns (loss, batch accuracy) as tensors on the device."""
         x, labels = self.augmented_batch(step)
@@ -140,10 +143,9 @@ class TorchRun:
         for group in self.opt.param_groups:
             group['lr'] = float(self.rates[step])
         with torch.autocast(self.dev.type, dtype=torch.bfloat16, enabled=self.bf16):
-            logits, aux = split_outputs(self.model, self.model(x))
-        loss = self._loss(logits, labels)
-        for aux_logits, weight in aux.values():
-            loss = loss + weight * self._loss(aux_logits, labels)
+            output = self.model(x)
+        loss, logits = twin_loss(self.model, output, labels, label_smoothing=self.config.training.label_smoothing,
+                                 dtype=self.float_dtype)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.opt.step()
