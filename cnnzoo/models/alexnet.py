@@ -48,15 +48,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import partial
-from typing import Any
+from typing import Any, Literal
 
 import flax.linen as nn
 import jax.numpy as jnp
 
-from cnnzoo.models.layers import (adaptive_avg_pool, conv_general_dilated, get_activation,
+from cnnzoo.models.layers import (Activation, adaptive_avg_pool, conv_general_dilated, get_activation,
                                   torch_default_bias_init, torch_default_kernel_init, torch_max_pool)
 from cnnzoo.models.normalization import LocalResponseNorm
-from cnnzoo.models.registry import register_model
+from cnnzoo.models.registry import check_fields, register_model
 
 # Convolution widths, conv1 to conv5.
 TORCHVISION_WIDTHS = (64, 192, 384, 256, 256)  # torchvision.models.alexnet
@@ -78,28 +78,24 @@ class AlexNet(nn.Module):
 
     widths: Sequence[int] = TORCHVISION_WIDTHS
     num_classes: int = 1000
-    stem: str = 'imagenet'
-    head: str = 'imagenet'
+    stem: Literal[STEMS] = 'imagenet'
+    head: Literal[tuple(POOLED_SIZE)] = 'imagenet'
     lrn: bool = False
     groups: int = 1  # feature groups of conv2, conv4, conv5 (2 = the paper's two GPUs)
     hidden: int = 4096  # width of fc1 and fc2
     dropout: float = 0.5
-    dropout_at: str = 'fc_inputs'  # torchvision; 'fc_outputs' is the paper's placement
-    activation: str = 'relu'
+    dropout_at: Literal[DROPOUT_SITES] = 'fc_inputs'  # torchvision; 'fc_outputs' is the paper's placement
+    activation: Activation = 'relu'
     dtype: Any = jnp.float32  # compute dtype; parameters are always float32
 
     def check_fields(self):
-        for field, value, allowed in (('stem', self.stem, STEMS), ('head', self.head, tuple(POOLED_SIZE)),
-                                      ('dropout_at', self.dropout_at, DROPOUT_SITES)):
-            if value not in allowed:
-                raise ValueError(f'AlexNet {field}={value!r}; choose one of {", ".join(allowed)}')
         if len(self.widths) != len(KERNELS):
             raise ValueError(f'AlexNet needs {len(KERNELS)} convolution widths, got {tuple(self.widths)}')
         get_activation(self.activation)
 
     @nn.compact
     def __call__(self, x, *, train: bool):
-        self.check_fields()
+        check_fields(self)
         act = get_activation(self.activation)
         x = x.astype(self.dtype)
         for index, (width, (kernel, stride, pad)) in enumerate(zip(self.widths, KERNELS), start=1):

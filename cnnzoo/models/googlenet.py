@@ -53,14 +53,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import partial
-from typing import Any
+from typing import Any, Literal
 
 import flax.linen as nn
 import jax.numpy as jnp
 
-from cnnzoo.models.layers import adaptive_avg_pool, conv, get_activation, torch_max_pool
-from cnnzoo.models.normalization import BatchNorm
-from cnnzoo.models.registry import register_model
+from cnnzoo.models.layers import Activation, adaptive_avg_pool, conv, get_activation, torch_max_pool
+from cnnzoo.models.normalization import BatchNorm, RunningVar
+from cnnzoo.models.registry import check_fields, register_model
 from cnnzoo.training.steps import AUX_COLLECTION
 
 # Szegedy et al. 2015, Table 1. For each Inception module, the widths of its branches:
@@ -90,10 +90,10 @@ class BasicConv(nn.Module):
     features: int
     kernel: int
     stride: int = 1
-    activation: str = 'relu'
+    activation: Activation = 'relu'
     bn_momentum: float = 0.9  # flax convention; torch's 0.1
     bn_epsilon: float = 1e-3
-    bn_running_var: str = 'biased'
+    bn_running_var: RunningVar = 'biased'
     dtype: Any = jnp.float32
 
     @nn.compact
@@ -138,7 +138,7 @@ class InceptionAux(nn.Module):
     loss_weight: float = 0.3
     dropout: float = 0.7
     conv_block: Any = BasicConv
-    activation: str = 'relu'
+    activation: Activation = 'relu'
     dtype: Any = jnp.float32
 
     @nn.compact
@@ -159,23 +159,20 @@ class GoogLeNet(nn.Module):
 
     layout: Sequence[Any] = TABLE1
     num_classes: int = 1000
-    stem: str = 'imagenet'
-    branch3: str = '3x3'
+    stem: Literal[STEMS] = 'imagenet'
+    branch3: Literal[tuple(BRANCH3)] = '3x3'
     aux_logits: bool = True
     aux_after: Sequence[str] = ('inception4a', 'inception4d')  # aux1, aux2
     aux_weight: float = 0.3
     aux_dropout: float = 0.7
     dropout: float = 0.2
-    activation: str = 'relu'
+    activation: Activation = 'relu'
     bn_momentum: float = 0.9  # flax: running = m * running + (1 - m) * batch; torch's momentum 0.1
     bn_epsilon: float = 1e-3
-    bn_running_var: str = 'biased'  # 'unbiased': PyTorch's running variance (normalization.BatchNorm)
+    bn_running_var: RunningVar = 'biased'  # 'unbiased': PyTorch's running variance (normalization.BatchNorm)
     dtype: Any = jnp.float32  # compute dtype; parameters are always float32
 
     def check_fields(self):
-        for field, value, allowed in (('stem', self.stem, STEMS), ('branch3', self.branch3, tuple(BRANCH3))):
-            if value not in allowed:
-                raise ValueError(f'GoogLeNet {field}={value!r}; choose one of {", ".join(allowed)}')
         modules = [name for name, widths in self.layout if not isinstance(widths, int)]
         missing = [name for name in self.aux_after if name not in modules]
         if self.aux_logits and missing:
@@ -185,7 +182,7 @@ class GoogLeNet(nn.Module):
 
     @nn.compact
     def __call__(self, x, *, train: bool):
-        self.check_fields()
+        check_fields(self)
         basic = partial(BasicConv, activation=self.activation, bn_momentum=self.bn_momentum,
                         bn_epsilon=self.bn_epsilon, bn_running_var=self.bn_running_var, dtype=self.dtype)
         x = x.astype(self.dtype)

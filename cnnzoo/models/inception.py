@@ -66,14 +66,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import partial
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import flax.linen as nn
 import jax.numpy as jnp
 
-from cnnzoo.models.layers import conv_general_dilated, get_activation
-from cnnzoo.models.normalization import BatchNorm
-from cnnzoo.models.registry import register_model
+from cnnzoo.models.layers import Activation, conv_general_dilated, get_activation
+from cnnzoo.models.normalization import BatchNorm, RunningVar
+from cnnzoo.models.registry import check_fields, register_model
 from cnnzoo.training.steps import AUX_COLLECTION
 
 
@@ -195,10 +195,10 @@ class BasicConv2d(nn.Module):
     """torchvision's ``BasicConv2d``: bias-free convolution, BatchNorm, activation."""
 
     spec: Conv
-    activation: str = 'relu'
+    activation: Activation = 'relu'
     bn_momentum: float = 0.9
     bn_epsilon: float = 1e-3
-    bn_running_var: str = 'biased'
+    bn_running_var: RunningVar = 'biased'
     init_std: float = 0.1
     dtype: Any = jnp.float32
 
@@ -280,23 +280,23 @@ class InceptionV3(nn.Module):
     aux_weight: float = 0.4
     aux_pool: tuple[int, int] = (5, 3)
     aux_after: str = 'Mixed_6e'  # the last 17x17 module (paper §4, Fig. 8)
-    stem: str = 'imagenet'
+    stem: Literal[tuple(STEMS)] = 'imagenet'
     mixed: Sequence[tuple[str, Sequence[Branch]]] = MIXED
     dropout: float = 0.5
-    activation: str = 'relu'
+    activation: Activation = 'relu'
     bn_momentum: float = 0.9  # flax: running = m * running + (1 - m) * batch; torch's momentum 0.1
     bn_epsilon: float = 1e-3  # torchvision's BasicConv2d (TF-Slim's value)
-    bn_running_var: str = 'biased'  # 'unbiased': PyTorch's running variance (normalization.BatchNorm)
+    bn_running_var: RunningVar = 'biased'  # 'unbiased': PyTorch's running variance (normalization.BatchNorm)
     dtype: Any = jnp.float32  # compute dtype; parameters are always float32
 
-    @nn.compact
-    def __call__(self, x, *, train: bool):
-        if self.stem not in STEMS:
-            raise ValueError(f'InceptionV3 stem={self.stem!r}; choose one of {", ".join(STEMS)}')
-        get_activation(self.activation)
+    def check_fields(self):
         names = [name for name, _ in self.mixed]
         if self.aux_logits and self.aux_after not in names:
             raise ValueError(f'InceptionV3 aux_after={self.aux_after!r} is not a module; modules: {", ".join(names)}')
+
+    @nn.compact
+    def __call__(self, x, *, train: bool):
+        check_fields(self)
         conv_block = partial(BasicConv2d, activation=self.activation, bn_momentum=self.bn_momentum,
                              bn_epsilon=self.bn_epsilon, bn_running_var=self.bn_running_var, dtype=self.dtype)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import math
+from typing import Literal
 
 import flax.linen as nn
 import jax
@@ -40,6 +41,8 @@ ACTIVATIONS = {
     'silu': nn.silu,
     'elu': nn.elu,
 }
+# The type of every ``activation`` field: one of the table's names.
+Activation = Literal[tuple(ACTIVATIONS)]
 
 
 def get_activation(name: str):

@@ -21,11 +21,14 @@ exactly: its running statistics, and so its eval-mode outputs, then follow torch
 
 from __future__ import annotations
 
+from typing import Literal
+
 import flax.linen as nn
 import jax.numpy as jnp
 from flax.linen.normalization import _canonicalize_axes, _compute_stats, _normalize
 
 RUNNING_VARS = ('biased', 'unbiased')
+RunningVar = Literal[RUNNING_VARS]
 
 
 class LocalResponseNorm(nn.Module):
@@ -53,7 +56,7 @@ class BatchNorm(nn.BatchNorm):
     (``axis_name``) and masks are not offered (cnnzoo shards with ``jax.sharding``, where the batch
     axis of a BN input is the global batch)."""
 
-    running_var: str = 'biased'
+    running_var: RunningVar = 'biased'
 
     @nn.compact
     def __call__(self, x, use_running_average: bool | None = None):

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 import fnmatch
-from collections.abc import Callable
+import typing
+from collections.abc import Callable, Sequence
 
 import flax.linen as nn
 
@@ -55,7 +56,9 @@ def list_models(pattern: str | None = None) -> list[str]:
 def create_model(name: str, *, num_classes: int, **fields) -> nn.Module:
     """A new, unbound module of model ``name`` with ``fields`` overriding its defaults.
 
-    An unknown name, or a field the module does not have, is a one-line ValueError.
+    An unknown name, a field the module does not have, or a value the field does not allow
+    (see :func:`check_fields`) is a one-line ValueError, raised here rather than when the model is
+    first traced.
     """
     try:
         factory = _REGISTRY[name]
@@ -69,7 +72,57 @@ def create_model(name: str, *, num_classes: int, **fields) -> nn.Module:
                          f'valid fields: {", ".join(known)}')
     # clone() rather than factory(**fields) so a factory that is a plain function needs no
     # **kwargs plumbing, and so the field check above is the only place fields are judged.
-    return module.clone(**fields) if fields else module
+    module = module.clone(**fields) if fields else module
+    check_fields(module)
+    return module
+
+
+def field_types(module_or_class) -> dict[str, typing.Any]:
+    """The resolved annotations of a module's configurable fields (``typing.Literal[...]`` for a
+    field with a fixed set of values)."""
+    cls = module_or_class if isinstance(module_or_class, type) else type(module_or_class)
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints.get(f.name, typing.Any) for f in dataclasses.fields(cls)
+            if f.init and f.name not in _MODULE_INTERNALS}
+
+
+def check_fields(module: nn.Module) -> None:
+    """A one-line ValueError for a field value its declaration does not allow.
+
+    Declarations are the checks: a ``typing.Literal`` field takes one of its values; ``bool``,
+    ``int``, ``float`` and ``str`` fields take values of that type (an int for a float);
+    ``Sequence[int]`` takes a tuple or list of ints. Then the module's own ``check_fields()``
+    runs, for what involves several fields at once.
+    """
+    owner = type(module).__name__
+    for name, hint in field_types(module).items():
+        value = getattr(module, name)
+        problem = _type_problem(value, hint)
+        if problem:
+            raise ValueError(f'{owner} {name}={value!r}: {problem}')
+    own = getattr(module, 'check_fields', None)
+    if callable(own):
+        own()
+
+
+def _type_problem(value, hint) -> str | None:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is typing.Literal:
+        return None if value in args else f'choose one of {", ".join(map(str, args))}'
+    if hint is bool:
+        return None if isinstance(value, bool) else 'expected True or False'
+    if hint is int:
+        return None if isinstance(value, int) and not isinstance(value, bool) else 'expected an integer'
+    if hint is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        return None if ok else 'expected a number'
+    if hint is str:
+        return None if isinstance(value, str) else 'expected a string'
+    if origin in (Sequence, list, tuple) and args in ((int,), (int, ...)):
+        ok = isinstance(value, (tuple, list)) and all(isinstance(v, int) and not isinstance(v, bool)
+                                                     for v in value)
+        return None if ok else 'expected a tuple of integers, e.g. (3, 3, 3)'
+    return None
 
 
 def model_fields(module: nn.Module) -> list[str]:

@@ -39,14 +39,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import partial
-from typing import Any
+from typing import Any, Literal
 
 import flax.linen as nn
 import jax.numpy as jnp
 
-from cnnzoo.models.layers import conv, get_activation
-from cnnzoo.models.normalization import BatchNorm
-from cnnzoo.models.registry import register_model
+from cnnzoo.models.layers import Activation, conv, get_activation
+from cnnzoo.models.normalization import BatchNorm, RunningVar
+from cnnzoo.models.registry import check_fields, register_model
 
 RESIDUAL_FORMS = ('standard', 'relu_before_add', 'square', 'preact')
 SHORTCUTS = ('A', 'B', 'none')
@@ -70,13 +70,13 @@ class ResidualBlock(nn.Module):
 
     features: int
     stride: int = 1
-    shortcut: str = 'A'
-    residual: str = 'standard'
-    activation: str = 'relu'
+    shortcut: Literal[SHORTCUTS] = 'A'
+    residual: Literal[RESIDUAL_FORMS] = 'standard'
+    activation: Activation = 'relu'
     zero_init_last_bn: bool = False
     bn_momentum: float = 0.9
     bn_epsilon: float = 1e-5
-    bn_running_var: str = 'biased'
+    bn_running_var: RunningVar = 'biased'
     dtype: Any = jnp.float32
     expansion: int = 1
 
@@ -173,22 +173,17 @@ class ResNet(nn.Module):
     block: Any = BasicBlock  # a ResidualBlock subclass, or a partial of one
     stage_widths: Sequence[int] = (16, 32, 64)
     num_classes: int = 10
-    stem: str = 'cifar'
-    shortcut: str = 'A'
-    residual: str = 'standard'
-    activation: str = 'relu'
+    stem: Literal[STEMS] = 'cifar'
+    shortcut: Literal[SHORTCUTS] = 'A'
+    residual: Literal[RESIDUAL_FORMS] = 'standard'
+    activation: Activation = 'relu'
     zero_init_last_bn: bool = False
     bn_momentum: float = 0.9  # flax: running = m * running + (1 - m) * batch; torch's momentum 0.1
     bn_epsilon: float = 1e-5
-    bn_running_var: str = 'biased'  # 'unbiased': PyTorch's running variance (normalization.BatchNorm)
+    bn_running_var: RunningVar = 'biased'  # 'unbiased': PyTorch's running variance (normalization.BatchNorm)
     dtype: Any = jnp.float32  # compute dtype; parameters are always float32
 
     def check_fields(self):
-        for field, value, allowed in (('residual', self.residual, RESIDUAL_FORMS),
-                                      ('shortcut', self.shortcut, SHORTCUTS),
-                                      ('stem', self.stem, STEMS)):
-            if value not in allowed:
-                raise ValueError(f'ResNet {field}={value!r}; choose one of {", ".join(allowed)}')
         if len(self.stage_sizes) != len(self.stage_widths):
             raise ValueError(f'ResNet needs one width per stage: stage_sizes={tuple(self.stage_sizes)}, '
                              f'stage_widths={tuple(self.stage_widths)}')
@@ -196,7 +191,7 @@ class ResNet(nn.Module):
 
     @nn.compact
     def __call__(self, x, *, train: bool):
-        self.check_fields()
+        check_fields(self)
         act = get_activation(self.activation)
         bn = partial(batch_norm, train=train, momentum=self.bn_momentum, epsilon=self.bn_epsilon,
                      dtype=self.dtype, running_var=self.bn_running_var)

@@ -23,14 +23,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import partial
-from typing import Any
+from typing import Any, Literal
 
 import flax.linen as nn
 import jax.numpy as jnp
 
-from cnnzoo.models.layers import adaptive_avg_pool, conv_general_dilated, conv_init, get_activation
-from cnnzoo.models.normalization import BatchNorm, LocalResponseNorm
-from cnnzoo.models.registry import register_model
+from cnnzoo.models.layers import Activation, adaptive_avg_pool, conv_general_dilated, conv_init, get_activation
+from cnnzoo.models.normalization import BatchNorm, LocalResponseNorm, RunningVar
+from cnnzoo.models.registry import check_fields, register_model
 
 # Simonyan & Zisserman 2015, Table 1. (w, 1) is a 1x1 convolution of width w (configuration C).
 CONFIGS = {
@@ -49,21 +49,20 @@ linear_init = nn.initializers.normal(0.01)
 class VGG(nn.Module):
     config: Sequence[Any]
     num_classes: int = 1000
-    head: str = 'imagenet'
+    head: Literal[HEADS] = 'imagenet'
     batch_norm: bool = False
     lrn: bool = False
-    activation: str = 'relu'
+    activation: Activation = 'relu'
     dropout: float = 0.5
     hidden: int = 4096  # width of the ImageNet head's two hidden layers
     bn_momentum: float = 0.9  # flax convention; torch's 0.1
     bn_epsilon: float = 1e-5
-    bn_running_var: str = 'biased'  # 'unbiased': PyTorch's running variance (normalization.BatchNorm)
+    bn_running_var: RunningVar = 'biased'  # 'unbiased': PyTorch's running variance (normalization.BatchNorm)
     dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, x, *, train: bool):
-        if self.head not in HEADS:
-            raise ValueError(f'VGG head={self.head!r}; choose one of {", ".join(HEADS)}')
+        check_fields(self)
         act = get_activation(self.activation)
         x = x.astype(self.dtype)
         index = 0

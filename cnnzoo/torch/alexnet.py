@@ -21,6 +21,7 @@ from torch import nn
 
 from cnnzoo.models import alexnet as flax_alexnet
 from cnnzoo.models.normalization import LocalResponseNorm as FlaxLRN
+from cnnzoo.models.registry import check_fields
 from cnnzoo.torch.layers import Activation
 from cnnzoo.torch.vgg import torch_lrn
 
@@ -32,8 +33,8 @@ class AlexNet(nn.Module):
                  activation: str = 'relu'):
         super().__init__()
         # The flax module's field checks, on the same values.
-        flax_alexnet.AlexNet(widths=tuple(widths), stem=stem, head=head, dropout_at=dropout_at,
-                             activation=activation).check_fields()
+        check_fields(flax_alexnet.AlexNet(widths=tuple(widths), stem=stem, head=head, dropout_at=dropout_at,
+                                          activation=activation))
         layers, channels = [], 3
         for index, (width, (kernel, stride, pad)) in enumerate(zip(widths, flax_alexnet.KERNELS), start=1):
             if index == 1 and stem == 'cifar':

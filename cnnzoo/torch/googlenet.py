@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cnnzoo.models import googlenet as flax_googlenet
+from cnnzoo.models.registry import check_fields
 from cnnzoo.torch.layers import BasicConv2d, get_activation, torch_momentum
 
 
@@ -84,8 +85,9 @@ class GoogLeNet(nn.Module):
                  bn_momentum: float = 0.1, bn_epsilon: float = 1e-3):
         super().__init__()
         # The flax module's field checks, on the same values.
-        flax_googlenet.GoogLeNet(layout=tuple(layout), stem=stem, branch3=branch3, aux_logits=aux_logits,
-                                 aux_after=tuple(aux_after), activation=activation).check_fields()
+        check_fields(flax_googlenet.GoogLeNet(layout=tuple(layout), stem=stem, branch3=branch3,
+                                              aux_logits=aux_logits, aux_after=tuple(aux_after),
+                                              activation=activation))
         conv = functools.partial(_padded_conv, activation=activation, bn_momentum=bn_momentum,
                                  bn_epsilon=bn_epsilon)
         self.stem = stem
