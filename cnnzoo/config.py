@@ -212,8 +212,37 @@ def validate(config: ml_collections.ConfigDict) -> None:
                           f'to a positive value (got {t.num_epochs} and {t.num_steps})')
     if config.data.validation_size < 0:
         raise ConfigError('config.data.validation_size must be >= 0')
+    for key, value, ok, allowed in _ranges(config):
+        if not ok:
+            raise ConfigError(f'config.{key}={value!r}: must be {allowed}')
     if not isinstance(config.model.get('name'), str):
         raise ConfigError('config.model.name must be a model name (see scripts/models.py or list_models())')
+
+
+def _ranges(config):
+    """``(key, value, within range, what is allowed)`` for every numeric key with a range."""
+    o, s, t = config.optimizer, config.schedule, config.training
+    positive, non_negative, fraction = '> 0', '>= 0', 'in [0, 1)'
+    return (
+        ('optimizer.learning_rate', o.learning_rate, o.learning_rate > 0, positive),
+        ('optimizer.momentum', o.momentum, 0 <= o.momentum < 1, fraction),
+        ('optimizer.b1', o.b1, 0 <= o.b1 < 1, fraction),
+        ('optimizer.b2', o.b2, 0 <= o.b2 < 1, fraction),
+        ('optimizer.eps', o.eps, o.eps > 0, positive),
+        ('optimizer.weight_decay', o.weight_decay, o.weight_decay >= 0, non_negative),
+        ('schedule.decay_factor', s.decay_factor, s.decay_factor > 0, positive),
+        ('schedule.warmup_epochs', s.warmup_epochs, s.warmup_epochs >= 0, non_negative),
+        ('schedule.warmup_epochs', s.warmup_epochs, not t.num_epochs or s.warmup_epochs <= t.num_epochs,
+         f'at most the run\'s length (training.num_epochs={t.num_epochs})'),
+        ('schedule.final_fraction', s.final_fraction, 0 <= s.final_fraction <= 1, 'in [0, 1]'),
+        ('training.label_smoothing', t.label_smoothing, 0 <= t.label_smoothing < 1, fraction),
+        ('training.num_epochs', t.num_epochs, t.num_epochs >= 0, non_negative),
+        ('training.num_steps', t.num_steps, t.num_steps >= 0, non_negative),
+        ('training.eval_every_epochs', t.eval_every_epochs, t.eval_every_epochs > 0, positive),
+        ('training.log_every_steps', t.log_every_steps, t.log_every_steps > 0, positive),
+        ('training.checkpoint_every_steps', t.checkpoint_every_steps, t.checkpoint_every_steps > 0, positive),
+        ('training.keep_checkpoints', t.keep_checkpoints, t.keep_checkpoints > 0, positive),
+    )
 
 
 def to_json(config: ml_collections.ConfigDict) -> str:

@@ -1,18 +1,106 @@
-"""Up-front checks of a whole config, before any data is read or anything is compiled.
+"""Up-front checks of a whole config, before any data is read, anything is written or compiled.
 
-``check_config(config)`` is what every entry point (train, evaluate, sweep ``--list``, the
-comparison tools) calls first; it raises :class:`cnnzoo.config.ConfigError` with one line naming
-the key, the bad value and what is allowed.
+``check_config(config)`` is what every entry point calls first (``train_and_evaluate``,
+``evaluate_checkpoint``, a sweep's ``--list``, the comparison tools): it raises
+:class:`cnnzoo.config.ConfigError` with one line naming the key, the bad value and what is
+allowed, and the command line turns that into exit status 2.
+
+It adds to :func:`cnnzoo.config.validate` (choices and ranges of the schema itself, cheap enough to
+run on every override) what needs the libraries: the model name and every model field, judged by
+the model's own declarations (:func:`cnnzoo.models.registry.check_fields`); the augmentation
+preset; the schedule's ratio; the batch sizes against the number of devices. One check needs the
+data and so runs once it is loaded (:func:`check_against_data`): a warm-up stated in epochs
+against a run stated in steps.
 """
 
 from __future__ import annotations
 
 from cnnzoo.config import ConfigError, validate
 
+# Set by the run from config.training.dtype / the data's class count, never by the model section.
+_RUN_OWNED_FIELDS = {'dtype': 'config.training.dtype', 'num_classes': "the data's class count"}
+
 
 def check_config(config) -> None:
     """Raises a one-line ConfigError for anything in ``config`` that would fail later."""
     validate(config)
+    _check_schedule(config)
+    _check_augment(config)
+    _check_model(config)
+    _check_devices(config)
 
 
-__all__ = ['ConfigError', 'check_config']
+def _check_schedule(config) -> None:
+    from cnnzoo.training.schedules import parse_ratio
+
+    s = config.schedule
+    if s.name == 'ratio':
+        try:
+            parse_ratio(s.ratio)
+        except ValueError as e:
+            raise ConfigError(f'config.schedule.ratio={s.ratio!r}: {e}') from None
+    if s.name == 'piecewise':
+        b = list(s.boundaries_epochs)
+        if any(not isinstance(x, (int, float)) or x < 0 for x in b) or b != sorted(b):
+            raise ConfigError(f'config.schedule.boundaries_epochs={tuple(b)!r}: '
+                              'must be non-negative epochs in increasing order, e.g. (100, 150)')
+
+
+def _check_augment(config) -> None:
+    from cnnzoo.data.augment import AUGMENT_PRESETS
+
+    if config.data.augment not in AUGMENT_PRESETS:
+        raise ConfigError(f'config.data.augment={config.data.augment!r}: '
+                          f'choose one of {", ".join(AUGMENT_PRESETS)}')
+
+
+def _check_model(config) -> None:
+    from cnnzoo.data.archives import NUM_CLASSES
+    from cnnzoo.models import cifar_fields, create_model, list_models, min_input_size
+    from cnnzoo.models.registry import FieldError
+
+    name = config.model.name
+    if name not in list_models():
+        raise ConfigError(f'config.model.name={name!r}: unknown model; known models: {", ".join(list_models())}')
+    fields = {k: v for k, v in config.model.items() if k != 'name'}
+    for key, owner in _RUN_OWNED_FIELDS.items():
+        if key in fields:
+            raise ConfigError(f'config.model.{key} is set by the run ({owner}), not in the model section')
+    try:
+        create_model(name, num_classes=NUM_CLASSES[config.data.name], **fields)
+    except FieldError as e:
+        if e.field in fields and e.problem != str(e):  # a value the field does not allow
+            raise ConfigError(f'config.model.{e.field}={fields[e.field]!r}: {e.problem} ({name})') from None
+        raise ConfigError(f'config.model.{e.field}: {e}') from None
+    except ValueError as e:  # a model's own check of several fields together
+        raise ConfigError(f'config.model ({name}): {e}') from None
+    needed = cifar_fields(name)
+    if min_input_size(name) > 32 and any(fields.get(k) != v for k, v in needed.items()):
+        flags = ' '.join(f'--config.model.{k}={v}' if isinstance(v, str) else f'--config.model.{k}="{v}"'
+                         for k, v in needed.items())
+        raise ConfigError(f'config.model.name={name!r} needs {min_input_size(name)}x{min_input_size(name)} '
+                          f'inputs and CIFAR images are 32x32: use its CIFAR variant ({flags})')
+
+
+def _check_devices(config) -> None:
+    import jax
+
+    n = jax.device_count()
+    t = config.training
+    for key in ('batch_size', 'eval_batch_size'):
+        if t[key] % n:
+            raise ConfigError(f'config.training.{key}={t[key]} does not divide over {n} devices; '
+                              f'use a multiple of {n}')
+
+
+def check_against_data(config, *, steps_per_epoch: int, total_steps: int) -> None:
+    """The checks that need the training set's size; raises a one-line ConfigError."""
+    from cnnzoo.training.schedules import steps_from_epochs
+
+    warmup = steps_from_epochs(config.schedule.warmup_epochs, steps_per_epoch)
+    if warmup > total_steps:
+        raise ConfigError(f'config.schedule.warmup_epochs={config.schedule.warmup_epochs} is {warmup} steps, '
+                          f'longer than the whole run ({total_steps} steps)')
+
+
+__all__ = ['ConfigError', 'check_against_data', 'check_config']

@@ -15,6 +15,7 @@ The default data directory is ``$CNNZOO_DATA_DIR`` or ``~/.cache/cnnzoo``.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import os
@@ -140,14 +141,17 @@ def _load_archive_cached(archive: str, name: str, data_dir: str):
         except Exception:  # noqa: BLE001 - a damaged cache is rebuilt from the archive
             pass
     arrays = read_archive(archive, name)
+    tmp = f'{cache}.tmp{os.getpid()}.npz'
     try:
         os.makedirs(os.path.dirname(cache), exist_ok=True)
-        tmp = f'{cache}.tmp{os.getpid()}.npz'
         x_train, y_train, x_test, y_test, names = arrays
         np.savez(tmp, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test, names=np.array(names))
         os.replace(tmp, cache)
     except OSError:
-        pass  # a read-only data dir: work without a cache
+        pass  # a read-only or full data dir: work without a cache
+    finally:
+        with contextlib.suppress(OSError):  # never leave a partial file (it would keep a full disk full)
+            os.remove(tmp)
     return arrays
 
 

@@ -13,6 +13,15 @@ from collections.abc import Callable, Sequence
 
 import flax.linen as nn
 
+class FieldError(ValueError):
+    """A model field that does not exist or a value it does not allow; ``field`` names it."""
+
+    def __init__(self, message: str, *, field: str):
+        super().__init__(message)
+        self.field = field
+        self.problem = message
+
+
 _REGISTRY: dict[str, Callable[..., nn.Module]] = {}
 _MIN_INPUT_SIZE: dict[str, int] = {}
 _CIFAR_FIELDS: dict[str, dict] = {}
@@ -68,8 +77,8 @@ def create_model(name: str, *, num_classes: int, **fields) -> nn.Module:
     known = model_fields(module)
     unknown = [f for f in fields if f not in known]
     if unknown:
-        raise ValueError(f'model {name!r} has no field {", ".join(map(repr, unknown))}; '
-                         f'valid fields: {", ".join(known)}')
+        raise FieldError(f'model {name!r} has no field {", ".join(map(repr, unknown))}; '
+                         f'valid fields: {", ".join(known)}', field=unknown[0])
     # clone() rather than factory(**fields) so a factory that is a plain function needs no
     # **kwargs plumbing, and so the field check above is the only place fields are judged.
     module = module.clone(**fields) if fields else module
@@ -99,7 +108,9 @@ def check_fields(module: nn.Module) -> None:
         value = getattr(module, name)
         problem = _type_problem(value, hint)
         if problem:
-            raise ValueError(f'{owner} {name}={value!r}: {problem}')
+            error = FieldError(f'{owner} {name}={value!r}: {problem}', field=name)
+            error.problem = problem
+            raise error
     own = getattr(module, 'check_fields', None)
     if callable(own):
         own()
