@@ -156,6 +156,29 @@ def test_resnet20_count_by_hand():
     assert stem + stage1 + stage2 + stage3 + head == PINNED_PARAMS['resnet20'][1]
 
 
+def test_resnet20_inverted_bottleneck_count_by_hand():
+    # A block from c to o channels with t = 6 has hidden width h = 6c; its parameters are
+    # expand 1x1 c*h + BN 2h, depthwise 3x3 9h + BN 2h, project 1x1 h*o + BN 2o; option A adds none.
+    #   stem 3*3*3*16 + 2*16                                               =     464
+    #   stage 1, 3 x (16 -> 16, h 96):  3 * (1,728 + 1,056 + 1,568)        =  13,056
+    #   stage 2, 16 -> 32, h 96:        1,728 + 1,056 + 3,136              =   5,920
+    #            2 x (32 -> 32, h 192): 2 * (6,528 + 2,112 + 6,208)        =  29,696
+    #   stage 3, 32 -> 64, h 192:       6,528 + 2,112 + 12,416             =  21,056
+    #            2 x (64 -> 64, h 384): 2 * (25,344 + 4,224 + 24,704)      = 108,544
+    #   head 64*10 + 10                                                    =     650
+    #   total                                                                179,386
+    def block(c, o, t=6):
+        h = t * c
+        return (c * h + 2 * h) + (9 * h + 2 * h) + (h * o + 2 * o)
+
+    stem = 3 * 3 * 3 * 16 + 2 * 16
+    stages = (3 * block(16, 16) + block(16, 32) + 2 * block(32, 32) + block(32, 64) + 2 * block(64, 64))
+    head = 64 * 10 + 10
+    assert stem + stages + head == 179_386
+    model = create_model('resnet20', num_classes=10, residual='inverted_bottleneck')
+    assert count_params(abstract_variables(model)['params']) == 179_386
+
+
 # --- registry ---------------------------------------------------------------------------------
 
 def test_list_models_is_sorted_and_globs():
@@ -272,6 +295,51 @@ def test_relu_before_add_can_go_negative_where_standard_cannot():
         assert float(jnp.min(block_output('relu_before_add', x, seed))) < 0.0
 
 
+def test_inverted_bottleneck_block_has_the_mobilenet_v2_layers():
+    """Expansion 1x1 from the block's input width c to t*c, depthwise 3x3 (one input channel per
+    group) carrying the stride, 1x1 projection to the output width; here option B projects s(x)."""
+    x = jnp.ones((2, 8, 8, 16))
+    block = BasicBlock(features=32, stride=2, shortcut='B', residual='inverted_bottleneck', expansion_factor=4)
+    out, variables = jax.eval_shape(lambda x: block.init_with_output(jax.random.key(0), x, train=False), x)
+    assert out.shape == (2, 4, 4, 32)
+    bn = lambda n: {'scale': ((n,), jnp.float32), 'bias': ((n,), jnp.float32)}  # noqa: E731
+    assert shapes(variables['params']) == {
+        'expand_conv': {'kernel': ((1, 1, 16, 64), jnp.float32)}, 'expand_bn': bn(64),
+        'depthwise_conv': {'kernel': ((3, 3, 1, 64), jnp.float32)}, 'depthwise_bn': bn(64),
+        'project_conv': {'kernel': ((1, 1, 64, 32), jnp.float32)}, 'project_bn': bn(32),
+        'proj_conv': {'kernel': ((1, 1, 16, 32), jnp.float32)}, 'proj_bn': bn(32),
+    }
+    # Where the shape is kept the shortcut is the identity, whatever the shortcut field says.
+    same = BasicBlock(features=16, shortcut='B', residual='inverted_bottleneck')
+    params = jax.eval_shape(lambda x: same.init(jax.random.key(0), x, train=False), x)['params']
+    assert sorted(params) == ['depthwise_bn', 'depthwise_conv', 'expand_bn', 'expand_conv', 'project_bn',
+                              'project_conv']
+    assert params['expand_conv']['kernel'].shape == (1, 1, 16, 96)  # t = 6 by default
+
+
+def test_inverted_bottleneck_is_linear_at_its_end():
+    """With ReLU, non-negative inputs and no shortcut, a standard block outputs act(F(x)) >= 0;
+    the inverted bottleneck's projection has no activation after it, so its output goes negative."""
+    x = jnp.abs(jax.random.normal(jax.random.key(0), (4, 8, 8, 16)))
+    for seed in range(3):
+        assert float(jnp.min(block_output('standard', x, seed, shortcut='none'))) >= 0.0
+        assert float(jnp.min(block_output('inverted_bottleneck', x, seed, shortcut='none'))) < 0.0
+
+
+def test_inverted_bottleneck_fields_are_checked_and_reach_every_block():
+    model = create_model('resnet18', num_classes=10, stem='cifar', residual='inverted_bottleneck',
+                         expansion_factor=4)
+    params = abstract_variables(model)['params']
+    for k, (c, o) in {'stage1_block1': (64, 64), 'stage2_block1': (64, 128), 'stage4_block2': (512, 512)}.items():
+        assert params[k]['expand_conv']['kernel'].shape == (1, 1, c, 4 * c), k
+        assert params[k]['project_conv']['kernel'].shape == (1, 1, 4 * c, o), k
+    assert 'proj_conv' in params['stage2_block1'] and 'proj_conv' not in params['stage2_block2']
+    with pytest.raises(ValueError, match='expansion_factor=0'):
+        create_model('resnet20', num_classes=10, residual='inverted_bottleneck', expansion_factor=0)
+    with pytest.raises(ValueError, match='inverted_bottleneck'):  # the Literal's values are listed
+        create_model('resnet20', num_classes=10, residual='inverted')
+
+
 def test_square_residual_differs_from_standard():
     x = jax.random.normal(jax.random.key(0), (2, 8, 8, 16))
     assert not np.allclose(block_output('square', x), block_output('standard', x))
@@ -312,11 +380,12 @@ def test_zero_init_last_bn_zeros_each_branchs_last_scale(name):
         assert all(np.all(params[k][n]['scale'] == 1) for n in others)
 
 
+@pytest.mark.parametrize('residual', ['standard', 'inverted_bottleneck'])
 @pytest.mark.parametrize('stride', [1, 2])
-def test_zero_init_block_starts_as_its_shortcut(stride):
+def test_zero_init_block_starts_as_its_shortcut(stride, residual):
     x = jnp.abs(jax.random.normal(jax.random.key(0), (2, 8, 8, 16)))  # a ReLU's output
     features = 16 * stride
-    block = BasicBlock(features=features, stride=stride, zero_init_last_bn=True)
+    block = BasicBlock(features=features, stride=stride, residual=residual, zero_init_last_bn=True)
     out, _ = block.apply(block.init(jax.random.key(1), x, train=False), x, train=True,
                          mutable=['batch_stats'])
     pad = (features - 16) // 2

@@ -64,6 +64,13 @@ CASES = [
     ('resnet20', {'residual': 'preact', 'shortcut': 'B'}, 32),
     ('resnet20', {'residual': 'relu_before_add', 'activation': 'tanh'}, 32),
     ('resnet20', {'residual': 'square', 'activation': 'gelu', 'stage_sizes': (1, 1, 1)}, 32),
+    # inverted bottlenecks: depthwise (groups = channels) convolutions; identity, option-A, option-B
+    # and no shortcuts; t = 6 (default) and t = 4
+    ('resnet20', {'residual': 'inverted_bottleneck'}, 32),
+    ('resnet20', {'residual': 'inverted_bottleneck', 'shortcut': 'none', 'activation': 'silu',
+                  'stage_sizes': (1, 1, 1)}, 32),
+    ('resnet18', {'stem': 'cifar', 'residual': 'inverted_bottleneck', 'expansion_factor': 4,
+                  'stage_sizes': (1, 1, 1, 1)}, 32),
     ('resnet18', {}, 32),
     ('resnet18', {'stem': 'cifar'}, 32),
     ('resnet18', {'residual': 'preact', 'stage_sizes': (1, 1, 1, 1)}, 32),
@@ -530,7 +537,8 @@ def test_full_depth_resnet50_converts_into_its_twin():
 
 
 @pytest.mark.parametrize('name,residual,last', [('resnet20', 'standard', 'bn2'), ('resnet20', 'preact', 'bn2'),
-                                                 ('resnet50', 'standard', 'bn3')])
+                                                 ('resnet50', 'standard', 'bn3'),
+                                                 ('resnet20', 'inverted_bottleneck', 'project_bn')])
 def test_zero_init_last_bn_zeroes_the_same_bn_as_cnnzoo(name, residual, last):
     """The BN whose scale cnnzoo's ``zero_init_last_bn`` zeroes (resnet.py's ``last=True``)."""
     twin = create_torch_model(name, num_classes=10, residual=residual, zero_init_last_bn=True)

@@ -18,6 +18,22 @@ References
   convolution, since the first block normalises its own input; a projection shortcut reads the
   pre-activated input and has no BN of its own, as in fb.resnet.torch's preresnet.lua. Fig. 4c
   of the same paper is ``residual='relu_before_add'``.
+- Sandler, Howard, Zhu, Zhmoginov, Chen, "MobileNetV2: Inverted Residuals and Linear
+  Bottlenecks", CVPR 2018 (Fig. 3b, Table 1): ``residual='inverted_bottleneck'`` replaces the
+  body of every block with an inverted residual: a 1x1 expansion convolution to
+  ``expansion_factor`` (the paper's t, 6 by default) times the block's *input* channels, as in
+  Table 1 (k -> tk), + BN + act; a depthwise 3x3 convolution (one group per channel) carrying
+  the block's stride, as in Table 1, + BN + act; a 1x1 linear projection to the block's output
+  width + BN with no activation (the "linear bottleneck"); and s(x) added between the narrow ends
+  with no activation after the addition. The block keeps its input and output widths (a basic
+  block's ``features``, a bottleneck's ``4 * features``), so the rest of the network is unchanged;
+  the head pools the last block's linear output.
+  Deviations: the activation is the ``activation`` field (ReLU by default), not the paper's ReLU6;
+  the expansion convolution is kept for t = 1 (MobileNetV2 drops it in its first block), so the
+  parameter tree does not depend on t; and where a block changes shape MobileNetV2 has no
+  shortcut at all, while here the ``shortcut`` field decides (option A zero-pads, option B
+  projects from the block's input with 1x1 conv + BN, ``'none'`` adds nothing). Blocks that keep
+  the shape have the identity shortcut, as in the paper (none with ``shortcut='none'``).
 
 Deviation: ``stem='cifar'`` on an ImageNet layout (``create_model('resnet18', num_classes=10,
 stem='cifar')``) replaces the 7x7/2 convolution and 3x3/2 max-pool with one 3x3/1 convolution,
@@ -27,12 +43,15 @@ CIFAR-10", not a network from the paper.
 Ablations, all fields of ``ResNet``:
 - ``shortcut``: ``'A'``, ``'B'``, or ``'none'`` (a plain network: the same layers, no addition).
 - ``residual``: ``'standard'`` act(F(x) + s(x)); ``'relu_before_add'`` act(F(x)) + s(x);
-  ``'square'`` act(F(x) + s(x)**2); ``'preact'`` as above.
+  ``'square'`` act(F(x) + s(x)**2); ``'preact'`` and ``'inverted_bottleneck'`` (F(x) + s(x),
+  F linear at its end) as above.
+- ``expansion_factor``: t of the inverted bottleneck (read only with that residual form).
 - ``activation``: a name in ``layers.ACTIVATIONS``.
 - ``zero_init_last_bn``: the scale of the last BN of every residual branch starts at 0
   (Goyal et al. 2017, "Accurate, Large Minibatch SGD"), so a standard block starts as
   act(s(x)). In the preact form that BN is the one before the last convolution, which zeroes
-  the branch for activations with act(0) = 0.
+  the branch for activations with act(0) = 0; in the inverted bottleneck it is ``project_bn``,
+  so the block starts as s(x).
 """
 
 from __future__ import annotations
@@ -44,11 +63,11 @@ from typing import Any, Literal
 import flax.linen as nn
 import jax.numpy as jnp
 
-from cnnzoo.models.layers import Activation, conv, get_activation
+from cnnzoo.models.layers import Activation, conv, conv_general_dilated, conv_init, get_activation
 from cnnzoo.models.normalization import BatchNorm, RunningVar
-from cnnzoo.models.registry import check_fields, register_model
+from cnnzoo.models.registry import FieldError, check_fields, register_model
 
-RESIDUAL_FORMS = ('standard', 'relu_before_add', 'square', 'preact')
+RESIDUAL_FORMS = ('standard', 'relu_before_add', 'square', 'preact', 'inverted_bottleneck')
 SHORTCUTS = ('A', 'B', 'none')
 STEMS = ('cifar', 'imagenet')
 
@@ -62,10 +81,12 @@ def batch_norm(name: str, *, train: bool, momentum: float, epsilon: float, dtype
 
 
 class ResidualBlock(nn.Module):
-    """What basic and bottleneck blocks share: their fields, BN, the shortcut and the merge.
+    """What basic and bottleneck blocks share: their fields, BN, the shortcut and the merge, and
+    the inverted bottleneck body that replaces either's with ``residual='inverted_bottleneck'``.
 
     ``features`` is the width of the block's convolutions; the block outputs
-    ``features * expansion`` channels (torchvision's ``planes``).
+    ``features * expansion`` channels (torchvision's ``planes``). ``expansion_factor`` is the
+    inverted bottleneck's t: its hidden width is t times the block's input channels.
     """
 
     features: int
@@ -79,6 +100,7 @@ class ResidualBlock(nn.Module):
     bn_running_var: RunningVar = 'biased'
     dtype: Any = jnp.float32
     expansion: int = 1
+    expansion_factor: int = 6
 
     @property
     def out_features(self) -> int:
@@ -91,6 +113,21 @@ class ResidualBlock(nn.Module):
 
     def conv(self, features: int, kernel: int, stride: int = 1, *, name: str) -> nn.Conv:
         return conv(features, kernel, stride, name=name, dtype=self.dtype)
+
+    def inverted_bottleneck(self, x, train: bool):
+        """MobileNetV2's inverted residual (see the module docstring): expand, depthwise, project."""
+        act = get_activation(self.activation)
+        hidden = self.expansion_factor * x.shape[-1]
+        y = act(self.bn('expand_bn', train)(self.conv(hidden, 1, name='expand_conv')(x)))
+        # One group per channel: a (3, 3, 1, hidden) kernel. The explicit (1, 1) padding is
+        # PyTorch's, as in layers.conv.
+        y = nn.Conv(hidden, (3, 3), strides=(self.stride, self.stride), padding=((1, 1), (1, 1)),
+                    feature_group_count=hidden, use_bias=False, kernel_init=conv_init, dtype=self.dtype,
+                    param_dtype=jnp.float32, name='depthwise_conv',
+                    conv_general_dilated=conv_general_dilated)(y)
+        y = act(self.bn('depthwise_bn', train)(y))
+        y = self.bn('project_bn', train, last=True)(self.conv(self.out_features, 1, name='project_conv')(y))
+        return self.merge(y, self.shortcut_path(x, x, train))
 
     def shortcut_path(self, x, pre, train: bool):
         """s(x), or None for a plain block; ``pre`` is the pre-activated input (preact only)."""
@@ -109,7 +146,7 @@ class ResidualBlock(nn.Module):
 
     def merge(self, branch, short):
         act = get_activation(self.activation)
-        if self.residual == 'preact':
+        if self.residual in ('preact', 'inverted_bottleneck'):
             return branch if short is None else branch + short
         if short is None:
             return act(branch)
@@ -125,6 +162,8 @@ class BasicBlock(ResidualBlock):
 
     @nn.compact
     def __call__(self, x, *, train: bool):
+        if self.residual == 'inverted_bottleneck':
+            return self.inverted_bottleneck(x, train)
         act = get_activation(self.activation)
         if self.residual == 'preact':
             pre = act(self.bn('bn1', train)(x))
@@ -146,6 +185,8 @@ class Bottleneck(ResidualBlock):
 
     @nn.compact
     def __call__(self, x, *, train: bool):
+        if self.residual == 'inverted_bottleneck':
+            return self.inverted_bottleneck(x, train)
         act = get_activation(self.activation)
         if self.residual == 'preact':
             pre = act(self.bn('bn1', train)(x))
@@ -176,6 +217,7 @@ class ResNet(nn.Module):
     stem: Literal[STEMS] = 'cifar'
     shortcut: Literal[SHORTCUTS] = 'A'
     residual: Literal[RESIDUAL_FORMS] = 'standard'
+    expansion_factor: int = 6  # t of residual='inverted_bottleneck' (MobileNetV2's default)
     activation: Activation = 'relu'
     zero_init_last_bn: bool = False
     bn_momentum: float = 0.9  # flax: running = m * running + (1 - m) * batch; torch's momentum 0.1
@@ -187,6 +229,9 @@ class ResNet(nn.Module):
         if len(self.stage_sizes) != len(self.stage_widths):
             raise ValueError(f'ResNet needs one width per stage: stage_sizes={tuple(self.stage_sizes)}, '
                              f'stage_widths={tuple(self.stage_widths)}')
+        if self.expansion_factor < 1:
+            raise FieldError(f'ResNet expansion_factor={self.expansion_factor!r}: expected an integer >= 1',
+                             field='expansion_factor')
         get_activation(self.activation)
 
     @nn.compact
@@ -211,7 +256,7 @@ class ResNet(nn.Module):
             for j in range(size):
                 x = self.block(
                     features=width, stride=2 if (i > 0 and j == 0) else 1, shortcut=self.shortcut,
-                    residual=self.residual, activation=self.activation,
+                    residual=self.residual, expansion_factor=self.expansion_factor, activation=self.activation,
                     zero_init_last_bn=self.zero_init_last_bn, bn_momentum=self.bn_momentum,
                     bn_epsilon=self.bn_epsilon, bn_running_var=self.bn_running_var, dtype=self.dtype,
                     name=f'stage{i + 1}_block{j + 1}',

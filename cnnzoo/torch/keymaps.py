@@ -7,7 +7,9 @@ it is (which decides how its arrays are laid out). The PyTorch names are torchvi
 - ResNet (torchvision.models.resnet): ``conv1``, ``bn1``, ``layer{i}.{j}.conv1/bn1/conv2/bn2[/conv3/bn3]``,
   ``layer{i}.{j}.downsample.0`` (1x1 conv) and ``.1`` (BN), ``fc``. The CIFAR ResNets of He et al.
   and every ablation use the same names; ``final_bn`` is the pre-activation net's last BN, which
-  torchvision has no counterpart for.
+  torchvision has no counterpart for. The inverted bottleneck (``residual='inverted_bottleneck'``),
+  which torchvision's ResNet lacks, keeps the flax names: ``layer{i}.{j}.expand_conv/expand_bn/
+  depthwise_conv/depthwise_bn/project_conv/project_bn``.
 - VGG (torchvision.models.vgg): ``features.N`` numbered through the sequence of conv, [BN], ReLU,
   [LRN] and max-pool modules; ``classifier.0/3/6`` for the ImageNet head's three linear layers
   (ReLU and Dropout in between), ``classifier`` for the CIFAR head's one linear layer.
@@ -79,10 +81,15 @@ def resnet_key_map(model: ResNet) -> list[Layer]:
             stride = 2 if (i > 0 and j == 0) else 1
             block = model.block(features=width, stride=stride)  # unbound: only its fields are read
             flax_name, torch_name = f'stage{i + 1}_block{j + 1}', f'layer{i + 1}.{j}'
-            n = 3 if isinstance(block, Bottleneck) else 2
-            for k in range(1, n + 1):
-                layers.append(Layer((flax_name, f'conv{k}'), f'{torch_name}.conv{k}', 'conv', bias=False))
-                layers.append(Layer((flax_name, f'bn{k}'), f'{torch_name}.bn{k}', 'bn'))
+            if model.residual == 'inverted_bottleneck':
+                names = [('expand_conv', 'conv'), ('expand_bn', 'bn'), ('depthwise_conv', 'conv'),
+                         ('depthwise_bn', 'bn'), ('project_conv', 'conv'), ('project_bn', 'bn')]
+            else:
+                n = 3 if isinstance(block, Bottleneck) else 2
+                names = [(f'{kind}{k}', kind) for k in range(1, n + 1) for kind in ('conv', 'bn')]
+            for name, kind in names:
+                path, key = (flax_name, name), f'{torch_name}.{name}'
+                layers.append(Layer(path, key, 'conv', bias=False) if kind == 'conv' else Layer(path, key, 'bn'))
             out_features = width * block.expansion
             if model.shortcut == 'B' and (in_features != out_features or stride != 1):
                 layers.append(Layer((flax_name, 'proj_conv'), f'{torch_name}.downsample.0', 'conv', bias=False))

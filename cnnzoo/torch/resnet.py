@@ -4,7 +4,10 @@ Module names are torchvision's (``conv1``, ``bn1``, ``layer1.0.conv1``, ``layer2
 ``fc``; see :mod:`cnnzoo.torch.keymaps`), so with the ImageNet layout (``stem='imagenet'``,
 ``shortcut='B'``, standard residuals) a torchvision ResNet ``state_dict`` loads with
 ``strict=True``. The fields mean what they mean in the flax class, except ``bn_momentum``, which
-is in torch's convention (0.1 here is flax's 0.9); :func:`from_flax` converts.
+is in torch's convention (0.1 here is flax's 0.9); :func:`from_flax` converts. The inverted
+bottleneck (``residual='inverted_bottleneck'``), which torchvision's ResNet lacks, names its layers
+as the flax block does: ``layer{i}.{j}.expand_conv``, ``.expand_bn``, ``.depthwise_conv``
+(``groups`` equal to its channels), ``.depthwise_bn``, ``.project_conv``, ``.project_bn``.
 """
 
 from __future__ import annotations
@@ -20,18 +23,31 @@ from cnnzoo.torch.layers import get_activation, torch_momentum
 
 
 class Block(nn.Module):
-    """A basic (two 3x3 convs) or bottleneck (1x1, 3x3 carrying the stride, 1x1) residual block."""
+    """A basic (two 3x3 convs) or bottleneck (1x1, 3x3 carrying the stride, 1x1) residual block, or
+    with ``residual='inverted_bottleneck'`` an inverted residual of the same input and output widths
+    (1x1 expansion to ``expansion_factor * in_features``, depthwise 3x3 carrying the stride, 1x1
+    linear projection)."""
 
     def __init__(self, in_features: int, features: int, stride: int, *, bottleneck: bool, expansion: int,
                  shortcut: str, residual: str, activation: str, zero_init_last_bn: bool,
-                 bn_momentum: float, bn_epsilon: float):
+                 bn_momentum: float, bn_epsilon: float, expansion_factor: int = 6):
         super().__init__()
         self.stride, self.shortcut, self.residual = stride, shortcut, residual
         self.act = get_activation(activation)
         self.out_features = features * expansion
         preact = residual == 'preact'
         bn = lambda n: nn.BatchNorm2d(n, eps=bn_epsilon, momentum=bn_momentum)  # noqa: E731
-        if bottleneck:
+        if residual == 'inverted_bottleneck':
+            # Registered in the flax block's order of use, which is the state_dict's (and the key map's).
+            hidden = expansion_factor * in_features
+            self.expand_conv = nn.Conv2d(in_features, hidden, 1, bias=False)
+            self.expand_bn = bn(hidden)
+            self.depthwise_conv = nn.Conv2d(hidden, hidden, 3, stride, 1, groups=hidden, bias=False)
+            self.depthwise_bn = bn(hidden)
+            self.project_conv = nn.Conv2d(hidden, self.out_features, 1, bias=False)
+            self.project_bn = bn(self.out_features)
+            shapes = []
+        elif bottleneck:
             shapes = [(in_features, features, 1, 1), (features, features, 3, stride),
                       (features, self.out_features, 1, 1)]
         else:
@@ -42,7 +58,8 @@ class Block(nn.Module):
             # Pre-activation blocks normalise each convolution's input, post-activation its output.
             setattr(self, f'bn{k}', bn(cin if preact else cout))
         if zero_init_last_bn:  # the branch's last BN: after its last conv, or (preact) just before it
-            nn.init.zeros_(getattr(self, f'bn{self.num_convs}').weight)
+            last = self.project_bn if residual == 'inverted_bottleneck' else getattr(self, f'bn{self.num_convs}')
+            nn.init.zeros_(last.weight)
         self.downsample = None
         if shortcut == 'B' and (in_features != self.out_features or stride != 1):
             proj = [nn.Conv2d(in_features, self.out_features, 1, stride, bias=False)]
@@ -65,6 +82,12 @@ class Block(nn.Module):
     def forward(self, x):
         act = self.act
         n = self.num_convs
+        if self.residual == 'inverted_bottleneck':  # linear at the end: no activation after project_bn
+            y = act(self.expand_bn(self.expand_conv(x)))
+            y = act(self.depthwise_bn(self.depthwise_conv(y)))
+            y = self.project_bn(self.project_conv(y))
+            short = self.shortcut_path(x, x)
+            return y if short is None else y + short
         if self.residual == 'preact':
             pre = act(self.bn1(x))
             y = self.conv1(pre)
@@ -89,8 +112,9 @@ class Block(nn.Module):
 class ResNet(nn.Module):
     def __init__(self, stage_sizes: Sequence[int], *, block: str = 'basic', expansion: int | None = None,
                  stage_widths: Sequence[int] = (16, 32, 64), num_classes: int = 10, stem: str = 'cifar',
-                 shortcut: str = 'A', residual: str = 'standard', activation: str = 'relu',
-                 zero_init_last_bn: bool = False, bn_momentum: float = 0.1, bn_epsilon: float = 1e-5):
+                 shortcut: str = 'A', residual: str = 'standard', expansion_factor: int = 6,
+                 activation: str = 'relu', zero_init_last_bn: bool = False, bn_momentum: float = 0.1,
+                 bn_epsilon: float = 1e-5):
         super().__init__()
         for field, value, allowed in (('residual', residual, flax_resnet.RESIDUAL_FORMS),
                                       ('shortcut', shortcut, flax_resnet.SHORTCUTS),
@@ -120,7 +144,8 @@ class ResNet(nn.Module):
                 blocks.append(Block(in_features, width, 2 if (i > 0 and j == 0) else 1, bottleneck=bottleneck,
                                     expansion=expansion, shortcut=shortcut, residual=residual,
                                     activation=activation, zero_init_last_bn=zero_init_last_bn,
-                                    bn_momentum=bn_momentum, bn_epsilon=bn_epsilon))
+                                    bn_momentum=bn_momentum, bn_epsilon=bn_epsilon,
+                                    expansion_factor=expansion_factor))
                 in_features = blocks[-1].out_features
             setattr(self, f'layer{i + 1}', nn.Sequential(*blocks))
         self.num_stages = len(stage_sizes)
@@ -149,5 +174,6 @@ def from_flax(model: flax_resnet.ResNet) -> ResNet:
     return ResNet(model.stage_sizes, block='bottleneck' if isinstance(block, flax_resnet.Bottleneck) else 'basic',
                   expansion=block.expansion, stage_widths=model.stage_widths, num_classes=model.num_classes,
                   stem=model.stem, shortcut=model.shortcut, residual=model.residual,
-                  activation=model.activation, zero_init_last_bn=model.zero_init_last_bn,
-                  bn_momentum=torch_momentum(model.bn_momentum), bn_epsilon=model.bn_epsilon)
+                  expansion_factor=model.expansion_factor, activation=model.activation,
+                  zero_init_last_bn=model.zero_init_last_bn, bn_momentum=torch_momentum(model.bn_momentum),
+                  bn_epsilon=model.bn_epsilon)
