@@ -4,26 +4,41 @@ A checkpoint holds every array of the :class:`~cnnzoo.training.TrainState` (step
 batch_stats, optimizer state). Nothing else is needed to resume exactly: data order and random
 numbers are derived from ``(seed, epoch)`` and ``(seed, step)``. orbax writes into a temporary
 directory and renames it when complete, so a run killed during a save leaves the previous
-checkpoint intact and the half-written one is ignored.
+checkpoint intact and the half-written one is ignored (and removed when the run starts again).
+
+Damage: a checkpoint that cannot be restored (a truncated or missing file, emptied metadata) is
+reported in one line, moved aside to ``damaged/<checkpoints|best>-<step>`` (never deleted: it may
+still be worth a look) and the next older one is tried. An error while saving (a full disk, a
+lost mount) is a one-line :class:`~cnnzoo.workdir.RunError` naming the path, the error and the
+last good checkpoint; the half-written save is removed.
 """
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import os
+import shutil
+import sys
+import time
+import warnings
 
 import jax
 import orbax.checkpoint as ocp
 
+from cnnzoo.workdir import RunError
+
 
 class Checkpoints:
-    def __init__(self, workdir: str, *, keep: int):
-        workdir = os.path.abspath(workdir)
+    def __init__(self, workdir: str, *, keep: int, warn=None):
+        self.workdir = os.path.abspath(workdir)
+        self._warn = warn or (lambda text: print(f'warning: {text}', file=sys.stderr, flush=True))
         self.last = ocp.CheckpointManager(
-            os.path.join(workdir, 'checkpoints'),
+            os.path.join(self.workdir, 'checkpoints'),
             options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True,
                                                  cleanup_tmp_directories=True))
         self.best = ocp.CheckpointManager(
-            os.path.join(workdir, 'best'),
+            os.path.join(self.workdir, 'best'),
             options=ocp.CheckpointManagerOptions(max_to_keep=1, create=True, best_fn=_accuracy,
                                                  best_mode='max', cleanup_tmp_directories=True))
 
@@ -34,36 +49,154 @@ class Checkpoints:
         step = int(state.step)
         if step in self.last.all_steps():
             return
-        self.last.save(step, args=ocp.args.StandardSave(state.checkpoint_items()), force=force)
+        self._guarded(self.last, step, lambda: self.last.save(
+            step, args=ocp.args.StandardSave(state.checkpoint_items()), force=force))
 
     def save_best(self, state, accuracy: float) -> None:
         step = int(state.step)
         if step in self.best.all_steps():
             return
-        self.best.save(step, args=ocp.args.StandardSave(state.checkpoint_items()),
-                       metrics={'accuracy': float(accuracy)}, force=True)
+        self._guarded(self.best, step, lambda: self.best.save(
+            step, args=ocp.args.StandardSave(state.checkpoint_items()),
+            metrics={'accuracy': float(accuracy)}, force=True))
 
     def restore(self, state, which: str | int = 'latest'):
         """``state`` with arrays from a checkpoint: ``'latest'``, ``'best'`` or a step number.
 
         ``state`` is a freshly initialised one: it gives the tree structure, shapes and shardings.
-        Returns ``None`` when there is no such checkpoint.
+        ``'latest'`` falls back to older checkpoints past damaged ones, ``'best'`` to the latest
+        when the best is damaged or absent. Returns ``None`` when there is nothing to restore;
+        a step number that does not exist is a RunError listing the ones that do.
         """
-        manager = self.best if which == 'best' else self.last
-        step = {'latest': manager.latest_step, 'best': manager.best_step}.get(which, lambda: which)()
-        if step is None or step not in manager.all_steps():
+        if which == 'best':
+            step = self.best.best_step()
+            if step is not None:
+                restored = self._restore_or_set_aside(self.best, step, state)
+                if restored is not None:
+                    return restored
+            return self.restore(state, 'latest')
+        if which == 'latest':
+            for step in sorted(self.last.all_steps(), reverse=True):
+                restored = self._restore_or_set_aside(self.last, step, state)
+                if restored is not None:
+                    return restored
             return None
+        if which not in self.last.all_steps():
+            steps = sorted(self.last.all_steps()) + [f'{s} (best)' for s in self.best.all_steps()]
+            raise RunError(f'{self.workdir} has no checkpoint at step {which}; it has: '
+                           f'{", ".join(map(str, steps)) or "none"}')
+        restored = self._restore_or_set_aside(self.last, which, state)
+        if restored is None:
+            raise RunError(f'checkpoint step {which} of {self.workdir} is damaged (moved to {self.workdir}/damaged)')
+        return restored
+
+    def steps(self) -> dict:
+        """``{'latest': [...], 'best': [...]}``: the steps there are."""
+        return {'latest': sorted(self.last.all_steps()), 'best': sorted(self.best.all_steps())}
+
+    def _restore_or_set_aside(self, manager, step: int, state):
         target = jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, state.checkpoint_items())
-        items = manager.restore(step, args=ocp.args.StandardRestore(target))
+        try:
+            with _quiet_abandoned_reads():
+                items = manager.restore(step, args=ocp.args.StandardRestore(target))
+        except Exception as e:  # noqa: BLE001 - orbax and tensorstore raise many kinds; all mean "unreadable"
+            where = self._set_aside(manager, step)
+            self._warn(f'checkpoint {manager.directory}/{step} cannot be restored ({_first_line(e)}); '
+                       f'moved to {where}, trying an older one')
+            return None
         return state.replace(**items)
 
+    def _set_aside(self, manager, step: int) -> str:
+        kind = os.path.basename(str(manager.directory))
+        damaged = os.path.join(self.workdir, 'damaged')
+        os.makedirs(damaged, exist_ok=True)
+        target = os.path.join(damaged, f'{kind}-{step}')
+        if os.path.exists(target):
+            target = f'{target}-{time.strftime("%Y%m%d-%H%M%S")}'
+        shutil.move(os.path.join(str(manager.directory), str(step)), target)
+        manager.reload()
+        return target
+
+    def _guarded(self, manager, step: int, save) -> None:
+        """Runs ``save``; an OS error (now, or from an earlier asynchronous save) is a one-line RunError."""
+        try:
+            manager.check_for_errors()
+            save()
+        except Exception as e:  # noqa: BLE001
+            self._save_failed(manager, step, e)
+
     def wait(self) -> None:
-        self.last.wait_until_finished()
-        self.best.wait_until_finished()
+        for manager in (self.last, self.best):
+            try:
+                manager.wait_until_finished()
+            except Exception as e:  # noqa: BLE001
+                self._save_failed(manager, None, e)
+
+    def _save_failed(self, manager, step, error: Exception):
+        cause = _os_error(error)
+        if cause is None:
+            raise error
+        directory = str(manager.directory)
+        for name in os.listdir(directory) if os.path.isdir(directory) else ():
+            if '.orbax-checkpoint-tmp' in name:  # the half-written save: never read, but it holds space
+                shutil.rmtree(os.path.join(directory, name), ignore_errors=True)
+        good = [s for s in self.last.all_steps() if os.path.isdir(os.path.join(str(self.last.directory), str(s)))]
+        last = f'last good checkpoint: step {max(good)}' if good else 'no checkpoint was saved'
+        what = f'checkpoint step {step}' if step is not None else 'a checkpoint'
+        raise RunError(f'could not save {what} in {directory}: {cause}; {last}') from error
 
     def close(self) -> None:
-        self.last.close()
-        self.best.close()
+        for manager in (self.last, self.best):
+            try:
+                manager.close()
+            except Exception as e:  # noqa: BLE001
+                if _os_error(e) is None:
+                    raise
+
+
+@contextlib.contextmanager
+def _quiet_abandoned_reads():
+    """When one array of a checkpoint fails to read, orbax abandons the reads of the others, and
+    Python reports each abandoned coroutine with a traceback on stderr: dozens of lines that bury
+    the one that matters. Those reports are dropped here; the failure itself is still raised."""
+    hook = sys.unraisablehook
+    sys.unraisablehook = lambda unraisable: None
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings('ignore', message='coroutine .* was never awaited', category=RuntimeWarning)
+            yield
+            gc.collect()
+    except BaseException:
+        gc.collect()
+        raise
+    finally:
+        sys.unraisablehook = hook
+
+
+def _os_error(error: BaseException) -> str | None:
+    """``'[Errno 28] No space left on device: PATH'``-like text when ``error`` is, or wraps, an OS
+    error; None otherwise."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, OSError):
+            return f'{error.strerror or error}' + (f' ({error.filename})' if error.filename else '')
+        text = str(error)
+        for marker in ('No space left on device', 'Read-only file system', 'Disk quota exceeded',
+                       'Input/output error', 'Permission denied'):
+            if marker in text:
+                return marker
+        error = error.__cause__ or error.__context__
+    return None
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    line = text.splitlines()[0] if text else type(e).__name__
+    if 'error while reading array' in line:  # tensorstore's text goes on with its whole spec
+        return f'{type(e).__name__}: an array file is missing, truncated or unreadable'
+    line = f'{type(e).__name__}: {line}'
+    return line if len(line) <= 160 else line[:157] + '...'
 
 
 def _accuracy(metrics) -> float:

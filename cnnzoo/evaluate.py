@@ -7,7 +7,8 @@ import os
 from cnnzoo import config as config_lib
 from cnnzoo.checkpoints import Checkpoints
 from cnnzoo.loop import build, make_evaluator
-from cnnzoo.workdir import RunError
+from cnnzoo.validation import check_config
+from cnnzoo.workdir import RunError, has_checkpoint
 
 
 def evaluate_checkpoint(workdir: str, *, which: str | int = 'best', overrides=()) -> dict:
@@ -24,13 +25,17 @@ def evaluate_checkpoint(workdir: str, *, which: str | int = 'best', overrides=()
         config = config_lib.from_json(f.read())
     config_lib.apply_overrides(config, overrides)
     config.data.validation_size = 0
+    check_config(config)
+    if not has_checkpoint(workdir):
+        raise RunError(f'{workdir} has no checkpoint yet')
     setup = build(config, initial_weights=False)  # the checkpoint replaces them
     ckpts = Checkpoints(workdir, keep=config.training.keep_checkpoints)
-    state = ckpts.restore(setup.state, which)
-    if state is None and which == 'best':
-        state = ckpts.restore(setup.state, 'latest')  # a run stopped before its first evaluation
-    ckpts.close()
+    try:
+        # 'best' falls back to the latest: a run stopped before its first evaluation has no best.
+        state = ckpts.restore(setup.state, which)
+    finally:
+        ckpts.close()
     if state is None:
-        raise RunError(f'{workdir} has no {which} checkpoint')
+        raise RunError(f'no checkpoint of {workdir} can be restored (the damaged ones are in {workdir}/damaged)')
     result = make_evaluator(setup, config.training.eval_batch_size)(state)
     return {'model': config.model.name, 'step': int(state.step), **result}

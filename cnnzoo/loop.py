@@ -4,8 +4,11 @@ Exact resume: the state (params, batch_stats, optimizer state, step) is checkpoi
 each epoch's order is ``epoch_permutation(seed, epoch)``, and each step's random numbers come from
 ``fold_in(key(seed), step)``. A run killed at any moment (even SIGKILL) and started again with the
 same command restores the latest checkpoint and continues on the same trajectory: on CPU the final
-parameters are bitwise those of a run never interrupted. SIGTERM and SIGINT finish the current step,
-save a checkpoint and return cleanly.
+parameters are bitwise those of a run never interrupted, and ``metrics.jsonl`` (and TensorBoard)
+hold record for record what the uninterrupted run's hold. SIGTERM and SIGINT finish the current
+step, save a checkpoint and return; during the first step's compilation or an evaluation they
+return within a fraction of a second, the last checkpoint intact (an evaluation cut short is run
+again when the run resumes).
 
 Side effects live here and only here: the train and eval steps (cnnzoo.training) are pure.
 """
@@ -16,6 +19,7 @@ import dataclasses
 import math
 import os
 import signal
+import threading
 import time
 from functools import partial
 
@@ -31,7 +35,9 @@ from cnnzoo.models import create_model
 from cnnzoo.progress import Progress, Throughput, format_duration
 from cnnzoo.training import (TrainState, init_variables, make_eval_step, make_optimizer,
                              make_schedule, make_train_step, steps_from_epochs)
-from cnnzoo.workdir import MetricsLog, RunError, WorkdirLock, has_checkpoint, write_or_check_config
+from cnnzoo.validation import check_against_data, check_config
+from cnnzoo.workdir import (MetricsLog, RunError, WorkdirLock, has_checkpoint, provisional_files,
+                             write_or_check_config)
 
 DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}
 
@@ -70,6 +76,7 @@ def build(config, *, dataset: data_lib.Dataset | None = None, initial_weights: b
                        f'({len(dataset.train_images)} images)')
     t = config.training
     total_steps = t.num_steps if t.num_steps > 0 else steps_from_epochs(t.num_epochs, steps_per_epoch)
+    check_against_data(config, steps_per_epoch=steps_per_epoch, total_steps=total_steps)
     learning_rate_fn = make_schedule(config, steps_per_epoch=steps_per_epoch, total_steps=total_steps)
     tx = make_optimizer(config.optimizer, learning_rate_fn)
 
@@ -128,10 +135,11 @@ def make_evaluator(setup: Setup, batch_size: int):
                  for k, v in (('image', images), ('label', labels), ('mask', mask))}
         return eval_step(state, jax.lax.with_sharding_constraint(batch, batch_sharding))
 
-    def evaluate(state):
+    def evaluate(state, guard=None):
+        """``guard(fn)`` runs each batch (the loop's makes a stop signal cut the evaluation short)."""
         sums = None
         for i in range(num_batches):
-            out = eval_batch(state, i)
+            out = guard(partial(eval_batch, state, i)) if guard else eval_batch(state, i)
             sums = out if sums is None else jax.tree_util.tree_map(jnp.add, sums, out)
         sums = jax.device_get(sums)
         count = float(sums['count'])
@@ -146,7 +154,8 @@ def _scale_and_normalize(images, *, mean, std):
 
 
 class _StopSignals:
-    """SIGTERM/SIGINT set a flag; the loop saves and returns at the next step boundary."""
+    """SIGTERM/SIGINT set a flag; the loop saves and returns at the next step boundary, or within a
+    fraction of a second when it is waiting on a compilation or an evaluation (:func:`_interruptible`)."""
 
     def __init__(self):
         self.received = None
@@ -166,27 +175,89 @@ class _StopSignals:
             signal.signal(sig, handler)
 
 
-def train_and_evaluate(config, workdir: str) -> dict:
-    """Trains ``config`` in ``workdir``, resuming from its latest checkpoint; returns a summary."""
-    os.makedirs(workdir, exist_ok=True)
-    lock = WorkdirLock(workdir).acquire()
-    try:
-        write_or_check_config(workdir, config)
-        return _train(config, workdir)
-    finally:
-        lock.release()
+class _Stopped(Exception):
+    """A stop signal arrived while :func:`_interruptible` was waiting."""
 
 
-def _train(config, workdir: str) -> dict:
+def _interruptible(fn, signals: _StopSignals):
+    """``fn()``, run in a helper thread so that the main thread, where Python runs signal handlers,
+    stays responsive: a compilation or an evaluation batch can take tens of seconds, and a stop
+    signal must not wait for it. Raises :class:`_Stopped` when a signal arrives first (``fn`` is then
+    abandoned: its result is never used, and the process is about to end)."""
+    result = {}
+
+    def work():
+        try:
+            result['value'] = fn()
+        except BaseException as e:  # noqa: BLE001 - re-raised in the main thread
+            result['error'] = e
+
+    worker = threading.Thread(target=work, daemon=True, name='cnnzoo-step')
+    worker.start()
+    while worker.is_alive():
+        worker.join(0.05)
+        if signals.received and worker.is_alive():
+            raise _Stopped(signals.received)
+    if 'error' in result:
+        raise result['error']
+    return result['value']
+
+
+def train_and_evaluate(config, workdir: str, *, extend: bool = False) -> dict:
+    """Trains ``config`` in ``workdir``, resuming from its latest checkpoint; returns a summary.
+
+    The config is checked whole first (:func:`cnnzoo.validation.check_config`): a bad value is a
+    one-line ConfigError before anything is read or written. A start that fails before its first
+    checkpoint leaves ``workdir`` as it found it (:func:`cnnzoo.workdir.provisional_files`).
+    ``extend=True`` lets a run go on with a longer ``training.num_steps``/``num_epochs`` than it was
+    started with (see the README, "Continue a finished run"). ``summary['stopped_by']`` names the
+    signal when SIGTERM/SIGINT stopped the run (after saving a checkpoint).
+    """
+    check_config(config)
+    with _StopSignals() as signals, provisional_files(workdir):
+        lock = WorkdirLock(workdir).acquire()
+        try:
+            write_or_check_config(workdir, config, extend=extend)
+            return _train(config, workdir, signals)
+        finally:
+            lock.release()
+
+
+def _train(config, workdir: str, signals: _StopSignals) -> dict:
     t = config.training
     progress = Progress(0, bar=t.progress_bar)
+    started = time.perf_counter()
     setup = build(config, initial_weights=not has_checkpoint(workdir))
     ds, spe, total = setup.dataset, setup.steps_per_epoch, setup.total_steps
     progress.total = total
     ckpts = Checkpoints(workdir, keep=t.keep_checkpoints)
-    state = ckpts.restore(setup.state, 'latest') or setup.state
+    try:
+        restored = ckpts.restore(setup.state, 'latest')
+        if restored is None and has_checkpoint(workdir):
+            raise RunError(f'no checkpoint in {workdir}/checkpoints can be restored (each was moved to '
+                           f'{workdir}/damaged); to start the run over, choose another --workdir')
+        return _run(config, workdir, setup, restored or setup.state, ckpts, progress, signals, started)
+    finally:
+        ckpts.close()
+
+
+def _run(config, workdir, setup: Setup, state, ckpts: Checkpoints, progress: Progress,
+         signals: _StopSignals, started: float) -> dict:
+    t = config.training
+    ds, spe, total = setup.dataset, setup.steps_per_epoch, setup.total_steps
     start_step = int(state.step)
+    if start_step > total:
+        raise RunError(f'{workdir} is at step {start_step}, past the {total} steps of this config')
     log = MetricsLog(workdir, resume_step=start_step)
+    try:
+        return _loop(config, workdir, setup, state, ckpts, progress, signals, started, log, start_step)
+    finally:
+        log.close()
+
+
+def _loop(config, workdir, setup, state, ckpts, progress, signals, started, log, start_step) -> dict:
+    t = config.training
+    ds, spe, total = setup.dataset, setup.steps_per_epoch, setup.total_steps
     best_accuracy = log.best_eval_accuracy()
     progress.message(
         f'{config.model.name} on {config.data.name}: {len(ds.train_images)} train / {len(ds.test_images)} '
@@ -215,10 +286,15 @@ def _train(config, workdir: str) -> dict:
 
     evaluate = make_evaluator(setup, t.eval_batch_size)
     eval_every = max(1, steps_from_epochs(t.eval_every_epochs, spe))
+    guard = partial(_interruptible, signals=signals)
 
     def run_eval(state, step):
+        """Evaluates and records; None when a stop signal cut the evaluation short."""
         nonlocal best_accuracy
-        result = evaluate(state)
+        try:
+            result = evaluate(state, guard=guard)
+        except _Stopped:
+            return None
         record = {'step': step, 'split': ds.eval_split, 'epoch': step / spe,
                   'loss': result['loss'], 'accuracy': result['accuracy']}
         log.write(record)
@@ -229,62 +305,74 @@ def _train(config, workdir: str) -> dict:
             ckpts.save_best(state, result['accuracy'])
         return record
 
-    started = time.perf_counter()
-    throughput = Throughput()
+    def due_eval(step):
+        return step % eval_every == 0 or step == total
+
+    step = start_step
+    # The evaluation of the restored step, when it was due and never written (a stop during it).
+    last_eval = log.eval_at(step) if step else None
+    if step and last_eval is None and due_eval(step) and not signals.received:
+        last_eval = run_eval(state, step)
+
     pending = []
     perm, perm_epoch = None, None
-    step = start_step
-    last_eval = None
-    stopped_by = None
+    stopped_by = signals.received
+    timed_step, timed_since = step, time.perf_counter()
+    throughput = Throughput()
     train_seconds, train_images_seen = 0.0, 0
-    with _StopSignals() as signals:
-        while step < total:
-            epoch = step // spe
-            if epoch != perm_epoch:
-                perm, perm_epoch = data_lib.epoch_permutation(config.seed, epoch, len(ds.train_images)), epoch
+    while step < total and not stopped_by:
+        epoch = step // spe
+        if epoch != perm_epoch:
+            perm, perm_epoch = data_lib.epoch_permutation(config.seed, epoch, len(ds.train_images)), epoch
+        if step == start_step:  # the first step compiles: interruptible, and timed apart
+            try:
+                state, metrics = guard(lambda: step_fn(state, perm))
+            except _Stopped:
+                stopped_by = signals.received
+                break  # nothing new to save: the state is the restored (or initial) one
+            step += 1
+            pending.append(metrics)
+            _check_finite(jax.device_get(pending), step, ckpts)
+            progress.message(f'compiled and ran the first step in {time.perf_counter() - started:.1f}s '
+                             '(start-up included)')
+            throughput.reset(step)
+            timed_step, timed_since = step, time.perf_counter()
+        else:
             state, metrics = step_fn(state, perm)
             step += 1
             pending.append(metrics)
-            if step == start_step + 1:  # the first step compiles: time it apart from throughput
-                _check_finite(jax.device_get(pending), step, ckpts)
-                progress.message(f'compiled and ran the first step in {time.perf_counter() - started:.1f}s')
-                pending = []
-                throughput.reset(step)
-                pending_start = time.perf_counter()
-            at_eval = step % eval_every == 0 or step == total
-            at_ckpt = step % t.checkpoint_every_steps == 0 or step == total
-            at_log = step % t.log_every_steps == 0
+        at_eval = due_eval(step)
+        at_ckpt = step % t.checkpoint_every_steps == 0 or step == total
+        at_log = step % t.log_every_steps == 0
+        stopped_by = signals.received
+        if not (at_log or at_eval or at_ckpt or stopped_by):
+            continue
+        host = jax.device_get(pending)
+        _check_finite(host, step, ckpts)
+        pending = []
+        now = time.perf_counter()
+        train_seconds += now - timed_since
+        train_images_seen += (step - timed_step) * t.batch_size
+        timed_step, timed_since = step, now
+        if at_log and host:
+            rate = throughput.rate(step, t.batch_size) or None  # None: only the compiling step so far
+            record = {'step': step, 'split': 'train', 'epoch': step / spe,
+                      'loss': float(np.mean([m['loss'] for m in host])),
+                      'accuracy': float(np.mean([m['accuracy'] for m in host])),
+                      'learning_rate': float(host[-1]['learning_rate']), 'images_per_sec': rate}
+            log.write(record)
+            eta = (total - step) * t.batch_size / rate if rate else None
+            progress.update(step, epoch=step / spe, loss=record['loss'], accuracy=record['accuracy'],
+                            learning_rate=record['learning_rate'], images_per_sec=rate, eta_seconds=eta)
+        if at_eval and not stopped_by:
+            record = run_eval(state, step)
+            last_eval = record or last_eval
             stopped_by = signals.received
-            if not (at_log or at_eval or at_ckpt or stopped_by):
-                continue
-            host = jax.device_get(pending)
-            _check_finite(host, step, ckpts)
-            rate = throughput.rate(step, t.batch_size)
-            train_seconds += time.perf_counter() - pending_start
-            train_images_seen += len(host) * t.batch_size
-            pending = []
-            if at_log and host:
-                record = {'step': step, 'split': 'train', 'epoch': step / spe,
-                          'loss': float(np.mean([m['loss'] for m in host])),
-                          'accuracy': float(np.mean([m['accuracy'] for m in host])),
-                          'learning_rate': float(host[-1]['learning_rate']), 'images_per_sec': rate}
-                log.write(record)
-                eta = (total - step) * t.batch_size / rate if rate > 0 else None
-                progress.update(step, epoch=step / spe, loss=record['loss'], accuracy=record['accuracy'],
-                                learning_rate=record['learning_rate'], images_per_sec=rate, eta_seconds=eta)
-            if at_eval:
-                last_eval = run_eval(state, step)
-            if at_ckpt or stopped_by:
-                ckpts.save(state, force=True)
-            throughput.reset(step)
-            pending_start = time.perf_counter()
-            if stopped_by:
-                break
-    if last_eval is None and not stopped_by:
-        last_eval = run_eval(state, step)  # a run that was already complete: report its result
+        if at_ckpt or stopped_by:
+            ckpts.save(state, force=True)
+        throughput.reset(step)
+        timed_step, timed_since = step, time.perf_counter()
     ckpts.wait()
-    ckpts.close()
-    log.close()
     wall = time.perf_counter() - started
     summary = {'step': step, 'total_steps': total, 'stopped_by': stopped_by, 'wall_seconds': wall,
                'train_images_per_sec': train_images_seen / train_seconds if train_seconds else None,
@@ -292,8 +380,11 @@ def _train(config, workdir: str) -> dict:
                'final': last_eval, 'evals': [r for r in log.records if r.get('split') != 'train'],
                'state': state}
     if stopped_by:
-        progress.message(f'stopped by {stopped_by} at step {step}; checkpoint saved in {workdir}. '
-                         'Run the same command to resume.')
+        kept = ckpts.latest_step()
+        progress.message(f'stopped by {stopped_by} at step {step}; '
+                         + (f'checkpoint of step {kept} in {workdir}. ' if kept is not None else
+                            'no checkpoint yet, the run starts over. ')
+                         + 'Run the same command to resume.')
     else:
         progress.message(f'done: step {step}, {ds.eval_split} accuracy {last_eval["accuracy"]:.4f} '
                          f'(best {best_accuracy:.4f}), wall {format_duration(wall)}'
@@ -309,6 +400,5 @@ def _check_finite(host_metrics, step: int, ckpts: Checkpoints) -> None:
         if not np.isfinite(m['loss']):
             ckpts.wait()
             last = ckpts.latest_step()
-            ckpts.close()
             kept = f'last good checkpoint: step {last}' if last is not None else 'no checkpoint was saved'
             raise RunError(f'loss is {float(m["loss"])} at step {first + i}; stopping ({kept})')

@@ -21,10 +21,11 @@ class Progress:
         self._last_len = 0
 
     def update(self, step: int, *, epoch: float, loss: float, accuracy: float,
-               learning_rate: float, images_per_sec: float, eta_seconds: float | None) -> None:
+               learning_rate: float, images_per_sec: float | None, eta_seconds: float | None) -> None:
         eta = format_duration(eta_seconds) if eta_seconds is not None else '?'
+        rate = f'{images_per_sec:.0f}' if images_per_sec else '?'
         text = (f'step {step}/{self.total} epoch {epoch:.2f} loss {loss:.4f} acc {accuracy:.4f} '
-                f'lr {learning_rate:.4g} {images_per_sec:.0f} img/s eta {eta}')
+                f'lr {learning_rate:.4g} {rate} img/s eta {eta}')
         if self.live:
             width = 24
             done = int(width * step / max(self.total, 1))

@@ -6,14 +6,18 @@
       tb/              TensorBoard event files
       checkpoints/     the last k orbax checkpoints      (cnnzoo.checkpoints)
       best/            the best checkpoint by eval accuracy
+      damaged/         checkpoints that could not be restored, moved aside (cnnzoo.checkpoints)
+      config_history.jsonl  changes made with --extend, each with the step it took effect
       .lock            held (flock) while a run uses the directory
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
+import shutil
 
 from cnnzoo import config as config_lib
 
@@ -68,10 +72,16 @@ def _flatten(d: dict, prefix: str = '') -> dict:
     return out
 
 
-def write_or_check_config(workdir: str, config) -> None:
+# Keys that ``extend=True`` may change: the run's length.
+LENGTH_KEYS = {'training.num_steps', 'training.num_epochs'}
+
+
+def write_or_check_config(workdir: str, config, *, extend: bool = False) -> None:
     """Writes ``config.json``; when there is a checkpoint to resume, refuses a config that would change the run.
 
     A start that failed before its first checkpoint (say, the data was not found) binds nothing.
+    With ``extend``, the run's length (``training.num_steps`` / ``num_epochs``) may change; each
+    change is appended to ``config_history.jsonl`` with the checkpoint step it takes effect at.
     """
     path = os.path.join(workdir, 'config.json')
     text = config_lib.to_json(config)
@@ -81,10 +91,56 @@ def write_or_check_config(workdir: str, config) -> None:
         current = _flatten(json.loads(text))
         changed = sorted(k for k in saved.keys() | current.keys()
                          if saved.get(k) != current.get(k) and k not in RESUMABLE_CHANGES)
+        refused = [k for k in changed if not (extend and k in LENGTH_KEYS)]
+        if refused:
+            hint = (' (to train a run for longer, add --extend)' if set(refused) <= LENGTH_KEYS else '')
+            raise RunError(f'{workdir} holds a run with a different config ({", ".join(refused)}); '
+                           f'resume with the same settings or choose another --workdir{hint}')
         if changed:
-            raise RunError(f'{workdir} holds a run with a different config ({", ".join(changed)}); '
-                           'resume with the same settings or choose another --workdir')
+            record = {'step': latest_checkpoint_step(workdir),
+                      'changes': {k: [saved.get(k), current.get(k)] for k in changed}}
+            with open(os.path.join(workdir, 'config_history.jsonl'), 'a') as f:
+                f.write(json.dumps(record) + '\n')
     _atomic_write(path, text + '\n')
+
+
+def latest_checkpoint_step(workdir: str) -> int | None:
+    directory = os.path.join(workdir, 'checkpoints')
+    steps = [int(n) for n in os.listdir(directory) if n.isdigit()] if os.path.isdir(directory) else []
+    return max(steps, default=None)
+
+
+@contextlib.contextmanager
+def provisional_files(workdir: str):
+    """Undoes what the block created in ``workdir`` if it fails before the run's first checkpoint.
+
+    A start that fails (a bad value, missing data, a NaN in the first steps) leaves the directory
+    as it found it: the files and folders it added are removed, ``config.json`` gets its old text
+    back, and a directory the start created is removed whole. Once a checkpoint exists the run is
+    real and nothing is removed.
+    """
+    existed = os.path.isdir(workdir)
+    before = set(os.listdir(workdir)) if existed else set()
+    config_path = os.path.join(workdir, 'config.json')
+    old_config = open(config_path).read() if os.path.isfile(config_path) else None
+    os.makedirs(workdir, exist_ok=True)
+    try:
+        yield
+    except BaseException:
+        if not has_checkpoint(workdir):
+            if not existed:
+                shutil.rmtree(workdir, ignore_errors=True)
+            else:
+                for name in set(os.listdir(workdir)) - before:
+                    target = os.path.join(workdir, name)
+                    if os.path.isdir(target) and not os.path.islink(target):
+                        shutil.rmtree(target, ignore_errors=True)
+                    else:
+                        with contextlib.suppress(OSError):
+                            os.remove(target)
+                if old_config is not None and open(config_path).read() != old_config:
+                    _atomic_write(config_path, old_config)
+        raise
 
 
 def has_checkpoint(workdir: str) -> bool:
@@ -100,7 +156,12 @@ def _atomic_write(path: str, text: str) -> None:
 
 
 class MetricsLog:
-    """``metrics.jsonl`` plus TensorBoard; on resume, records past the restored step are dropped."""
+    """``metrics.jsonl`` plus TensorBoard; on resume, records past the restored step are dropped.
+
+    TensorBoard's events are rewritten from the kept records at every start, so that after any
+    number of resumes they hold exactly what an uninterrupted run's hold (appending to the old
+    files, with or without a purge step, leaves TensorBoard hiding or doubling points).
+    """
 
     def __init__(self, workdir: str, *, resume_step: int):
         self.path = os.path.join(workdir, 'metrics.jsonl')
@@ -109,7 +170,11 @@ class MetricsLog:
         self._file = open(self.path, 'a')
         from tensorboardX import SummaryWriter  # light: protobuf only, no TensorFlow
 
-        self._tb = SummaryWriter(os.path.join(workdir, 'tb'), purge_step=resume_step or None)
+        tb_dir = os.path.join(workdir, 'tb')
+        shutil.rmtree(tb_dir, ignore_errors=True)
+        self._tb = SummaryWriter(tb_dir)
+        for record in self.records:
+            self._write_tb(record)
 
     def _read_until(self, step: int) -> list[dict]:
         if not os.path.exists(self.path):
@@ -129,10 +194,17 @@ class MetricsLog:
         self.records.append(record)
         self._file.write(json.dumps(record) + '\n')
         self._file.flush()
+        self._write_tb(record)
+
+    def _write_tb(self, record: dict) -> None:
         split = record.get('split', 'train')
         for key, value in record.items():
             if key not in ('step', 'split', 'epoch') and isinstance(value, (int, float)):
                 self._tb.add_scalar(f'{split}/{key}', value, record['step'])
+
+    def eval_at(self, step: int) -> dict | None:
+        """The evaluation record written at ``step``, if any."""
+        return next((r for r in self.records if r.get('split') != 'train' and r.get('step') == step), None)
 
     def best_eval_accuracy(self) -> float:
         accs = [r['accuracy'] for r in self.records if r.get('split') != 'train' and 'accuracy' in r]
