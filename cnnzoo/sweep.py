@@ -1,0 +1,486 @@
+r"""Studies: one command trains every point of an experiment file's grid, for every seed.
+
+    python scripts/sweep.py --config experiments/he2016_cifar10.py --workdir runs/he2016 \
+        [--seeds 0,1,2] [--only 'resnet20*,plain20*'] [--list] [--config.KEY=VALUE ...]
+
+The sweep form
+--------------
+An experiment file that describes a study defines ``get_sweep()`` beside ``get_config()``. It
+returns a list of points; each point is a dict of overrides of the file's own config::
+
+    def get_sweep():
+        return [{'model.name': 'resnet20', 'schedule.ratio': '5:3:2'},
+                {'model.name': 'plain20'},
+                {'config': 'experiments/vgg16_cifar10.py', 'optimizer.name': 'adam'}]
+
+- A dotted key (``'model.name'``) is set to its Python value (str, int, float, bool, tuple) with the
+  same checks as ``--config.KEY=VALUE``: an unknown key or a value of the wrong type is an error, and
+  setting ``training.num_epochs`` clears ``training.num_steps`` (and the other way round).
+- The one special key, ``'config'``, names another experiment file (relative to the repository root,
+  or to the current directory) whose ``get_config()`` replaces the file's own as the base of this
+  point: for points whose model sections differ (an override can add a model field, not remove one).
+- A file without ``get_sweep()`` is a grid of one point, its own config.
+
+Overrides on the command line apply to every point, after the point's own. ``--seeds`` sets
+``config.seed`` of each run (default: the point's own seed). Every point is built and checked
+(:func:`cnnzoo.validation.check_config`) before anything runs: a bad key or value anywhere in the grid
+is one line and exit status 2, at ``--list`` time as well.
+
+What it writes
+--------------
+Each point x seed is an ordinary run directory, trained in this process by
+:func:`cnnzoo.loop.train_and_evaluate` (the loop of ``scripts/train.py``)::
+
+    runs/X/
+      sweep.json                      the manifest: grid, command line, each run's state
+      resnet20-ratio5_3_2/seed0/      config.json, metrics.jsonl, checkpoints/, ... (cnnzoo.workdir)
+      plain20/seed0/
+
+A point's directory name is made from its overrides (:func:`point_name`): the value alone for keys
+whose values name themselves (``model.name``, ``model.activation``, ``model.residual``,
+``optimizer.name``, ``schedule.name``), a short key and the value otherwise (``ratio5_3_2``,
+``lr0.01``, ``aug_none``), joined by ``-``; ``base`` for a point without overrides. Characters
+outside ``[A-Za-z0-9._+-]`` become ``_``; names that still collide get a hash of their overrides.
+
+Runs share JAX's persistent compilation cache (``workdir/.jax_cache`` unless
+``JAX_COMPILATION_CACHE_DIR`` is set), so the seeds of a point compile once.
+
+The manifest records each run as ``pending``, ``running``, ``done``, ``failed`` (with its one-line
+error) or ``interrupted``; it is rewritten atomically under a lock after every change, so two sweep
+processes may share a workdir (say, one per GPU with different ``--only``).
+
+Running the command again skips the runs whose directory shows them finished (an evaluation at the
+final step in ``metrics.jsonl``, with the same config) and resumes an interrupted one from its
+checkpoint. A run that fails (a NaN loss, a data or config error found only at run time) is recorded
+and the sweep goes on; the exit status is 1 if any run failed, else 0. SIGTERM or SIGINT stop the
+current run at a step boundary with a checkpoint (as in ``scripts/train.py``); the sweep records it
+as interrupted, starts nothing more and exits with 128 + the signal's number.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import dataclasses
+import datetime
+import fcntl
+import fnmatch
+import hashlib
+import importlib.util
+import json
+import os
+import re
+import signal
+import sys
+from collections.abc import Sequence
+
+from cnnzoo.config import ConfigError, apply_overrides, load_config_file
+from cnnzoo.report import RunFiles, is_locked, read_run, same_run_config
+
+MANIFEST = 'sweep.json'
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+USAGE = ('usage: sweep.py --config EXPERIMENT.py --workdir DIR [--seeds 0,1,2] [--only GLOB[,GLOB]] '
+         '[--list] [--config.KEY=VALUE ...]\n'
+         '  e.g. --config experiments/he2016_cifar10.py --workdir runs/he2016 --only "resnet20*,plain20*"')
+
+# Keys whose values say what they are ('tanh', 'plain56'); the others are written key + value.
+VALUE_ONLY_KEYS = ('model.name', 'model.activation', 'model.residual', 'optimizer.name', 'schedule.name')
+SHORT_KEYS = {
+    'optimizer.learning_rate': 'lr', 'optimizer.weight_decay': 'wd', 'schedule.warmup_epochs': 'warmup',
+    'data.augment': 'aug', 'training.num_epochs': 'epochs', 'training.num_steps': 'steps',
+    'training.batch_size': 'batch', 'model.stage_sizes': 'stages',
+}
+MAX_NAME = 100
+
+
+@dataclasses.dataclass
+class Point:
+    """One grid point: its name, its overrides as the file states them, its checked config."""
+
+    name: str
+    overrides: dict
+    config: object
+
+
+@dataclasses.dataclass
+class Run:
+    point: Point
+    seed: int
+    directory: str
+    config: object
+
+    @property
+    def key(self) -> str:
+        return f'{self.point.name}/seed{self.seed}'
+
+
+# ---------------------------------------------------------------------------------------------
+# The grid
+
+
+def load_grid(path: str) -> list[dict]:
+    """The points of an experiment file: ``get_sweep()``, or ``[{}]`` for a file without one."""
+    if not os.path.isfile(path):
+        raise ConfigError(f'config file not found: {path}')
+    spec = importlib.util.spec_from_file_location(f'cnnzoo_sweep_{abs(hash(path))}', path)
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+        points = module.get_sweep() if hasattr(module, 'get_sweep') else [{}]
+    except Exception as e:  # noqa: BLE001 - any failure of a user's file is reported in one line
+        raise ConfigError(f'{path}: {type(e).__name__}: {_first_line(e)}') from e
+    if not isinstance(points, (list, tuple)) or not points:
+        raise ConfigError(f'{path}: get_sweep() must return a non-empty list of dicts')
+    for i, point in enumerate(points):
+        if not isinstance(point, dict) or not all(isinstance(k, str) for k in point):
+            raise ConfigError(f'{path}: get_sweep() point {i} is not a dict of dotted keys: {point!r}')
+        if 'config' in point and not isinstance(point['config'], str):
+            raise ConfigError(f"{path}: get_sweep() point {i}: 'config' must be an experiment file path")
+    return list(points)
+
+
+def point_name(point: dict) -> str:
+    """A readable, filesystem-safe directory name made from a point's overrides."""
+    parts = []
+    if 'config' in point:
+        parts.append(os.path.splitext(os.path.basename(point['config']))[0])
+    for key, value in point.items():
+        if key == 'config':
+            continue
+        text = _value_text(value)
+        if key in VALUE_ONLY_KEYS:
+            parts.append(text)
+        else:
+            label = SHORT_KEYS.get(key, key.rsplit('.', 1)[-1])
+            parts.append(label + text if re.match(r'[-0-9(]', text) else f'{label}_{text}')
+    name = re.sub(r'[^A-Za-z0-9._+-]+', '_', '-'.join(parts)).strip('._-') or 'base'
+    if len(name) > MAX_NAME:
+        name = f'{name[:MAX_NAME - 9]}-{_digest(point)}'
+    return name
+
+
+def _value_text(value) -> str:
+    if isinstance(value, (tuple, list)):
+        return '_'.join(_value_text(v) for v in value)
+    return str(value)
+
+
+def _digest(point: dict) -> str:
+    return hashlib.sha1(json.dumps(point, sort_keys=True, default=str).encode()).hexdigest()[:8]
+
+
+def _resolve(path: str, grid_path: str) -> str:
+    """An experiment file named by a point: absolute, from the current directory or the repository root."""
+    for candidate in (path, os.path.join(ROOT, path), os.path.join(os.path.dirname(grid_path), path)):
+        if os.path.isfile(candidate):
+            return candidate
+    raise ConfigError(f"{grid_path}: point names config {path!r}, which is not a file (paths are "
+                      'relative to the repository root)')
+
+
+def _override_text(value) -> str:
+    """A grid value as ``--config.KEY=`` text: its literal, so ``'True'`` stays a string."""
+    return repr(tuple(value) if isinstance(value, list) else value)
+
+
+def build_points(grid_path: str, cli_overrides: Sequence[tuple[str, str]] = ()) -> list[Point]:
+    """Every point's config with its overrides and the command line's, each fully checked."""
+    from cnnzoo.validation import check_config
+
+    raw = load_grid(grid_path)
+    names = [point_name(p) for p in raw]
+    for i, name in enumerate(names):  # colliding names: tell them apart by their overrides
+        if names.count(name) > 1:
+            names[i] = f'{name[:MAX_NAME - 9]}-{_digest(raw[i])}'
+    points = []
+    for i, (name, overrides) in enumerate(zip(names, raw)):
+        if names.count(name) > 1:
+            raise ConfigError(f'{grid_path}: point {i} ({name}) appears twice in the grid')
+        where = f'{grid_path}: point {i} ({name})'
+        base = _resolve(overrides['config'], grid_path) if 'config' in overrides else grid_path
+        try:
+            config = load_config_file(base)
+            apply_overrides(config, [(k, _override_text(v)) for k, v in overrides.items() if k != 'config'])
+        except ConfigError as e:
+            raise ConfigError(f'{where}: {e}') from None
+        try:
+            apply_overrides(config, cli_overrides)
+            check_config(config)
+        except ConfigError as e:
+            raise ConfigError(f'{where}: {e}') from None
+        points.append(Point(name, overrides, config))
+    return points
+
+
+def select(points: list[Point], only: str | None) -> list[Point]:
+    """The points whose names match one of the comma-separated globs of ``--only``."""
+    if not only:
+        return points
+    globs = [g.strip() for g in only.split(',') if g.strip()]
+    chosen = [p for p in points if any(fnmatch.fnmatchcase(p.name, g) for g in globs)]
+    if not chosen:
+        raise ConfigError(f'--only {only!r} matches no point; the points are: {", ".join(p.name for p in points)}')
+    return chosen
+
+
+def make_runs(points: list[Point], workdir: str, seeds: Sequence[int] | None) -> list[Run]:
+    runs = []
+    for point in points:
+        for seed in (seeds if seeds is not None else [point.config.seed]):
+            config = copy.deepcopy(point.config)
+            config.seed = seed
+            runs.append(Run(point, seed, os.path.join(workdir, point.name, f'seed{seed}'), config))
+    return runs
+
+
+def parse_seeds(text: str | None) -> list[int] | None:
+    if text is None:
+        return None
+    try:
+        seeds = [int(s) for s in text.split(',') if s.strip()]
+    except ValueError:
+        seeds = []
+    if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0:
+        raise ConfigError(f'--seeds must be distinct non-negative integers separated by commas, got {text!r}')
+    return seeds
+
+
+# ---------------------------------------------------------------------------------------------
+# The manifest
+
+
+class Manifest:
+    """``workdir/sweep.json``, read and rewritten atomically under ``workdir/.sweep.lock``."""
+
+    def __init__(self, workdir: str):
+        self.path = os.path.join(workdir, MANIFEST)
+        self._lock_path = os.path.join(workdir, '.sweep.lock')
+
+    def read(self) -> dict:
+        try:
+            with open(self.path) as f:
+                return json.load(f)
+        except (FileNotFoundError, json.JSONDecodeError):
+            return {}
+
+    @contextlib.contextmanager
+    def _locked(self):
+        fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+    def update(self, change) -> None:
+        """Calls ``change(manifest_dict)`` on the current manifest and writes the result."""
+        with self._locked():
+            data = self.read()
+            data.setdefault('runs', {})
+            change(data)
+            data['updated'] = _now()
+            tmp = f'{self.path}.tmp{os.getpid()}'
+            with open(tmp, 'w') as f:
+                json.dump(data, f, indent=1, sort_keys=True, default=list)
+                f.write('\n')
+            os.replace(tmp, self.path)
+
+    def set_run(self, run: Run, **fields) -> None:
+        def change(data):
+            entry = data['runs'].setdefault(run.key, {'point': run.point.name, 'seed': run.seed})
+            entry.update(fields)
+
+        self.update(change)
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')
+
+
+def run_state(run: Run, manifest: dict) -> str:
+    """``done``, ``running``, ``interrupted``, ``failed`` or ``pending``, from the run directory first."""
+    files = read_run(run.directory) if os.path.isdir(run.directory) else None
+    if files is not None and files.finished and same_run_config(files, run.config):
+        return 'done'
+    if os.path.isdir(run.directory) and is_locked(run.directory):
+        return 'running'
+    recorded = manifest.get('runs', {}).get(run.key, {}).get('state')
+    if recorded == 'failed':
+        return 'failed'
+    if files is not None and files.steps_done > 0:
+        return 'interrupted'
+    return 'pending'
+
+
+# ---------------------------------------------------------------------------------------------
+# Running
+
+
+class _Stop(Exception):
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+class _SweepSignals:
+    """SIGTERM/SIGINT between runs: finish the bookkeeping, start nothing more.
+
+    While a run is inside the loop, the loop's own handlers take the first signal (save and return);
+    a signal that reaches this handler during a run (before the loop installs its own, or a second
+    one) aborts the run as it would a lone ``scripts/train.py``: the last checkpoint stays.
+    """
+
+    def __init__(self):
+        self.received = None
+        self.in_run = False
+        self._previous = {}
+
+    def __enter__(self):
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        self.received = signum
+        if self.in_run:
+            raise _Stop(signum)
+
+    def __exit__(self, *exc):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+def run_sweep(grid_path: str, workdir: str, *, seeds: Sequence[int] | None = None, only: str | None = None,
+              overrides: Sequence[tuple[str, str]] = (), list_only: bool = False,
+              command: Sequence[str] | None = None, out=None) -> int:
+    """Runs (or, with ``list_only``, lists) the sweep; returns the exit status (see the module docstring)."""
+    out = out or sys.stdout
+    points = select(build_points(grid_path, overrides), only)
+    runs = make_runs(points, workdir, seeds)
+    manifest = Manifest(workdir)
+    if list_only:
+        _print_list(runs, manifest.read() if os.path.isdir(workdir) else {}, out)
+        return 0
+
+    from cnnzoo.data import DataError
+    from cnnzoo.loop import train_and_evaluate  # imports JAX's training stack: after the grid is known good
+    from cnnzoo.workdir import RunError
+
+    os.makedirs(workdir, exist_ok=True)
+    _share_compilations(workdir)
+    current = manifest.read()
+
+    def start(data):
+        data.update(config=grid_path, command=list(command or []), overrides=[list(o) for o in overrides],
+                    seeds=list(seeds) if seeds is not None else None,
+                    points=_merge_points(data.get('points', []), points))
+        for run in runs:
+            entry = data['runs'].setdefault(run.key, {'point': run.point.name, 'seed': run.seed})
+            entry['state'] = run_state(run, current)
+
+    manifest.update(start)
+    failed = 0
+    with _SweepSignals() as signals:
+        for i, run in enumerate(runs, 1):
+            if signals.received:
+                break
+            label = f'[{i}/{len(runs)}] {run.point.name} seed {run.seed}'
+            state = run_state(run, manifest.read())
+            if state == 'done':
+                print(f'{label}: done, skipped', file=out, flush=True)
+                manifest.set_run(run, state='done', error=None)
+                continue
+            if state == 'running':
+                print(f'{label}: running in another process, skipped', file=out, flush=True)
+                continue
+            print(label, file=out, flush=True)
+            manifest.set_run(run, state='running', error=None, started=_now(), directory=run.directory)
+            try:
+                signals.in_run = True
+                summary = train_and_evaluate(run.config, run.directory)
+            except (RunError, ConfigError, DataError) as e:
+                signals.in_run = False
+                failed += 1
+                manifest.set_run(run, state='failed', error=_first_line(e), finished=_now())
+                print(f'{label}: failed: {_first_line(e)}', file=out, flush=True)
+                continue
+            except _Stop as e:
+                signals.in_run = False
+                manifest.set_run(run, state='interrupted', error=f'stopped by {e}')
+                break
+            signals.in_run = False
+            entry = manifest.read().get('runs', {}).get(run.key, {})
+            wall = entry.get('wall_seconds', 0.0) + summary['wall_seconds']
+            if summary['stopped_by']:
+                signals.received = signals.received or signal.Signals[summary['stopped_by']].value
+                manifest.set_run(run, state='interrupted', error=f'stopped by {summary["stopped_by"]}',
+                                 wall_seconds=wall, step=summary['step'])
+                break
+            manifest.set_run(run, state='done', error=None, finished=_now(), wall_seconds=wall,
+                             step=summary['step'], total_steps=summary['total_steps'],
+                             final_accuracy=(summary['final'] or {}).get('accuracy'))
+    done = sum(run_state(r, manifest.read()) == 'done' for r in runs)
+    print(f'sweep {workdir}: {done}/{len(runs)} runs done, {failed} failed'
+          + (f', stopped by {signal.Signals(signals.received).name}' if signals.received else '')
+          + f'; report: python scripts/report.py {workdir}', file=out, flush=True)
+    if signals.received:
+        return 128 + signals.received
+    return 1 if failed else 0
+
+
+def _share_compilations(workdir: str) -> None:
+    """JAX's persistent compilation cache in ``workdir/.jax_cache``, unless one is configured: the
+    seeds of a point run the same programs, which then compile once (on two CPU cores, a tiny
+    ResNet's run started in 16 s the first time and in 1-2 s for the next seed)."""
+    import jax
+
+    if not jax.config.jax_compilation_cache_dir:
+        jax.config.update('jax_compilation_cache_dir', os.path.join(workdir, '.jax_cache'))
+
+
+def _merge_points(recorded: list, points: list[Point]) -> list:
+    """The grid in the manifest: points run before (say, with another --only) stay listed."""
+    by_name = {p['name']: p for p in recorded}
+    for p in points:
+        by_name[p.name] = {'name': p.name, 'overrides': p.overrides}
+    return list(by_name.values())
+
+
+def _print_list(runs: list[Run], manifest: dict, out) -> None:
+    width = max(len(r.key) for r in runs)
+    for run in runs:
+        overrides = ', '.join(f'{k}={v!r}' for k, v in run.point.overrides.items()) or '(the file\'s own config)'
+        print(f'{run.key:<{width}}  {run_state(run, manifest):<11}  {overrides}', file=out)
+    points = len({r.point.name for r in runs})
+    print(f'{len(runs)} runs ({points} points x seeds); nothing was run', file=out)
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
+
+
+def sweep_main(argv: Sequence[str]) -> int:
+    """``scripts/sweep.py``: flags, then :func:`run_sweep`; errors are one line (``cnnzoo.cli``)."""
+    from cnnzoo.cli import run_cli, split_flags
+
+    if any(a in ('-h', '--help') for a in argv):
+        print(USAGE)
+        return 0
+    command = ['scripts/sweep.py', *argv]
+    list_only = '--list' in argv
+    argv = [a for a in argv if a != '--list']
+    status = 0
+
+    def main():
+        nonlocal status
+        flags, overrides = split_flags(argv, {'config', 'workdir', 'seeds', 'only'})
+        for required in ('config', 'workdir'):
+            if required not in flags:
+                raise ConfigError(f'--{required} is required\n{USAGE}')
+        status = run_sweep(flags['config'], flags['workdir'], seeds=parse_seeds(flags.get('seeds')),
+                           only=flags.get('only'), overrides=overrides, list_only=list_only,
+                           command=command)
+
+    return run_cli(main) or status
