@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import logging
 import os
+import re
 import shutil
 import sys
 import time
@@ -29,9 +31,21 @@ import orbax.checkpoint as ocp
 from cnnzoo.workdir import RunError
 
 
+class _NoOrbaxTracebacks(logging.Filter):
+    """orbax logs a failed background save with its whole traceback (hundreds of lines) before the
+    error reaches the loop, which reports it in one line; those records are dropped."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not ('/orbax/' in record.pathname and record.levelno >= logging.ERROR and record.exc_info)
+
+
+_ORBAX_FILTER = _NoOrbaxTracebacks()
+
+
 class Checkpoints:
     def __init__(self, workdir: str, *, keep: int, warn=None):
         self.workdir = os.path.abspath(workdir)
+        logging.getLogger('absl').addFilter(_ORBAX_FILTER)  # adding the same filter twice is a no-op
         self._warn = warn or (lambda text: print(f'warning: {text}', file=sys.stderr, flush=True))
         self.last = ocp.CheckpointManager(
             os.path.join(self.workdir, 'checkpoints'),
@@ -142,6 +156,8 @@ class Checkpoints:
                 shutil.rmtree(os.path.join(directory, name), ignore_errors=True)
         good = [s for s in self.last.all_steps() if os.path.isdir(os.path.join(str(self.last.directory), str(s)))]
         last = f'last good checkpoint: step {max(good)}' if good else 'no checkpoint was saved'
+        failed = re.search(r'/(\d+)\.orbax-checkpoint-tmp', str(error))  # an earlier asynchronous save
+        step = int(failed.group(1)) if failed else step
         what = f'checkpoint step {step}' if step is not None else 'a checkpoint'
         raise RunError(f'could not save {what} in {directory}: {cause}; {last}') from error
 

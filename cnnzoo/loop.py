@@ -15,10 +15,13 @@ Side effects live here and only here: the train and eval steps (cnnzoo.training)
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import dataclasses
 import math
 import os
 import signal
+import sys
 import threading
 import time
 from functools import partial
@@ -94,7 +97,11 @@ def build(config, *, dataset: data_lib.Dataset | None = None, initial_weights: b
 
 def _variables_from_torch(config, model, variables):
     """``variables`` overwritten by ``config.init.torch_checkpoint`` (a PyTorch state_dict file)."""
-    from cnnzoo.torch.convert import ConversionError, init_from_state_dict, load_torch_checkpoint
+    from cnnzoo.torch.convert import (
+        ConversionError,
+        init_from_state_dict,
+        load_torch_checkpoint,
+    )
 
     try:
         state_dict = load_torch_checkpoint(_path(config.init.torch_checkpoint))
@@ -197,10 +204,21 @@ def _interruptible(fn, signals: _StopSignals):
     while worker.is_alive():
         worker.join(0.05)
         if signals.received and worker.is_alive():
+            atexit.register(_exit_before_worker_is_torn_down, worker, signals.received)
             raise _Stopped(signals.received)
     if 'error' in result:
         raise result['error']
     return result['value']
+
+
+def _exit_before_worker_is_torn_down(worker: threading.Thread, signal_name: str) -> None:
+    """At interpreter exit, a thread still inside XLA (an abandoned compilation) aborts the process
+    when Python tears it down. Ending the process first, with the status a stop signal gives
+    (128 + its number), is the clean exit: every file of the run was closed before."""
+    if worker.is_alive():
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(128 + signal.Signals[signal_name].value)
 
 
 def train_and_evaluate(config, workdir: str, *, extend: bool = False) -> dict:
@@ -224,40 +242,30 @@ def train_and_evaluate(config, workdir: str, *, extend: bool = False) -> dict:
 
 
 def _train(config, workdir: str, signals: _StopSignals) -> dict:
-    t = config.training
-    progress = Progress(0, bar=t.progress_bar)
+    progress = Progress(0, bar=config.training.progress_bar)
     started = time.perf_counter()
     setup = build(config, initial_weights=not has_checkpoint(workdir))
-    ds, spe, total = setup.dataset, setup.steps_per_epoch, setup.total_steps
-    progress.total = total
-    ckpts = Checkpoints(workdir, keep=t.keep_checkpoints)
-    try:
-        restored = ckpts.restore(setup.state, 'latest')
-        if restored is None and has_checkpoint(workdir):
+    progress.total = setup.total_steps
+    with contextlib.ExitStack() as closing:
+        ckpts = Checkpoints(workdir, keep=config.training.keep_checkpoints)
+        closing.callback(ckpts.close)
+        state = ckpts.restore(setup.state, 'latest')
+        if state is None and has_checkpoint(workdir):
             raise RunError(f'no checkpoint in {workdir}/checkpoints can be restored (each was moved to '
                            f'{workdir}/damaged); to start the run over, choose another --workdir')
-        return _run(config, workdir, setup, restored or setup.state, ckpts, progress, signals, started)
-    finally:
-        ckpts.close()
+        state = state or setup.state
+        if int(state.step) > setup.total_steps:
+            raise RunError(f'{workdir} is at step {int(state.step)}, past the {setup.total_steps} steps of '
+                           'this config')
+        log = MetricsLog(workdir, resume_step=int(state.step))
+        closing.callback(log.close)
+        return _loop(config, workdir, setup, state, ckpts, progress, signals, started, log)
 
 
-def _run(config, workdir, setup: Setup, state, ckpts: Checkpoints, progress: Progress,
-         signals: _StopSignals, started: float) -> dict:
+def _loop(config, workdir, setup, state, ckpts, progress, signals, started, log) -> dict:
     t = config.training
     ds, spe, total = setup.dataset, setup.steps_per_epoch, setup.total_steps
     start_step = int(state.step)
-    if start_step > total:
-        raise RunError(f'{workdir} is at step {start_step}, past the {total} steps of this config')
-    log = MetricsLog(workdir, resume_step=start_step)
-    try:
-        return _loop(config, workdir, setup, state, ckpts, progress, signals, started, log, start_step)
-    finally:
-        log.close()
-
-
-def _loop(config, workdir, setup, state, ckpts, progress, signals, started, log, start_step) -> dict:
-    t = config.training
-    ds, spe, total = setup.dataset, setup.steps_per_epoch, setup.total_steps
     best_accuracy = log.best_eval_accuracy()
     progress.message(
         f'{config.model.name} on {config.data.name}: {len(ds.train_images)} train / {len(ds.test_images)} '

@@ -91,3 +91,22 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope='session')
+def cache_dir(tmp_path_factory):
+    """A data directory shared by the tiny runs (the decoded archive is cached there once)."""
+    return str(tmp_path_factory.mktemp('cache'))
+
+
+@pytest.fixture(scope='session')
+def reference(tiny_cifar10, cache_dir, tmp_path_factory):
+    """The uninterrupted tiny run (tests/tiny_run.py), in this process: what every kill, damage and
+    resume test must end equal to. Tests must not change its workdir (copy it first)."""
+    from tiny_run import tiny_config
+
+    from cnnzoo.loop import train_and_evaluate
+
+    workdir = tmp_path_factory.mktemp('reference')
+    summary = train_and_evaluate(tiny_config(tiny_cifar10, cache_dir), str(workdir))
+    return summary, workdir

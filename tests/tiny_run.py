@@ -1,0 +1,64 @@
+"""Tiny runs for the end-to-end tests: a ResNet-8 (resnet20 with one block per stage) on a 200-image
+archive, 10 steps per epoch, 3 epochs; the command line and in-process forms of the same run."""
+
+import os
+import signal
+import subprocess
+import sys
+
+import jax
+import numpy as np
+
+from cnnzoo.checkpoints import Checkpoints
+from cnnzoo.config import apply_overrides, load_config_file
+from cnnzoo.loop import build
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TRAIN = os.path.join(ROOT, 'scripts', 'train.py')
+EXPERIMENT = os.path.join(ROOT, 'experiments', 'resnet20_cifar10.py')
+TOTAL_STEPS = 30  # 200 images / batch 20 = 10 steps per epoch, 3 epochs
+
+
+def tiny_overrides(archive, cache_dir, **extra):
+    overrides = {
+        'data.source': 'archive', 'data.archive': archive, 'data.data_dir': cache_dir,
+        'model.stage_sizes': '(1, 1, 1)', 'training.batch_size': '20', 'training.num_epochs': '3',
+        'training.eval_batch_size': '16', 'training.checkpoint_every_steps': '4',
+        'training.log_every_steps': '1', 'training.progress_bar': 'False', 'optimizer.learning_rate': '0.05',
+    }
+    overrides.update(extra)
+    return list(overrides.items())
+
+
+def tiny_config(archive, cache_dir, **extra):
+    return apply_overrides(load_config_file(EXPERIMENT), tiny_overrides(archive, cache_dir, **extra))
+
+
+def run_script(workdir, overrides, *, signal_at_step=None, sig=signal.SIGKILL):
+    """Runs scripts/train.py; with ``signal_at_step``, sends ``sig`` once that step is logged."""
+    cmd = [sys.executable, TRAIN, '--config', EXPERIMENT, '--workdir', str(workdir)]
+    cmd += [f'--config.{k}={v}' for k, v in overrides]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines = []
+    for line in proc.stdout:
+        lines.append(line)
+        if signal_at_step is not None and line.startswith(f'step {signal_at_step}/'):
+            proc.send_signal(sig)
+            signal_at_step = None
+    proc.wait(timeout=300)
+    return proc.returncode, ''.join(lines)
+
+
+def restore(config, workdir, which='latest'):
+    setup = build(config)
+    ckpts = Checkpoints(str(workdir), keep=2)
+    state = ckpts.restore(setup.state, which)
+    ckpts.close()
+    return state
+
+
+def assert_bitwise_equal(a, b):
+    leaves_a, leaves_b = jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)
+    assert len(leaves_a) == len(leaves_b)
+    for x, y in zip(leaves_a, leaves_b):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
