@@ -160,7 +160,11 @@ def learning_curves(directory, points, axes, coords, study) -> str:
             ax.grid(alpha=0.3)
         if facet is not None:
             row[0].set_title(f'{label(facet)} = {coords[group[0].name][facet]}', loc='left', fontsize=10)
-        row[1].legend(loc='upper left', bbox_to_anchor=(1.02, 1.0), fontsize=8, frameon=False)
+        legend = {}
+        for ax in row:
+            legend.update(zip(*reversed(ax.get_legend_handles_labels())))
+        row[1].legend(legend.values(), legend.keys(), loc='upper left', bbox_to_anchor=(1.02, 1.0), fontsize=8,
+                      frameon=False)
     fig.suptitle(f'{study}: learning curves ({_seeds_note(points) if any(p.n for p in points) else "per seed"}, '
                  'band = min–max over seeds)', y=1.0)
     fig.tight_layout()

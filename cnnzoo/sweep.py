@@ -46,7 +46,8 @@ Runs share JAX's persistent compilation cache (``workdir/.jax_cache`` unless
 ``JAX_COMPILATION_CACHE_DIR`` is set), so the seeds of a point compile once.
 
 The manifest records each run as ``pending``, ``running``, ``done``, ``failed`` (with its one-line
-error) or ``interrupted``; it is rewritten atomically under a lock after every change, so two sweep
+error) or ``interrupted`` (``--list`` also says ``differs`` for a directory that holds a run of
+another config, which the loop refuses to resume); it is rewritten atomically under a lock after every change, so two sweep
 processes may share a workdir (say, one per GPU with different ``--only``).
 
 Running the command again skips the runs whose directory shows them finished (an evaluation at the
@@ -188,10 +189,13 @@ def build_points(grid_path: str, cli_overrides: Sequence[tuple[str, str]] = ()) 
     from cnnzoo.validation import check_config
 
     raw = load_grid(grid_path)
-    names = [point_name(p) for p in raw]
-    for i, name in enumerate(names):  # colliding names: tell them apart by their overrides
-        if names.count(name) > 1:
-            names[i] = f'{name[:MAX_NAME - 9]}-{_digest(raw[i])}'
+    shadowed = sorted({k for k, _ in cli_overrides} & {k for p in raw for k in p})
+    if shadowed:
+        print(f'warning: the command line sets {", ".join(shadowed)}, which points of {grid_path} set too; '
+              'the command line wins (directory names still show the grid\'s values)', file=sys.stderr)
+    plain = [point_name(p) for p in raw]
+    # Colliding names are told apart by a hash of their overrides; equal points stay equal.
+    names = [f'{n[:MAX_NAME - 9]}-{_digest(p)}' if plain.count(n) > 1 else n for n, p in zip(plain, raw)]
     points = []
     for i, (name, overrides) in enumerate(zip(names, raw)):
         if names.count(name) > 1:
@@ -299,9 +303,12 @@ def _now() -> str:
 
 
 def run_state(run: Run, manifest: dict) -> str:
-    """``done``, ``running``, ``interrupted``, ``failed`` or ``pending``, from the run directory first."""
+    """``done``, ``running``, ``interrupted``, ``failed``, ``pending`` or ``differs``, from the run
+    directory first."""
     files = read_run(run.directory) if os.path.isdir(run.directory) else None
-    if files is not None and files.finished and same_run_config(files, run.config):
+    if files is not None and files.steps_done > 0 and not same_run_config(files, run.config):
+        return 'differs'  # the directory holds a run of another config: the loop will refuse it
+    if files is not None and files.finished:
         return 'done'
     if os.path.isdir(run.directory) and is_locked(run.directory):
         return 'running'
