@@ -7,6 +7,13 @@ network is chosen by override:
     python scripts/train.py --config experiments/he2016_cifar10.py --workdir runs/resnet56 \
         --config.model.name=resnet56
 
+The whole grid (``get_sweep()``: every depth, points named by the model, ``resnet110-warmup1.0``
+for the one with a warm-up), or a part of it, and its table and Figure-6-style plots:
+
+    python scripts/sweep.py --config experiments/he2016_cifar10.py --workdir runs/he2016 \
+        --only 'resnet20*,plain20*' --seeds 0,1,2
+    python scripts/report.py runs/he2016
+
 Expected, from the paper (Table 6, test error on the original CIFAR-10; a little worse on a JPEG copy):
     resnet20 8.75%   resnet32 7.51%   resnet44 7.17%   resnet56 6.97%   resnet110 6.43%
     resnet1202 7.93%; plain nets get *worse* with depth (Figure 6: plain56 trains and tests worse
@@ -30,7 +37,7 @@ def get_config():
 
 
 def get_sweep():
-    """The grid of Table 6 / Figure 6 as override dicts (for a sweep runner)."""
+    """The grid of Table 6 / Figure 6 as override dicts (scripts/sweep.py; the form: cnnzoo.sweep)."""
     sweep = []
     for name in DEPTHS:
         overrides = {'model.name': name}

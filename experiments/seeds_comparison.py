@@ -21,6 +21,11 @@ resnet18 x adam. Every point is one command; GoogLeNet with Adam, for example:
         --config.optimizer.name=adam --config.optimizer.learning_rate=0.001 \
         --config.optimizer.weight_decay=0.0 --config.schedule.name=constant
 
+The whole grid, each point in runs/seeds/<file>[-adam-lr0.001-wd0.0-constant]/seed<k>, and its table:
+
+    python scripts/sweep.py --config experiments/seeds_comparison.py --workdir runs/seeds
+    python scripts/report.py runs/seeds
+
 Expected, not yet measured with cnnzoo. With SGD, the published figures for these recipes are
 kuangliu/pytorch-cifar's VGG16 92.64% and ResNet18 93.02% (README; trained 350 epochs with step
 decay), with GoogLeNet expected near ResNet-18 and AlexNet, the only network without BatchNorm,

@@ -9,6 +9,10 @@ Run one configuration:
     python scripts/train.py --config experiments/vgg_cifar10.py --workdir runs/vgg13 \
         --config.model.name=vgg13_bn
 
+Run all six (``get_sweep()``, points named by the model) and tabulate:
+    python scripts/sweep.py --config experiments/vgg_cifar10.py --workdir runs/vgg_cifar10
+    python scripts/report.py runs/vgg_cifar10
+
 Expected: the paper's ImageNet ordering (Table 3, top-1 val. error: A 29.6, A-LRN 29.7, B 28.7,
 C 28.1, D 27.0, E 27.3) — LRN does not help, depth helps up to D/E and 1x1 layers (C) help less
 than 3x3 (D). On CIFAR-10 the spread is expected to be small (about a point); not yet measured.
