@@ -22,9 +22,9 @@ import re
 import matplotlib
 
 matplotlib.use('Agg')
-import matplotlib.pyplot as plt  # noqa: E402 - after choosing the backend
+import matplotlib.pyplot as plt  # after choosing the backend
 
-from cnnzoo.report import PointSummary, mean_std  # noqa: E402
+from cnnzoo.report import PointSummary, mean_std
 
 MAX_LINES = 12
 LABELS = {
@@ -184,7 +184,7 @@ def error_against(directory, points, coords, axis, others, study) -> str:
         ax.errorbar(xs, [m for m, _ in stats], yerr=[s or 0 for _, s in stats], marker='o', capsize=3,
                     label=', '.join(map(str, key)) or 'all points')
         if len(set(xs)) > 1:
-            ax.set_xticks(sorted(set(x for g in groups.values() for x in (coords[p.name][axis] for p in g))))
+            ax.set_xticks(sorted({x for g in groups.values() for x in (coords[p.name][axis] for p in g)}))
     ax.set_xlabel(label(axis))
     ax.set_ylabel('final test error (%)')
     ax.grid(alpha=0.3)
@@ -222,7 +222,7 @@ def bars(directory, points, coords, axes, study) -> str:
 
 
 def heat_maps(directory, points, coords, axes, study) -> str:
-    counts = {a: len(set(repr(coords[p.name][a]) for p in points)) for a in axes}
+    counts = {a: len({repr(coords[p.name][a]) for p in points}) for a in axes}
     facet = min(axes, key=lambda a: counts[a]) if len(axes) == 3 else None
     rows_axis, cols_axis = sorted((a for a in axes if a != facet), key=lambda a: -counts[a])
     facet_values = _ordered(coords[p.name][facet] for p in points) if facet else [None]

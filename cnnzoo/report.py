@@ -330,13 +330,13 @@ def write_report(root: str, *, plots: bool = True) -> tuple[str, str]:
     seeds = sorted({r.config.get('seed') for p in points for r in p.runs})
     runs = sum(len(p.runs) for p in points)
     lines = [f'# {name}', '',
-             f'{len(points)} points, {runs} runs (seeds {", ".join(map(str, seeds))}) under `{root}`; '
-             'made by `scripts/report.py` from each run\'s `config.json` and `metrics.jsonl`.', '',
+             (f'{len(points)} points, {runs} runs (seeds {", ".join(map(str, seeds))}) under `{root}`; '
+              'made by `scripts/report.py` from each run\'s `config.json` and `metrics.jsonl`.'), '',
              markdown_table(header, rows), '',
-             'Accuracy: mean ± sample standard deviation (ddof=1) over the n runs of a point that have '
-             'evaluated; final = the evaluation at the last step reached, best = the best evaluation of a run. '
-             'Train time counts training steps only (from the logged images/s); wall is the loop\'s own time '
-             'as the sweep manifest recorded it (summed over resumes).', '']
+             ('Accuracy: mean ± sample standard deviation (ddof=1) over the n runs of a point that have '
+              'evaluated; final = the evaluation at the last step reached, best = the best evaluation of a run. '
+              'Train time counts training steps only (from the logged images/s); wall is the loop\'s own time '
+              'as the sweep manifest recorded it (summed over resumes).'), '']
     failed = [(k, e.get('error')) for k, e in sorted(manifest.get('runs', {}).items()) if e.get('state') == 'failed']
     if failed:
         lines += ['Failed runs (from sweep.json):', '', *(f'- `{k}`: {err}' for k, err in failed), '']

@@ -76,7 +76,7 @@ import sys
 from collections.abc import Sequence
 
 from cnnzoo.config import ConfigError, apply_overrides, load_config_file
-from cnnzoo.report import RunFiles, is_locked, read_run, same_run_config
+from cnnzoo.report import is_locked, read_run, same_run_config
 
 MANIFEST = 'sweep.json'
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -128,7 +128,7 @@ def load_grid(path: str) -> list[dict]:
     try:
         spec.loader.exec_module(module)
         points = module.get_sweep() if hasattr(module, 'get_sweep') else [{}]
-    except Exception as e:  # noqa: BLE001 - any failure of a user's file is reported in one line
+    except Exception as e:  # any failure of a user's file is reported in one line
         raise ConfigError(f'{path}: {type(e).__name__}: {_first_line(e)}') from e
     if not isinstance(points, (list, tuple)) or not points:
         raise ConfigError(f'{path}: get_sweep() must return a non-empty list of dicts')
@@ -299,7 +299,7 @@ class Manifest:
 
 
 def _now() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')
+    return datetime.datetime.now(datetime.UTC).isoformat(timespec='seconds')
 
 
 def run_state(run: Run, manifest: dict) -> str:
