@@ -22,7 +22,9 @@ import os
 import re
 import shutil
 import sys
+import threading
 import time
+import traceback
 import warnings
 
 import jax
@@ -46,6 +48,7 @@ class Checkpoints:
     def __init__(self, workdir: str, *, keep: int, warn=None):
         self.workdir = os.path.abspath(workdir)
         logging.getLogger('absl').addFilter(_ORBAX_FILTER)  # adding the same filter twice is a no-op
+        _quiet_abandoned_writes()
         self._warn = warn or (lambda text: print(f'warning: {text}', file=sys.stderr, flush=True))
         self.last = ocp.CheckpointManager(
             os.path.join(self.workdir, 'checkpoints'),
@@ -187,6 +190,55 @@ def _quiet_abandoned_reads():
         raise
     finally:
         sys.unraisablehook = hook
+
+
+def _from_orbax_teardown(exc: BaseException | None, tb=None) -> bool:
+    """Whether an exception is one of the echoes of a failed asynchronous save: its other writes
+    fail on, or call back into, event loops that orbax has already closed."""
+    if exc is None:
+        return False
+    frames = traceback.extract_tb(tb or exc.__traceback__)
+    return ('Event loop is closed' in str(exc) or 'RESOURCE_EXHAUSTED' in str(exc)
+            or any('/orbax/' in f.filename or '/asyncio/' in f.filename for f in frames))
+
+
+class _NoTeardownEchoes(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        return not ('never retrieved' in text and 'orbax' in text) and not (
+            record.exc_info and _from_orbax_teardown(record.exc_info[1], record.exc_info[2]))
+
+
+_TEARDOWN_FILTER = _NoTeardownEchoes()
+
+
+def _quiet_abandoned_writes() -> None:
+    """When an asynchronous save fails (a full disk), the writes orbax started beside the failed one
+    fail too as they are torn down, some before the error reaches the loop, and each prints its
+    traceback: a hundred lines around the one that says what happened. In a process that saves
+    checkpoints, those echoes (exceptions raised in orbax's or asyncio's own frames, and only those)
+    are dropped; the failure itself is reported by :meth:`Checkpoints._save_failed`."""
+    if getattr(_quiet_abandoned_writes, 'installed', False):
+        return
+    _quiet_abandoned_writes.installed = True
+    logging.getLogger('asyncio').addFilter(_TEARDOWN_FILTER)
+    logging.getLogger('absl').addFilter(_TEARDOWN_FILTER)
+    excepthook, unraisablehook, thread_hook = sys.excepthook, sys.unraisablehook, threading.excepthook
+
+    def quiet_excepthook(kind, value, tb):
+        if not _from_orbax_teardown(value, tb):
+            excepthook(kind, value, tb)
+
+    def quiet_unraisablehook(unraisable):
+        if not _from_orbax_teardown(unraisable.exc_value, unraisable.exc_traceback):
+            unraisablehook(unraisable)
+
+    def quiet_thread_hook(args):
+        if not _from_orbax_teardown(args.exc_value, args.exc_traceback):
+            thread_hook(args)
+
+    sys.excepthook, sys.unraisablehook, threading.excepthook = (quiet_excepthook, quiet_unraisablehook,
+                                                                quiet_thread_hook)
 
 
 def _os_error(error: BaseException) -> str | None:

@@ -205,8 +205,6 @@ def validate(config: ml_collections.ConfigDict) -> None:
         if value not in choices:
             raise ConfigError(f'config.{section}.{key}={value!r}; choose one of {", ".join(choices)}')
     t = config.training
-    if t.batch_size <= 0 or t.eval_batch_size <= 0:
-        raise ConfigError('config.training.batch_size and eval_batch_size must be positive')
     if (t.num_epochs > 0) == (t.num_steps > 0):
         raise ConfigError('set exactly one of config.training.num_epochs and config.training.num_steps '
                           f'to a positive value (got {t.num_epochs} and {t.num_steps})')
@@ -235,6 +233,8 @@ def _ranges(config):
         ('schedule.warmup_epochs', s.warmup_epochs, not t.num_epochs or s.warmup_epochs <= t.num_epochs,
          f'at most the run\'s length (training.num_epochs={t.num_epochs})'),
         ('schedule.final_fraction', s.final_fraction, 0 <= s.final_fraction <= 1, 'in [0, 1]'),
+        ('training.batch_size', t.batch_size, t.batch_size > 0, positive),
+        ('training.eval_batch_size', t.eval_batch_size, t.eval_batch_size > 0, positive),
         ('training.label_smoothing', t.label_smoothing, 0 <= t.label_smoothing < 1, fraction),
         ('training.num_epochs', t.num_epochs, t.num_epochs >= 0, non_negative),
         ('training.num_steps', t.num_steps, t.num_steps >= 0, non_negative),

@@ -250,7 +250,7 @@ def _train(config, workdir: str, signals: _StopSignals) -> dict:
         ckpts = Checkpoints(workdir, keep=config.training.keep_checkpoints)
         closing.callback(ckpts.close)
         state = ckpts.restore(setup.state, 'latest')
-        if state is None and has_checkpoint(workdir):
+        if state is None and os.path.isdir(os.path.join(workdir, 'damaged')):
             raise RunError(f'no checkpoint in {workdir}/checkpoints can be restored (each was moved to '
                            f'{workdir}/damaged); to start the run over, choose another --workdir')
         state = state or setup.state

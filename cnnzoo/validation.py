@@ -33,17 +33,15 @@ def check_config(config) -> None:
 def _check_schedule(config) -> None:
     from cnnzoo.training.schedules import parse_ratio
 
-    s = config.schedule
-    if s.name == 'ratio':
-        try:
-            parse_ratio(s.ratio)
-        except ValueError as e:
-            raise ConfigError(f'config.schedule.ratio={s.ratio!r}: {e}') from None
-    if s.name == 'piecewise':
-        b = list(s.boundaries_epochs)
-        if any(not isinstance(x, (int, float)) or x < 0 for x in b) or b != sorted(b):
-            raise ConfigError(f'config.schedule.boundaries_epochs={tuple(b)!r}: '
-                              'must be non-negative epochs in increasing order, e.g. (100, 150)')
+    s = config.schedule  # both forms are checked whichever schedule is named: a bad value is bad anyway
+    try:
+        parse_ratio(s.ratio)
+    except ValueError as e:
+        raise ConfigError(f'config.schedule.ratio={s.ratio!r}: {e}') from None
+    b = list(s.boundaries_epochs)
+    if any(not isinstance(x, (int, float)) or x < 0 for x in b) or b != sorted(b):
+        raise ConfigError(f'config.schedule.boundaries_epochs={tuple(b)!r}: '
+                          'must be non-negative epochs in increasing order, e.g. (100, 150)')
 
 
 def _check_augment(config) -> None:

@@ -127,7 +127,7 @@ def provisional_files(workdir: str):
     try:
         yield
     except BaseException:
-        if not has_checkpoint(workdir):
+        if not has_checkpoint(workdir) and not os.path.isdir(os.path.join(workdir, 'damaged')):
             if not existed:
                 shutil.rmtree(workdir, ignore_errors=True)
             else:
