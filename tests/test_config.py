@@ -27,7 +27,8 @@ def test_experiment_files_load_and_name_registered_models(path):
     assert config.model.name in list_models()
     with open(path) as f:
         doc = f.read()
-    assert 'scripts/train.py' in doc and 'xpected' in doc, 'docstring must say how to run it and what to expect'
+    runs = 'scripts/train.py' in doc or 'scripts/sweep.py' in doc  # a study file is run by the sweep runner
+    assert runs and 'xpected' in doc, 'docstring must say how to run it and what to expect'
 
 
 def _write(tmp_path, body):
