@@ -7,7 +7,7 @@ import pytest
 
 from cnnzoo.models import count_params, create_model
 from cnnzoo.models.normalization import LocalResponseNorm
-from cnnzoo.models.vgg import CONFIGS, adaptive_avg_pool
+from cnnzoo.models.vgg import CONFIGS, VGG, adaptive_avg_pool
 
 
 def lrn_reference(x, size, alpha, beta, k, alpha_over_n):
@@ -80,6 +80,7 @@ def test_dropout_acts_in_training_only():
 
 
 def test_unknown_head():
-    model = create_model('vgg11', num_classes=10, head='tiny')
+    with pytest.raises(ValueError, match="head='tiny': choose one of imagenet, cifar"):
+        create_model('vgg11', num_classes=10, head='tiny')  # refused when made, not when first traced
     with pytest.raises(ValueError, match='head'):
-        model.init(jax.random.key(0), jnp.zeros((1, 32, 32, 3)), train=False)
+        VGG(config=CONFIGS['A'], head='tiny').init(jax.random.key(0), jnp.zeros((1, 32, 32, 3)), train=False)
