@@ -1,9 +1,22 @@
-"""Shared fixtures: tiny CIFAR-10 archives in the official python layout, made on the fly."""
+"""Shared fixtures: tiny CIFAR-10 archives in the official python layout, made on the fly.
 
+The suite shares one JAX persistent compilation cache, in this process and in the runs it starts
+as subprocesses (through the environment): the tiny runs compile the same programs over and over,
+and compiling, not training, is most of their time. A cache hit gives the very executable a fresh
+compilation would, so the bitwise comparisons hold.
+"""
+
+import atexit
 import io
 import os
 import pickle
+import shutil
 import tarfile
+import tempfile
+
+if 'JAX_COMPILATION_CACHE_DIR' not in os.environ:
+    os.environ['JAX_COMPILATION_CACHE_DIR'] = tempfile.mkdtemp(prefix='cnnzoo-tests-xla-cache-')
+    atexit.register(shutil.rmtree, os.environ['JAX_COMPILATION_CACHE_DIR'], ignore_errors=True)
 
 import numpy as np
 import pytest
