@@ -1,4 +1,7 @@
-"""Test accuracy of a run's checkpoint: python scripts/evaluate.py --workdir runs/X [--checkpoint best|latest|STEP]"""
+"""Test accuracy of a run's checkpoint: python scripts/evaluate.py --workdir runs/X [--checkpoint best|latest|STEP]
+
+The same as `cnnzoo evaluate` (--help lists the flags); the logic is in cnnzoo.evaluate.
+"""
 import sys
 
 from cnnzoo.cli import evaluate_main

@@ -1,6 +1,6 @@
 """Train an experiment: python scripts/train.py --config experiments/X.py --workdir runs/X [--config.K=V ...]
 
-Kept short on purpose: the logic is in cnnzoo.loop (see cnnzoo.cli for the flags).
+The same as `cnnzoo train` (--help lists every flag and config key); the logic is in cnnzoo.loop.
 """
 import sys
 
