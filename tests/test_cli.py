@@ -1,0 +1,173 @@
+"""The command line through its real entry points: the `cnnzoo` console command, `python -m cnnzoo`
+and scripts/*.py. Help, the generated schema help, the dry run, and the exit statuses."""
+
+import functools
+import glob
+import json
+import os
+import signal
+import subprocess
+import sys
+import typing
+
+import pytest
+
+from cnnzoo.cli import COMMANDS, exit_status
+from cnnzoo.config import apply_overrides, default_config, load_config_file, to_json
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+EXPERIMENT = os.path.join(ROOT, 'experiments', 'resnet20_cifar10.py')
+CONSOLE = os.path.join(os.path.dirname(sys.executable), 'cnnzoo')  # installed by `pip install -e .`
+SCRIPTS = sorted(glob.glob(os.path.join(ROOT, 'scripts', '*.py')))
+
+
+def cnnzoo(*args, timeout=120):
+    return subprocess.run([sys.executable, '-m', 'cnnzoo', *args], check=False, capture_output=True,
+                          text=True, timeout=timeout, cwd=ROOT)
+
+
+def schema_keys(node, prefix=''):
+    """Every leaf key of a config, dotted, computed here independently of cnnzoo.schema_help."""
+    keys = []
+    for key, value in node.items():
+        keys += schema_keys(value, f'{prefix}{key}.') if isinstance(value, dict) else [f'{prefix}{key}']
+    return keys
+
+
+def test_console_command_is_installed_and_lists_every_command():
+    result = subprocess.run([CONSOLE, '--help'], check=False, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert all(name in result.stdout for name in COMMANDS)
+    assert 'example' in result.stdout and '143' in result.stdout  # the exit statuses are part of it
+
+
+@pytest.mark.parametrize('command', [[], *([name] for name in COMMANDS)], ids=lambda c: ' '.join(c) or 'cnnzoo')
+def test_every_command_has_help_with_an_example(command):
+    for flag in ('--help', '-h'):
+        result = cnnzoo(*command, flag)
+        assert result.returncode == 0, result.stderr
+        assert 'usage:' in result.stdout and 'example' in result.stdout, result.stdout
+
+
+@pytest.mark.parametrize('script', SCRIPTS, ids=os.path.basename)
+def test_every_script_has_help(script):
+    for flag in ('--help', '-h'):  # scripts/evaluate.py --help used to be "--help needs a value"
+        result = subprocess.run([sys.executable, script, flag], check=False, capture_output=True, text=True,
+                                timeout=120)
+        assert result.returncode == 0, result.stderr
+        assert 'usage' in result.stdout.lower()
+
+
+def test_help_imports_neither_jax_nor_torch():
+    code = ('import sys, contextlib, io\nfrom cnnzoo.cli import main\n'
+            'with contextlib.redirect_stdout(io.StringIO()):\n'
+            '    assert main(["--help"]) == 0 and main(["train", "--help"]) == 0\n'
+            'print(sorted(m for m in ("jax", "torch", "flax") if m in sys.modules))\n')
+    result = subprocess.run([sys.executable, '-c', code], check=False, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and result.stdout.strip() == '[]', result.stdout + result.stderr
+
+
+def test_train_help_lists_every_schema_key_with_type_default_and_comment():
+    result = subprocess.run([sys.executable, os.path.join(ROOT, 'scripts', 'train.py'), '--help'],
+                            check=False, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    schema = default_config()
+    for key in schema_keys(schema.to_dict()):
+        value = functools.reduce(lambda node, part: node[part], key.split('.'), schema)
+        line = next((line for line in lines if line.split()[:1] == [key]), None)
+        assert line is not None, f'{key} is not in train --help'
+        assert line.split()[1] == type(value).__name__ and repr(value) in line, line
+    text = ' '.join(result.stdout.split())
+    # comments of cnnzoo/config.py: beside a key, above a key, above a section
+    assert "data.archive str '' path to an official CIFAR archive; '' = look in data_dir" in text
+    assert 'True matches PyTorch\'s SGD(weight_decay=...)' in text
+    assert 'init: Initial weights from a PyTorch state_dict file' in text
+
+
+def test_model_fields_are_listed_with_their_allowed_values():
+    from cnnzoo.models import create_model, model_fields
+    from cnnzoo.models.registry import field_types
+
+    result = cnnzoo('train', '--config.model.name=resnet20', '--help')
+    assert result.returncode == 0, result.stderr
+    text = ' '.join(result.stdout.split())
+    model = create_model('resnet20', num_classes=10)
+    hints = field_types(model)
+    for field in model_fields(model):
+        assert f'model.{field}' in text
+    assert "model.shortcut: 'A' | 'B' | 'none' = 'A'" in text
+    assert 'model.stage_sizes: Sequence[int] = (3, 3, 3)' in text
+    literals = {f: typing.get_args(hint) for f, hint in hints.items() if typing.get_origin(hint) is typing.Literal}
+    assert {'activation', 'residual', 'shortcut', 'stem'} <= set(literals)
+    for field, allowed in literals.items():
+        assert f"model.{field}: {' | '.join(map(repr, allowed))} = " in text
+
+
+def test_dry_run_prints_the_resolved_config_and_runs_nothing(tmp_path):
+    overrides = [('model.name', 'plain20'), ('training.num_epochs', '2'), ('schedule.ratio', '5:3:2')]
+    flags = [f'--config.{k}={v}' for k, v in overrides]
+    expected = json.loads(to_json(apply_overrides(load_config_file(EXPERIMENT), overrides)))
+    workdir = tmp_path / 'run'
+    result = cnnzoo('train', '--config', EXPERIMENT, '--workdir', str(workdir), *flags, '--dry-run')
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == expected
+    assert expected['training']['num_steps'] == 0, 'num_epochs on the command line clears num_steps'
+    assert not workdir.exists()
+    result = cnnzoo('config', EXPERIMENT, *flags)
+    assert result.returncode == 0 and json.loads(result.stdout) == expected, result.stderr
+
+
+def test_dry_run_checks_the_whole_config_in_one_line(tmp_path):
+    result = cnnzoo('train', '--config', EXPERIMENT, '--config.model.activation=swish', '--dry-run')
+    assert result.returncode == 2 and result.stdout == ''
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith('error: config.model.activation') and 'relu' in lines[0]
+
+
+def test_unknown_command_is_one_line_and_status_2():
+    result = subprocess.run([CONSOLE, 'trian', '--config', EXPERIMENT], check=False, capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 2 and result.stdout == ''
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "unknown command 'trian'" in lines[0] and 'train' in lines[0].split(';')[1]
+
+
+def test_bad_input_to_a_command_is_one_line_and_status_2():
+    result = cnnzoo('models', 'nomodel*')
+    assert result.returncode == 2
+    assert result.stderr.startswith('error: no model matches') and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_exit_status_of_a_stopped_run_is_128_plus_the_signal():
+    assert exit_status({'stopped_by': None}) == 0
+    assert exit_status({'stopped_by': 'SIGTERM'}) == 143 == 128 + signal.SIGTERM
+    assert exit_status({'stopped_by': 'SIGINT'}) == 130 == 128 + signal.SIGINT
+
+
+def run_console(workdir, overrides, *, sigterm_at_step=None):
+    """`cnnzoo train` on the tiny run; with ``sigterm_at_step``, SIGTERM once that step is logged."""
+    cmd = [CONSOLE, 'train', '--config', EXPERIMENT, '--workdir', str(workdir)]
+    proc = subprocess.Popen(cmd + [f'--config.{k}={v}' for k, v in overrides], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    lines = []
+    for line in proc.stdout:
+        lines.append(line)
+        if sigterm_at_step is not None and line.startswith(f'step {sigterm_at_step}/'):
+            proc.send_signal(signal.SIGTERM)
+            sigterm_at_step = None
+    proc.wait(timeout=300)
+    return proc.returncode, ''.join(lines)
+
+
+def test_sigterm_exits_143_after_saving_and_the_rerun_exits_0(tiny_cifar10, cache_dir, tmp_path):
+    from tiny_run import tiny_overrides
+
+    from cnnzoo.workdir import has_checkpoint
+
+    overrides = tiny_overrides(tiny_cifar10, cache_dir, **{'training.num_epochs': '1'})
+    status, out = run_console(tmp_path, overrides, sigterm_at_step=3)
+    assert status == 128 + signal.SIGTERM == 143, out
+    assert 'stopped by SIGTERM' in out and has_checkpoint(str(tmp_path)), out
+    status, out = run_console(tmp_path, overrides)
+    assert status == 0 and 'resuming at step' in out and 'done: step 10' in out, out
