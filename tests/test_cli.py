@@ -145,6 +145,25 @@ def test_exit_status_of_a_stopped_run_is_128_plus_the_signal():
     assert exit_status({'stopped_by': 'SIGINT'}) == 130 == 128 + signal.SIGINT
 
 
+def test_train_hands_extend_to_the_loop_and_maps_its_summary(monkeypatch, tmp_path):
+    """In process, the loop replaced: ``--extend`` (the flag a refused longer run names) reaches
+    train_and_evaluate, and a summary stopped by SIGINT is exit status 130."""
+    import cnnzoo.loop
+    from cnnzoo.cli import train_main
+
+    calls = []
+
+    def fake_train(config, workdir, *, extend=False):
+        calls.append((config.model.name, workdir, extend))
+        return {'stopped_by': 'SIGINT' if extend else None}
+
+    monkeypatch.setattr(cnnzoo.loop, 'train_and_evaluate', fake_train)
+    args = ['--config', EXPERIMENT, '--workdir', str(tmp_path), '--config.model.name=plain20']
+    assert train_main(args) == 0
+    assert train_main([*args, '--extend']) == 130
+    assert calls == [('plain20', str(tmp_path), False), ('plain20', str(tmp_path), True)]
+
+
 def run_console(workdir, overrides, *, sigterm_at_step=None):
     """`cnnzoo train` on the tiny run; with ``sigterm_at_step``, SIGTERM once that step is logged."""
     cmd = [CONSOLE, 'train', '--config', EXPERIMENT, '--workdir', str(workdir)]
