@@ -193,11 +193,8 @@ def exit_status(summary: dict) -> int:
     return 128 + signal.Signals[stopped].value if stopped else 0
 
 
-def resolve_config(path: str | None, overrides: Sequence[tuple[str, str]]):
-    """The config of experiment file ``path`` (the schema's defaults if None) with ``overrides``,
-    checked whole as a run checks it first (:func:`cnnzoo.validation.check_config`)."""
-    config = load_config_file(path) if path else default_config()
-    apply_overrides(config, overrides)
+def checked(config):
+    """``config``, once it passed the whole check a run makes first (:func:`cnnzoo.validation.check_config`)."""
     from cnnzoo.validation import check_config  # imports JAX: after the flags are known good
 
     check_config(config)
@@ -236,14 +233,11 @@ def train_main(argv: Sequence[str]) -> int:
             print(train_help(argv))
             return 0
         switches, rest = split_switches(argv, {'extend', 'dry-run'})
+        config, workdir = parse_train_args(rest, need_workdir='dry-run' not in switches)
         if 'dry-run' in switches:
-            flags, overrides = split_flags(rest, {'config', 'workdir'})
-            if 'config' not in flags:
-                raise ConfigError('--config is required (cnnzoo train --help)')
-            print(to_json(resolve_config(flags['config'], overrides)))
+            print(to_json(checked(config)))
             print('dry run: the config is good; nothing was read, trained or written', file=sys.stderr)
             return 0
-        config, workdir = parse_train_args(rest)
         from cnnzoo.loop import train_and_evaluate  # imports JAX: after the flags are known good
 
         return exit_status(train_and_evaluate(config, workdir, extend='extend' in switches))
@@ -258,7 +252,9 @@ def config_main(argv: Sequence[str]) -> int:
             return 0
         path = argv[0] if argv and not argv[0].startswith('--') else None
         flags, overrides = split_flags(argv[1:] if path else argv, {'config'})
-        print(to_json(resolve_config(path or flags.get('config'), overrides)))
+        path = path or flags.get('config')
+        config = load_config_file(path) if path else default_config()
+        print(to_json(checked(apply_overrides(config, overrides))))
         return 0
 
     return run_cli(main)
