@@ -238,7 +238,8 @@ def train_main(argv: Sequence[str]) -> int:
             print(to_json(checked(config)))
             print('dry run: the config is good; nothing was read, trained or written', file=sys.stderr)
             return 0
-        from cnnzoo.loop import train_and_evaluate  # imports JAX: after the flags are known good
+        checked(config)  # a bad value is refused before the training stack is even imported
+        from cnnzoo.loop import train_and_evaluate
 
         return exit_status(train_and_evaluate(config, workdir, extend='extend' in switches))
 
@@ -382,6 +383,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     'compare-pytorch': ('cnnzoo.cli', 'compare_pytorch_main', 'training and evaluation speed, JAX vs PyTorch'),
     'compare-accuracy': ('cnnzoo.cli', 'compare_accuracy_main',
                          'one recipe trained in JAX and in PyTorch: accuracy and time'),
+    'sweep': ('cnnzoo.sweep', 'sweep_main', "train every point x seed of an experiment file's grid"),
+    'report': ('cnnzoo.report', 'report_main', "a sweep's (or a run's) table and figures, from its files"),
 }
 
 

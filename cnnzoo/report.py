@@ -361,7 +361,8 @@ def report_main(argv: Sequence[str]) -> int:
     from cnnzoo.cli import run_cli
 
     if any(a in ('-h', '--help') for a in argv) or len(argv) != 1 or argv[0].startswith('--'):
-        print('usage: report.py DIR   (a sweep directory of scripts/sweep.py, or one run directory)',
+        print('usage: report.py DIR   (a sweep directory of scripts/sweep.py, or one run directory)\n'
+              '  example: cnnzoo report runs/he2016   (writes runs/he2016/report.md, report.csv, plots/)',
               file=sys.stdout if argv else sys.stderr)
         return 0 if argv and argv[0] in ('-h', '--help') else 2
 

@@ -82,7 +82,8 @@ MANIFEST = 'sweep.json'
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 USAGE = ('usage: sweep.py --config EXPERIMENT.py --workdir DIR [--seeds 0,1,2] [--only GLOB[,GLOB]] '
          '[--list] [--config.KEY=VALUE ...]\n'
-         '  e.g. --config experiments/he2016_cifar10.py --workdir runs/he2016 --only "resnet20*,plain20*"')
+         '  example: cnnzoo sweep --config experiments/he2016_cifar10.py --workdir runs/he2016 '
+         '--only "resnet20*,plain20*" --seeds 0,1 --list')
 
 # Keys whose values say what they are ('tanh', 'plain56'); the others are written key + value.
 VALUE_ONLY_KEYS = ('model.name', 'model.activation', 'model.residual', 'optimizer.name', 'schedule.name')
