@@ -123,3 +123,14 @@ def reference(tiny_cifar10, cache_dir, tmp_path_factory):
     workdir = tmp_path_factory.mktemp('reference')
     summary = train_and_evaluate(tiny_config(tiny_cifar10, cache_dir), str(workdir))
     return summary, workdir
+
+
+# The fast lane (`pytest -m "not slow"`): registry-wide tests run these models only, one of each
+# code path (CIFAR ResNet with option A, bottleneck ResNet with option B, VGG with BatchNorm, the
+# 2012 AlexNet with LRN and groups); the whole suite runs every registered model.
+FAST_LANE_MODELS = ('resnet20', 'resnet50', 'vgg11_bn', 'alexnet_2012')
+
+
+def registry_params(names):
+    """``names`` as pytest params, those outside FAST_LANE_MODELS marked slow."""
+    return [pytest.param(name, marks=() if name in FAST_LANE_MODELS else pytest.mark.slow) for name in names]

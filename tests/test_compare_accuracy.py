@@ -96,6 +96,7 @@ def jax_final_params(config, workdir):
     return setup, jax.device_get(params)
 
 
+@pytest.mark.slow
 def test_both_frameworks_train_the_same_recipe(report):
     """Evaluations at the same steps, close accuracies and losses, and parameters that stay close.
 
@@ -113,6 +114,7 @@ def test_both_frameworks_train_the_same_recipe(report):
         assert run['wall_seconds'] > 0 and run['train_images_per_sec'] > 0
 
 
+@pytest.mark.slow
 def test_float64_twin_is_a_rounding_reference(report):
     """The float64 twin ends where the float32 one does, up to float32 rounding: PyTorch's own
     float32 run is not what separates the frameworks (see cnnzoo/torch/recipe.py)."""
@@ -126,6 +128,7 @@ def test_float64_twin_is_a_rounding_reference(report):
     assert relative_difference(p32, p64) < 1e-4
 
 
+@pytest.mark.slow
 def test_a_different_recipe_gives_a_different_trajectory(report, tiny_cifar10, cache_dir):
     """The closeness above is not an accident of a tiny run: PyTorch with another rate ends elsewhere."""
     _, _, workdir = report
@@ -135,6 +138,7 @@ def test_a_different_recipe_gives_a_different_trajectory(report, tiny_cifar10, c
     assert relative_difference(other, jax_params) > 0.2
 
 
+@pytest.mark.slow
 def test_report_files(report, tmp_path):
     report, _, _ = report
     json_path, md_path = write(report, str(tmp_path / 'acc'))
@@ -146,6 +150,7 @@ def test_report_files(report, tmp_path):
     assert markdown(report) in table
 
 
+@pytest.mark.slow
 def test_workdir_holding_a_run_is_refused(report):
     _, config, workdir = report
     with pytest.raises(RunError, match='already holds a run'):
@@ -165,6 +170,7 @@ def test_script_bad_flags_are_one_line(args, message):
     assert 'Traceback' not in proc.stderr
 
 
+@pytest.mark.slow
 def test_pytorch_loss_blowing_up_stops_in_one_line(tiny_cifar10, cache_dir):
     config = tiny_config(tiny_cifar10, cache_dir, **{'optimizer.learning_rate': '1e30', 'schedule.warmup_epochs': '0'})
     with pytest.raises(RunError, match=r'^PyTorch loss is (nan|inf) by step \d+; stopping$'):

@@ -272,6 +272,7 @@ def test_epoch_permutation_and_batches():
 
 @pytest.mark.skipif(not os.path.exists(os.path.join(SHARED, 'cifar10_jpeg.npz')),
                     reason='needs ../shared/data (the real CIFAR-10 copy); the tiny archives above cover the code')
+@pytest.mark.slow
 def test_real_cifar10_binary_archive(tmp_path):
     """The shared real copy written in the official binary layout reads back pixel-exact (~30 s)."""
     import hashlib

@@ -10,6 +10,7 @@ from cnnzoo.models import (ACTIVATIONS, BasicBlock, Bottleneck, count_params, cr
                            cifar_fields)
 from cnnzoo.models import registry
 from cnnzoo.training import AUX_COLLECTION
+from conftest import registry_params
 
 IMAGENET_MODELS = ('resnet18', 'resnet34', 'resnet50', 'resnet101', 'resnet152', 'plain18', 'plain34')
 
@@ -111,7 +112,7 @@ def test_parameter_count_is_pinned(name):
 # the exception: nearly every branch of every module has shapes of its own, and op by op they took
 # 230 s (googlenet) and 86 s (inception_v3) against about half that as one compiled function.
 JIT_GRADIENT = frozenset({'googlenet', 'inception_v3'})
-@pytest.mark.parametrize('name', list_models())
+@pytest.mark.parametrize('name', registry_params(list_models()))
 def test_model_runs_and_every_parameter_gets_a_gradient(name):
     model = create_model(name, num_classes=7)
     size = min_input_size(name)
@@ -436,7 +437,7 @@ def test_imagenet_stem_downsamples_four_times_and_cifar_stem_keeps_size():
     assert first_block_output('resnet50') == (1, 16, 16, 256)
 
 
-@pytest.mark.parametrize('name', list_models())
+@pytest.mark.parametrize('name', registry_params(list_models()))
 def test_cifar_adaptation_runs_at_32_pixels(name):
     """``cifar_fields(name)`` gives a model that maps 32x32 images to logits."""
     model = create_model(name, num_classes=10, **cifar_fields(name))

@@ -214,6 +214,7 @@ def test_a_failing_run_is_recorded_and_the_others_go_on(tiny_cifar10, cache_dir,
     assert '`lr1e+30/seed0`: loss is' in text
 
 
+@pytest.mark.slow
 def test_sigterm_stops_the_sweep_after_saving_and_starts_nothing_more(tiny_cifar10, cache_dir, tmp_path):
     grid = write_grid(str(tmp_path), TWO_BY_TWO)
     args = ['--config', grid, '--workdir', str(tmp_path / 'runs'), '--only', 'relu-ratio2_1_1', '--seeds', '0,1',

@@ -140,7 +140,19 @@ def nchw(x):
     return torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
 
 
-@pytest.fixture(scope='module', params=CASES, ids=case_id)
+# The fast lane's cases (`-m "not slow"`): one of each family and of each layer kind.
+FAST_LANE_CASES = (
+    ('resnet20', {'residual': 'preact', 'shortcut': 'B'}, 32),
+    ('resnet20', {'residual': 'inverted_bottleneck'}, 32),
+    ('resnet50', {'stage_sizes': (2, 1, 1, 1)}, 32),
+    ('vgg11_lrn', {'hidden': 64, 'dropout': 0.0}, 32),
+    ('alexnet_2012', {'hidden': 64, 'dropout': 0.0}, 63),
+    ('googlenet', {**GOOGLENET_SHORT, 'stem': 'cifar', 'bn_running_var': 'unbiased'}, 32),
+)
+
+
+@pytest.fixture(scope='module', params=[pytest.param(c, marks=() if c in FAST_LANE_CASES else pytest.mark.slow)
+                                        for c in CASES], ids=case_id)
 def pair(request):
     return make_pair(*request.param)
 

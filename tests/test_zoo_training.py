@@ -20,6 +20,7 @@ from cnnzoo.config import default_config
 from cnnzoo.data import augment, epoch_permutation, load_dataset, normalize, take_batch
 from cnnzoo.models import cifar_fields, create_model, list_models, min_input_size
 from cnnzoo.training import TrainState, init_variables, make_optimizer, make_train_step
+from conftest import registry_params
 
 BATCH = 8
 # A full Inception v3 step compiles and runs for a minute on two CPU cores; these five modules
@@ -33,7 +34,7 @@ def dataset(tiny_cifar10, tmp_path_factory):
                         data_dir=str(tmp_path_factory.mktemp('cache')))
 
 
-@pytest.mark.parametrize('name', list_models())
+@pytest.mark.parametrize('name', registry_params(list_models()))
 def test_trains_and_resumes_bitwise(name, dataset):
     size = min_input_size(name, cifar=True)
     model = create_model(name, num_classes=dataset.num_classes, **cifar_fields(name))
