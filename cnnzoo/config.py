@@ -95,8 +95,8 @@ def default_config() -> ml_collections.ConfigDict:
     return c
 
 
-def load_config_file(path: str, *args: str) -> ml_collections.ConfigDict:
-    """Runs ``get_config()`` of an experiment file; errors are one line."""
+def load_experiment_module(path: str):
+    """Runs an experiment file as a module (its ``get_config``, ``get_sweep``); errors are one line."""
     if not os.path.isfile(path):
         raise ConfigError(f'config file not found: {path}')
     spec = importlib.util.spec_from_file_location(f'cnnzoo_experiment_{abs(hash(path))}', path)
@@ -104,7 +104,13 @@ def load_config_file(path: str, *args: str) -> ml_collections.ConfigDict:
     try:
         spec.loader.exec_module(module)
     except Exception as e:  # noqa: BLE001 - any failure of a user's file is reported in one line
-        raise ConfigError(f'{path}: {type(e).__name__}: {e}') from e
+        raise ConfigError(f'{path}: {type(e).__name__}: {_first_line(e)}') from e
+    return module
+
+
+def load_config_file(path: str, *args: str) -> ml_collections.ConfigDict:
+    """Runs ``get_config()`` of an experiment file; errors are one line."""
+    module = load_experiment_module(path)
     if not hasattr(module, 'get_config'):
         raise ConfigError(f'{path} defines no get_config()')
     try:

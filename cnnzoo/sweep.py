@@ -67,7 +67,6 @@ import datetime
 import fcntl
 import fnmatch
 import hashlib
-import importlib.util
 import json
 import os
 import re
@@ -75,7 +74,7 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from cnnzoo.config import ConfigError, apply_overrides, load_config_file
+from cnnzoo.config import ConfigError, apply_overrides, load_config_file, load_experiment_module
 from cnnzoo.report import is_locked, read_run, same_run_config
 
 MANIFEST = 'sweep.json'
@@ -122,12 +121,8 @@ class Run:
 
 def load_grid(path: str) -> list[dict]:
     """The points of an experiment file: ``get_sweep()``, or ``[{}]`` for a file without one."""
-    if not os.path.isfile(path):
-        raise ConfigError(f'config file not found: {path}')
-    spec = importlib.util.spec_from_file_location(f'cnnzoo_sweep_{abs(hash(path))}', path)
-    module = importlib.util.module_from_spec(spec)
+    module = load_experiment_module(path)
     try:
-        spec.loader.exec_module(module)
         points = module.get_sweep() if hasattr(module, 'get_sweep') else [{}]
     except Exception as e:  # any failure of a user's file is reported in one line
         raise ConfigError(f'{path}: {type(e).__name__}: {_first_line(e)}') from e
