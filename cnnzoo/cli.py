@@ -177,11 +177,14 @@ def run_cli(main: Callable[[], int | None]) -> int:
         from cnnzoo.data import DataError
         from cnnzoo.workdir import RunError
 
-        statuses = {ConfigError: 2, DataError: 2, RunError: 1}
+        # An OS error that reached here (a full disk while writing metrics, a read-only directory)
+        # stopped the run: its own words and the file are the one line a user needs.
+        statuses = {ConfigError: 2, DataError: 2, RunError: 1, OSError: 1}
         code = next((code for kind, code in statuses.items() if isinstance(e, kind)), None)
         if code is None or os.environ.get('CNNZOO_DEBUG'):
             raise
-        print(f'error: {e}', file=sys.stderr)
+        text = f'{e.strerror}: {e.filename}' if isinstance(e, OSError) and e.strerror and e.filename else e
+        print(f'error: {text}', file=sys.stderr)
         return code
     return status if isinstance(status, int) else 0
 

@@ -95,6 +95,9 @@ def check_against_data(config, *, steps_per_epoch: int, total_steps: int) -> Non
     """The checks that need the training set's size; raises a one-line ConfigError."""
     from cnnzoo.training.schedules import steps_from_epochs
 
+    if total_steps < 1:
+        raise ConfigError(f'config.training.num_epochs={config.training.num_epochs} is less than one step '
+                          f'(an epoch is {steps_per_epoch} steps of config.training.batch_size)')
     warmup = steps_from_epochs(config.schedule.warmup_epochs, steps_per_epoch)
     if warmup > total_steps:
         raise ConfigError(f'config.schedule.warmup_epochs={config.schedule.warmup_epochs} is {warmup} steps, '

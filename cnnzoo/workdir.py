@@ -119,6 +119,8 @@ def provisional_files(workdir: str):
     back, and a directory the start created is removed whole. Once a checkpoint exists the run is
     real and nothing is removed.
     """
+    if os.path.exists(workdir) and not os.path.isdir(workdir):
+        raise RunError(f'--workdir {workdir} is a file, not a directory')
     existed = os.path.isdir(workdir)
     before = set(os.listdir(workdir)) if existed else set()
     config_path = os.path.join(workdir, 'config.json')

@@ -318,3 +318,26 @@ def test_extend_continues_bitwise_like_the_longer_run(schedule, tiny_cifar10, ca
     assert _metrics(tmp_path / 'extended') == _metrics(tmp_path / 'longer')
     history = [json.loads(line) for line in open(os.path.join(workdir, 'config_history.jsonl'))]
     assert history == [{'step': 20, 'changes': {'training.num_epochs': [2.0, 3.0]}}]
+
+
+def test_a_run_shorter_than_one_step_and_a_workdir_that_is_a_file_are_refused(tiny_cifar10, cache_dir, tmp_path):
+    with pytest.raises(ConfigError, match=r'num_epochs=0.01 is less than one step \(an epoch is 10 steps'):
+        train_and_evaluate(tiny_config(tiny_cifar10, cache_dir, **{'training.num_epochs': '0.01'}),
+                           str(tmp_path / 'run'))
+    assert not (tmp_path / 'run').exists()
+    (tmp_path / 'file').write_text('not a directory')
+    with pytest.raises(RunError, match='is a file, not a directory'):
+        train_and_evaluate(tiny_config(tiny_cifar10, cache_dir), str(tmp_path / 'file'))
+    assert (tmp_path / 'file').read_text() == 'not a directory'
+
+
+def test_an_os_error_that_stops_a_command_is_one_line_and_status_1(tmp_path, capsys):
+    from cnnzoo.cli import run_cli
+
+    def write_into_a_missing_directory():
+        with open(tmp_path / 'missing' / 'metrics.jsonl', 'w') as f:
+            f.write('{}')
+
+    assert run_cli(write_into_a_missing_directory) == 1
+    err = capsys.readouterr().err
+    assert err == f'error: No such file or directory: {tmp_path / "missing" / "metrics.jsonl"}\n'
