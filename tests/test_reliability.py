@@ -21,7 +21,8 @@ from cnnzoo.config import ConfigError
 from cnnzoo.evaluate import evaluate_checkpoint
 from cnnzoo.loop import _interruptible, _Stopped, _StopSignals, train_and_evaluate
 from cnnzoo.workdir import RunError
-from tiny_run import EXPERIMENT, TOTAL_STEPS, TRAIN, assert_bitwise_equal, run_script, tiny_config, tiny_overrides
+from tiny_run import (EXPERIMENT, TOTAL_STEPS, TRAIN, assert_bitwise_equal, restore, run_script, tiny_config,
+                      tiny_overrides)
 
 # (key, bad value, text the one-line error must contain)
 BAD_VALUES = [
@@ -306,15 +307,23 @@ def test_a_stop_signal_interrupts_a_long_wait_at_once():
 @pytest.mark.parametrize('schedule', [{'schedule.name': 'constant'},
                                       {'schedule.name': 'piecewise', 'schedule.boundaries_epochs': '(1, 2.5)'}],
                          ids=['constant', 'piecewise'])
-def test_extend_continues_bitwise_like_the_longer_run(schedule, tiny_cifar10, cache_dir, tmp_path):
+def test_extend_continues_bitwise_like_the_longer_run(schedule, tiny_cifar10, cache_dir, tmp_path, capsys):
+    from cnnzoo.cli import main
+
     longer = train_and_evaluate(tiny_config(tiny_cifar10, cache_dir, **schedule), str(tmp_path / 'longer'))
     workdir = str(tmp_path / 'extended')
-    train_and_evaluate(tiny_config(tiny_cifar10, cache_dir, **schedule, **{'training.num_epochs': '2'}), workdir)
-    with pytest.raises(RunError, match=r'training.num_epochs.*add --extend'):
-        train_and_evaluate(tiny_config(tiny_cifar10, cache_dir, **schedule), workdir)
-    extended = train_and_evaluate(tiny_config(tiny_cifar10, cache_dir, **schedule), workdir, extend=True)
-    assert extended['step'] == TOTAL_STEPS
-    assert_bitwise_equal(extended['state'].checkpoint_items(), longer['state'].checkpoint_items())
+    # The console command's own function, in this process (a subprocess would only add start-up time).
+    train = ['train', '--config', EXPERIMENT, '--workdir', workdir]
+    train += [f'--config.{k}={v}' for k, v in tiny_overrides(tiny_cifar10, cache_dir, **schedule)]
+    assert main(train + ['--config.training.num_epochs=2']) == 0
+    capsys.readouterr()
+    assert main(train) == 1
+    refusal = capsys.readouterr().err.strip()
+    assert refusal.startswith('error: ') and 'training.num_epochs' in refusal and 'add --extend' in refusal
+    assert main(train + ['--extend']) == 0
+    state = restore(tiny_config(tiny_cifar10, cache_dir, **schedule), workdir)
+    assert int(state.step) == TOTAL_STEPS
+    assert_bitwise_equal(state.checkpoint_items(), longer['state'].checkpoint_items())
     assert _metrics(tmp_path / 'extended') == _metrics(tmp_path / 'longer')
     history = [json.loads(line) for line in open(os.path.join(workdir, 'config_history.jsonl'))]
     assert history == [{'step': 20, 'changes': {'training.num_epochs': [2.0, 3.0]}}]
