@@ -172,6 +172,9 @@ def run_cli(main: Callable[[], int | None]) -> int:
     module docstring); ``main``'s own status when it returns one, else 0."""
     try:
         status = main()
+    except BrokenPipeError:  # the reader went away (`cnnzoo train --help | head`): nothing to report
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except Exception as e:
         # Imported here, not above, so that `--help` never waits for the data and workdir modules.
         from cnnzoo.data import DataError

@@ -34,7 +34,7 @@ class ConfigError(ValueError):
 def default_config() -> ml_collections.ConfigDict:
     """The schema with its defaults: He et al. (2016) CIFAR-10 recipe for ResNet-20."""
     c = ml_collections.ConfigDict()
-    c.seed = 0
+    c.seed = 0  # initialisation, data order and augmentation all derive from it
 
     c.data = ml_collections.ConfigDict()
     c.data.name = 'cifar10'  # 'cifar10' | 'cifar100'
@@ -45,14 +45,14 @@ def default_config() -> ml_collections.ConfigDict:
     c.data.augment = 'crop_flip'  # see cnnzoo.data.AUGMENT_PRESETS
 
     c.model = ml_collections.ConfigDict()
-    c.model.name = 'resnet20'
+    c.model.name = 'resnet20'  # a registered model (cnnzoo models); other model.* keys are its fields
 
     # Initial weights from a PyTorch state_dict file (e.g. torchvision's), converted by
     # cnnzoo.torch.convert; '' = cnnzoo's own random initialisation. The classifier head stays
     # freshly initialised when reset_head is True or when its shape differs (another class count).
     c.init = ml_collections.ConfigDict()
-    c.init.torch_checkpoint = ''
-    c.init.reset_head = True
+    c.init.torch_checkpoint = ''  # path of a PyTorch state_dict file, or ''
+    c.init.reset_head = True  # keep the classifier head freshly initialised
 
     c.optimizer = ml_collections.ConfigDict()
     c.optimizer.name = 'sgd'  # 'sgd' | 'adam' | 'adamw'
@@ -60,9 +60,9 @@ def default_config() -> ml_collections.ConfigDict:
     c.optimizer.momentum = 0.9  # sgd
     c.optimizer.nesterov = False  # sgd
     c.optimizer.b1 = 0.9  # adam/adamw
-    c.optimizer.b2 = 0.999
-    c.optimizer.eps = 1e-8
-    c.optimizer.weight_decay = 1e-4
+    c.optimizer.b2 = 0.999  # adam/adamw
+    c.optimizer.eps = 1e-8  # adam/adamw
+    c.optimizer.weight_decay = 1e-4  # through optax: added to the gradient (sgd, adam), decoupled (adamw)
     # Whether BatchNorm scales/offsets and biases are decayed too. True matches PyTorch's
     # SGD(weight_decay=...) and the original He et al. setup; False is the common modern choice.
     c.optimizer.decay_bn_and_bias = True
@@ -76,17 +76,17 @@ def default_config() -> ml_collections.ConfigDict:
     c.schedule.final_fraction = 0.0  # 'cosine': end at base * final_fraction
 
     c.training = ml_collections.ConfigDict()
-    c.training.batch_size = 128
+    c.training.batch_size = 128  # global batch, split over the devices
     # The length of the run, in epochs or in steps: set exactly one (the other 0). On the command
     # line, setting one clears the other. He et al. state theirs in steps: 64k at batch 128.
     c.training.num_epochs = 0.0
-    c.training.num_steps = 64_000
-    c.training.label_smoothing = 0.0
+    c.training.num_steps = 64_000  # see num_epochs: set exactly one of the two
+    c.training.label_smoothing = 0.0  # in [0, 1)
     c.training.dtype = 'float32'  # compute dtype: 'float32' | 'bfloat16' (params stay float32)
-    c.training.eval_batch_size = 1000
-    c.training.eval_every_epochs = 1.0
-    c.training.log_every_steps = 50
-    c.training.checkpoint_every_steps = 1000
+    c.training.eval_batch_size = 1000  # the last batch is padded and masked: every example counts once
+    c.training.eval_every_epochs = 1.0  # and at the last step
+    c.training.log_every_steps = 50  # a train record in metrics.jsonl and a progress line
+    c.training.checkpoint_every_steps = 1000  # and at the last step, and when stopped by a signal
     c.training.keep_checkpoints = 2  # the last k; the best by eval accuracy is kept besides
     c.training.progress_bar = True  # a live bar on a terminal; plain log lines otherwise
 
