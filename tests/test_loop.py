@@ -56,6 +56,7 @@ def test_sigkill_mid_epoch_then_resume_is_bitwise_identical(reference, tiny_cifa
     assert len(steps) == len(set(steps))
 
 
+@pytest.mark.slow  # the fast lane stops a run by SIGTERM through the console command (tests/test_cli.py)
 def test_sigterm_saves_exits_cleanly_and_resumes_exactly(reference, tiny_cifar10, cache_dir, tmp_path):
     overrides = tiny_overrides(tiny_cifar10, cache_dir)
     code, out = run_script(tmp_path, overrides, signal_at_step=7, sig=signal.SIGTERM)
