@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The two CPU studies of results/studies/, as they were run (2 CPU cores, the real CIFAR-10 JPEG copy
+# from ../shared/data decoded to the official python archive layout). Each sweep trains in
+# $RUNS/<study>; afterwards the runs' config.json, metrics.jsonl and the sweep manifest are copied here
+# (checkpoints and TensorBoard events are left out), and scripts/report.py rebuilds the report from them.
+#
+#   python ../shared/data/cifar10.py python /tmp/cifar/cifar-10-python.tar.gz
+#   RUNS=/tmp/studies bash results/studies/run.sh fig6|ablation
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+RUNS=${RUNS:-/tmp/studies}
+ARCHIVE=${ARCHIVE:-/tmp/cifar/cifar-10-python.tar.gz}
+data=(--config.data.source=archive --config.data.archive="$ARCHIVE" --config.training.progress_bar=False)
+case "$1" in
+  fig6)  # He et al. 2016 Figure 6 in miniature: 2 epochs, evaluated every half epoch
+    python scripts/sweep.py --config experiments/he2016_cifar10.py --workdir "$RUNS/he2016_fig6_cpu" \
+      --only 'resnet20,plain20,resnet56,plain56' --seeds 0 "${data[@]}" \
+      --config.training.num_epochs=2 --config.training.eval_every_epochs=0.5 ;;
+  ablation)  # activation x residual form for resnet20, 1 epoch each
+    python scripts/sweep.py --config experiments/resnet20_ablation.py --workdir "$RUNS/resnet20_ablation_cpu" \
+      --seeds 0 "${data[@]}" ;;
+  *) echo "usage: run.sh fig6|ablation" >&2; exit 2 ;;
+esac
