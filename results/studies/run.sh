@@ -5,7 +5,7 @@
 # (checkpoints and TensorBoard events are left out), and scripts/report.py rebuilds the report from them.
 #
 #   python ../shared/data/cifar10.py python /tmp/cifar/cifar-10-python.tar.gz
-#   RUNS=/tmp/studies bash results/studies/run.sh fig6|ablation
+#   . .venv/bin/activate && RUNS=/tmp/studies bash results/studies/run.sh fig6|ablation
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 RUNS=${RUNS:-/tmp/studies}
