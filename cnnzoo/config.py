@@ -43,6 +43,10 @@ def default_config() -> ml_collections.ConfigDict:
     c.data.data_dir = ''  # '' = $CNNZOO_DATA_DIR or ~/.cache/cnnzoo
     c.data.validation_size = 0  # e.g. 5000 for He et al.'s 45k/5k split; evaluate on it
     c.data.augment = 'crop_flip'  # see cnnzoo.data.AUGMENT_PRESETS
+    # 'online': fresh augmentation at every step. 'expand': the training set becomes the originals
+    # plus copies augmented once from the seed (crop_flip: 100k CIFAR images, crop_flip_color_blur:
+    # 150k), trained on without further draws; an epoch is then a pass over the expanded set.
+    c.data.augment_mode = 'online'
 
     c.model = ml_collections.ConfigDict()
     c.model.name = 'resnet20'  # a registered model (cnnzoo models); other model.* keys are its fields
@@ -198,6 +202,7 @@ def apply_overrides(config: ml_collections.ConfigDict, overrides: Sequence[tuple
 _CHOICES = {
     ('data', 'name'): ('cifar10', 'cifar100'),
     ('data', 'source'): ('auto', 'archive', 'tfds'),
+    ('data', 'augment_mode'): ('online', 'expand'),
     ('optimizer', 'name'): ('sgd', 'adam', 'adamw'),
     ('schedule', 'name'): ('constant', 'piecewise', 'ratio', 'cosine'),
     ('training', 'dtype'): ('float32', 'bfloat16'),

@@ -68,6 +68,8 @@ def build(config, *, dataset: data_lib.Dataset | None = None, initial_weights: b
         config.data.name, source=config.data.source, archive=_path(config.data.archive),
         data_dir=_path(config.data.data_dir), validation_size=config.data.validation_size,
         seed=config.seed)
+    if config.data.augment_mode == 'expand':
+        dataset = data_lib.expand_dataset(dataset, config.data.augment, config.seed)
     fields = {k: v for k, v in config.model.items() if k != 'name'}
     model = create_model(config.model.name, num_classes=dataset.num_classes,
                          dtype=DTYPES[config.training.dtype], **fields)
@@ -268,7 +270,9 @@ def _loop(config, workdir, setup, state, ckpts, progress, signals, started, log)
     start_step = int(state.step)
     best_accuracy = log.best_eval_accuracy()
     progress.message(
-        f'{config.model.name} on {config.data.name}: {len(ds.train_images)} train / {len(ds.test_images)} '
+        f'{config.model.name} on {config.data.name}: {len(ds.train_images)} train'
+        + (f' (expanded by {config.data.augment})' if config.data.augment_mode == 'expand' else '')
+        + f' / {len(ds.test_images)} '
         f'{ds.eval_split} images, batch {t.batch_size}, {spe} steps/epoch, {total} steps, '
         f'{jax.device_count()} {jax.devices()[0].platform} device(s)'
         + (f'; resuming at step {start_step}' if start_step else ''))
@@ -277,7 +281,7 @@ def _loop(config, workdir, setup, state, ckpts, progress, signals, started, log)
     batch_sharding = NamedSharding(setup.mesh, P('data'))
     train_images = jax.device_put(ds.train_images, replicated)
     train_labels = jax.device_put(ds.train_labels.astype(np.int32), replicated)
-    preset = config.data.augment
+    preset = data_lib.online_preset(config.data)
 
     def preprocess(rng, images):
         return data_lib.normalize(data_lib.augment(rng, images, preset, mean=ds.mean), ds.mean, ds.std)

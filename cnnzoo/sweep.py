@@ -85,7 +85,8 @@ USAGE = ('usage: sweep.py --config EXPERIMENT.py --workdir DIR [--seeds 0,1,2] [
          '--only "resnet20*,plain20*" --seeds 0,1 --list')
 
 # Keys whose values say what they are ('tanh', 'plain56'); the others are written key + value.
-VALUE_ONLY_KEYS = ('model.name', 'model.activation', 'model.residual', 'optimizer.name', 'schedule.name')
+VALUE_ONLY_KEYS = ('model.name', 'model.activation', 'model.residual', 'optimizer.name', 'schedule.name',
+                   'data.augment_mode')
 SHORT_KEYS = {
     'optimizer.learning_rate': 'lr', 'optimizer.weight_decay': 'wd', 'schedule.warmup_epochs': 'warmup',
     'data.augment': 'aug', 'training.num_epochs': 'epochs', 'training.num_steps': 'steps',

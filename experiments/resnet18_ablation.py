@@ -21,6 +21,12 @@ Run (42 points x 3 seeds; about 126 GPU-hours at an assumed hour per 100-epoch r
 The main grid alone: ``--only 'sigmoid*,tanh*,relu-*,leaky_relu*'``; the variants: ``--only
 'relu_before_add,square,inverted_bottleneck,plain*,resnet34'``.
 
+The report augments by *expanding* the training set once (the originals plus one crop+flip copy:
+100k images; plus a second copy with colour change and blur: 150k) rather than drawing fresh
+augmentations every step. ``--config.data.augment_mode=expand`` runs the whole grid that way (an
+epoch is then a pass over the expanded set, so 100 epochs are two or three times the steps); the
+default, ``online``, is the usual per-step augmentation.
+
 Expected, not yet measured with cnnzoo. The reference is a student report the seeds cite, ResNet-18
 test accuracy (%), one run each as far as the report says:
 

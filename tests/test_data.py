@@ -11,8 +11,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from cnnzoo.data import (AUGMENT_PRESETS, DataError, augment, epoch_permutation, load_dataset,
-                         normalize, read_archive, take_batch)
+from cnnzoo.data import (AUGMENT_PRESETS, DataError, augment, epoch_permutation, expansion, load_dataset,
+                         normalize, online_preset, read_archive, take_batch)
+from cnnzoo.data.augment import EXPANSION_COPIES
 from conftest import write_cifar10_python_archive
 
 SHARED = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), '..', 'shared', 'data')
@@ -250,6 +251,43 @@ def test_cutout_fills_one_clipped_16x16_square_with_the_mean():
         assert filled.sum() > 0 and rows.max() - rows.min() < 16 and cols.max() - cols.min() < 16
         assert filled.sum() == (rows.max() - rows.min() + 1) * (cols.max() - cols.min() + 1)
         assert cut.sum() < 32 * 32
+
+
+def _expected_copy(key, images, preset, mean):
+    x = augment(key, jnp.asarray(images), preset, mean=jnp.asarray(mean, jnp.float32))
+    return np.round(np.asarray(x) * 255.0).astype(np.uint8)
+
+
+@pytest.mark.parametrize('preset', AUGMENT_PRESETS)
+def test_expansion_is_the_originals_then_one_augmented_copy_per_stage(preset):
+    images, mean = np.asarray(_batch(12, seed=4)), (0.4, 0.5, 0.6)
+    key = jax.random.PRNGKey(7)
+    out = expansion(key, images, preset, mean=mean)
+    copies = EXPANSION_COPIES[preset]
+    assert out.dtype == np.uint8 and out.shape == (12 * (1 + len(copies)), 32, 32, 3)
+    np.testing.assert_array_equal(out[:12], images)
+    for c, copy_preset in enumerate(copies):  # each copy: its preset's draws from fold_in(key, c), chunk 0
+        expected = _expected_copy(jax.random.fold_in(jax.random.fold_in(key, c), 0), images, copy_preset, mean)
+        np.testing.assert_array_equal(out[12 * (c + 1):12 * (c + 2)], expected)
+        assert not np.array_equal(expected, images)
+    np.testing.assert_array_equal(expansion(key, images, preset, mean=mean), out)
+    if copies:
+        assert not np.array_equal(expansion(jax.random.PRNGKey(8), images, preset, mean=mean), out)
+
+
+def test_expansion_sizes_match_the_reports_100k_and_150k():
+    # The student report's counts for CIFAR-10's 50k: crop+flip doubles it, colour+blur adds a third copy.
+    assert {p: 50_000 * (1 + len(c)) for p, c in EXPANSION_COPIES.items()} == {
+        'none': 50_000, 'crop_flip': 100_000, 'crop_flip_color_blur': 150_000, 'cutout': 100_000}
+
+
+def test_expanded_training_applies_no_further_augmentation():
+    import ml_collections
+
+    data = ml_collections.ConfigDict({'augment': 'crop_flip_color_blur', 'augment_mode': 'online'})
+    assert online_preset(data) == 'crop_flip_color_blur'
+    data.augment_mode = 'expand'
+    assert online_preset(data) == 'none'
 
 
 def test_normalize():

@@ -15,7 +15,7 @@ import pytest
 
 from cnnzoo.checkpoints import Checkpoints
 from cnnzoo.evaluate import evaluate_checkpoint
-from cnnzoo.loop import train_and_evaluate
+from cnnzoo.loop import build, train_and_evaluate
 from cnnzoo.workdir import RunError, WorkdirLock
 from tiny_run import (EXPERIMENT, TOTAL_STEPS, TRAIN, assert_bitwise_equal, restore, run_script, tiny_config,
                       tiny_overrides)
@@ -123,3 +123,16 @@ def test_one_step_run_checkpoints_and_evaluates_its_only_step(tiny_cifar10, cach
     summary = train_and_evaluate(config, str(tmp_path))
     assert summary['step'] == 1 and summary['final']['step'] == 1
     assert Checkpoints(str(tmp_path), keep=2).latest_step() == 1
+
+
+def test_expand_mode_trains_on_the_originals_plus_fixed_copies(tiny_cifar10, cache_dir):
+    online = build(tiny_config(tiny_cifar10, cache_dir))
+    config = tiny_config(tiny_cifar10, cache_dir, **{'data.augment': 'crop_flip_color_blur',
+                                                     'data.augment_mode': 'expand'})
+    expanded = build(config)
+    n = len(online.dataset.train_images)
+    assert len(expanded.dataset.train_images) == 3 * n and expanded.steps_per_epoch == 3 * online.steps_per_epoch
+    np.testing.assert_array_equal(expanded.dataset.train_images[:n], online.dataset.train_images)
+    np.testing.assert_array_equal(expanded.dataset.train_labels, np.tile(online.dataset.train_labels, 3))
+    assert expanded.dataset.mean == online.dataset.mean  # normalised by the originals' statistics
+    np.testing.assert_array_equal(build(config).dataset.train_images, expanded.dataset.train_images)

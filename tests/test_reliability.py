@@ -37,6 +37,7 @@ BAD_VALUES = [
     ('model.widht', '3', "config.model.widht: model 'resnet20' has no field 'widht'"),
     ('model.dtype', 'bfloat16', 'config.model.dtype is set by the run (config.training.dtype)'),
     ('data.augment', 'fancy', "config.data.augment='fancy': choose one of none, crop_flip"),
+    ('data.augment_mode', 'always', "config.data.augment_mode='always'; choose one of online, expand"),
     ('data.name', 'mnist', "config.data.name='mnist'; choose one of cifar10, cifar100"),
     ('schedule.ratio', '5::2', "config.schedule.ratio='5::2'"),
     ('schedule.ratio', 'a:b:c', "config.schedule.ratio='a:b:c'"),

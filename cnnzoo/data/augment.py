@@ -13,14 +13,31 @@ Presets (``AUGMENT_PRESETS``):
 - ``'cutout'``: ``crop_flip``, then one 16x16 square (clipped at the border) at a uniformly random
   centre set to the dataset mean, i.e. to zero after normalisation, as in DeVries & Taylor (2017),
   whose code cuts the normalised tensor.
+
+Two ways to use a preset (``config.data.augment_mode``): ``'online'`` draws fresh augmentations at
+every step; ``'expand'`` draws them once and trains on a fixed, larger set (:func:`expansion`).
 """
 
 from __future__ import annotations
 
+from functools import partial
+
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 AUGMENT_PRESETS = ('none', 'crop_flip', 'crop_flip_color_blur', 'cutout')
+AUGMENT_MODES = ('online', 'expand')
+# The augmented copies that 'expand' adds to the originals, per preset, each drawn with this preset.
+# crop_flip_color_blur follows the student report of experiments/resnet18_ablation.py: a crop+flip
+# copy and a second copy that also has colour change and blur (150k images from CIFAR's 50k).
+EXPANSION_COPIES = {
+    'none': (),
+    'crop_flip': ('crop_flip',),
+    'crop_flip_color_blur': ('crop_flip', 'crop_flip_color_blur'),
+    'cutout': ('cutout',),
+}
+_EXPAND_CHUNK = 2048  # images per jitted call; fixed, because each chunk's draws fold in its index
 GREY = jnp.array([0.299, 0.587, 0.114], jnp.float32)  # ITU-R 601 luma, as torchvision
 
 
@@ -108,3 +125,28 @@ def augment(rng, images, preset: str, *, mean=(0.0, 0.0, 0.0)):
     elif preset == 'cutout':
         x = cutout(cut_rng, x, mean)
     return x
+
+
+@partial(jax.jit, static_argnums=(2,))
+def _augmented_uint8(rng, images, preset: str, mean):
+    return jnp.round(augment(rng, images, preset, mean=mean) * 255.0).astype(jnp.uint8)
+
+
+def expansion(key, images: np.ndarray, preset: str, *, mean=(0.0, 0.0, 0.0)) -> np.ndarray:
+    """The originals followed by the copies ``EXPANSION_COPIES[preset]``, as uint8 (N * (1 + copies), ...).
+
+    The "dataset expansion" form of augmentation: each copy is augmented once, with draws from
+    ``fold_in(fold_in(key, copy), chunk)``, then rounded back to uint8 (exact for crops, flips and
+    cutout; colour jitter and blur lose under half a grey level, as when such copies are saved as
+    image files). Deterministic in ``key``: a resumed run rebuilds the same set.
+    """
+    if preset not in AUGMENT_PRESETS:
+        raise ValueError(f'unknown augmentation {preset!r}; presets: {", ".join(AUGMENT_PRESETS)}')
+    mean = jnp.asarray(mean, jnp.float32)
+    parts = [np.asarray(images)]
+    for c, copy_preset in enumerate(EXPANSION_COPIES[preset]):
+        copy_key = jax.random.fold_in(key, c)
+        parts += [np.asarray(_augmented_uint8(jax.random.fold_in(copy_key, i // _EXPAND_CHUNK),
+                                              images[i:i + _EXPAND_CHUNK], copy_preset, mean))
+                  for i in range(0, len(images), _EXPAND_CHUNK)]
+    return np.concatenate(parts)

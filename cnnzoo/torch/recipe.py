@@ -77,7 +77,7 @@ class TorchRun:
     """
 
     def __init__(self, config, setup, *, float64: bool = False):
-        preset = config.data.augment
+        preset = data_lib.online_preset(config.data)  # 'expand' has already augmented setup's data
         if preset not in PRESETS:
             raise ValueError(f'config.data.augment={preset!r}: the PyTorch side offers {", ".join(PRESETS)}')
         if config.training.dtype not in ('float32', 'bfloat16'):
