@@ -93,6 +93,9 @@ def default_config() -> ml_collections.ConfigDict:
     c.training.checkpoint_every_steps = 1000  # and at the last step, and when stopped by a signal
     c.training.keep_checkpoints = 2  # the last k; the best by eval accuracy is kept besides
     c.training.progress_bar = True  # a live bar on a terminal; plain log lines otherwise
+    # JAX's persistent compilation cache, so that a resumed or repeated run does not compile again:
+    # in $JAX_COMPILATION_CACHE_DIR if set, else ~/.cache/cnnzoo/jax (under $XDG_CACHE_HOME if set).
+    c.training.compilation_cache = True
 
     c.lock()
     c.model.unlock()

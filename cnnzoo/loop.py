@@ -234,6 +234,8 @@ def train_and_evaluate(config, workdir: str, *, extend: bool = False) -> dict:
     signal when SIGTERM/SIGINT stopped the run (after saving a checkpoint).
     """
     check_config(config)
+    if config.training.compilation_cache:
+        use_compilation_cache()
     with _StopSignals() as signals, provisional_files(workdir):
         lock = WorkdirLock(workdir).acquire()
         try:
@@ -241,6 +243,24 @@ def train_and_evaluate(config, workdir: str, *, extend: bool = False) -> dict:
             return _train(config, workdir, signals)
         finally:
             lock.release()
+
+
+def compilation_cache_dir() -> str:
+    """Where :func:`use_compilation_cache` keeps compiled programs when JAX has no directory set."""
+    cache_home = os.environ.get('XDG_CACHE_HOME') or os.path.join(os.path.expanduser('~'), '.cache')
+    return os.path.join(cache_home, 'cnnzoo', 'jax')
+
+
+def use_compilation_cache() -> None:
+    """Turns on JAX's persistent compilation cache for this process (``config.training.compilation_cache``).
+
+    A directory already configured (``$JAX_COMPILATION_CACHE_DIR``, ``jax.config``) is kept; else
+    :func:`compilation_cache_dir`. JAX stores only programs that took over a second to compile, keyed
+    by the program, the devices and the JAX/XLA versions; a hit is the same executable a compilation
+    would give, so a resumed run stays on its trajectory bit for bit.
+    """
+    if not jax.config.jax_compilation_cache_dir:
+        jax.config.update('jax_compilation_cache_dir', compilation_cache_dir())
 
 
 def _train(config, workdir: str, signals: _StopSignals) -> dict:

@@ -42,8 +42,8 @@ whose values name themselves (``model.name``, ``model.activation``, ``model.resi
 ``lr0.01``, ``aug_none``), joined by ``-``; ``base`` for a point without overrides. Characters
 outside ``[A-Za-z0-9._+-]`` become ``_``; names that still collide get a hash of their overrides.
 
-Runs share JAX's persistent compilation cache (``workdir/.jax_cache`` unless
-``JAX_COMPILATION_CACHE_DIR`` is set), so the seeds of a point compile once.
+Runs share JAX's persistent compilation cache (``config.training.compilation_cache``, on by
+default: see :func:`cnnzoo.loop.use_compilation_cache`), so the seeds of a point compile once.
 
 The manifest records each run as ``pending``, ``running``, ``done``, ``failed`` (with its one-line
 error) or ``interrupted`` (``--list`` also says ``differs`` for a directory that holds a run of
@@ -372,7 +372,6 @@ def run_sweep(grid_path: str, workdir: str, *, seeds: Sequence[int] | None = Non
     from cnnzoo.workdir import RunError
 
     os.makedirs(workdir, exist_ok=True)
-    _share_compilations(workdir)
     current = manifest.read()
 
     def start(data):
@@ -431,16 +430,6 @@ def run_sweep(grid_path: str, workdir: str, *, seeds: Sequence[int] | None = Non
     if signals.received:
         return 128 + signals.received
     return 1 if failed else 0
-
-
-def _share_compilations(workdir: str) -> None:
-    """JAX's persistent compilation cache in ``workdir/.jax_cache``, unless one is configured: the
-    seeds of a point run the same programs, which then compile once (on two CPU cores, a tiny
-    ResNet's run started in 16 s the first time and in 1-2 s for the next seed)."""
-    import jax
-
-    if not jax.config.jax_compilation_cache_dir:
-        jax.config.update('jax_compilation_cache_dir', os.path.join(workdir, '.jax_cache'))
 
 
 def _merge_points(recorded: list, points: list[Point]) -> list:

@@ -30,7 +30,7 @@ class RunError(RuntimeError):
 # read from or what is printed, not the trajectory.
 RESUMABLE_CHANGES = {
     'data.source', 'data.archive', 'data.data_dir',
-    'training.progress_bar', 'training.log_every_steps',
+    'training.progress_bar', 'training.log_every_steps', 'training.compilation_cache',
 }
 
 
@@ -87,7 +87,10 @@ def write_or_check_config(workdir: str, config, *, extend: bool = False) -> None
     text = config_lib.to_json(config)
     if os.path.exists(path) and has_checkpoint(workdir):
         with open(path) as f:
-            saved = _flatten(json.load(f))
+            saved = json.load(f)
+        # Keys the schema gained since the run started count at their defaults, which is what the
+        # run used before they existed.
+        saved = {**_flatten(config_lib.default_config().to_dict()), **_flatten(saved)}
         current = _flatten(json.loads(text))
         changed = sorted(k for k in saved.keys() | current.keys()
                          if saved.get(k) != current.get(k) and k not in RESUMABLE_CHANGES)

@@ -13,6 +13,7 @@ import sys
 import numpy as np
 import pytest
 
+from cnnzoo import config as config_lib
 from cnnzoo.checkpoints import Checkpoints
 from cnnzoo.evaluate import evaluate_checkpoint
 from cnnzoo.loop import build, train_and_evaluate
@@ -136,3 +137,35 @@ def test_expand_mode_trains_on_the_originals_plus_fixed_copies(tiny_cifar10, cac
     np.testing.assert_array_equal(expanded.dataset.train_labels, np.tile(online.dataset.train_labels, 3))
     assert expanded.dataset.mean == online.dataset.mean  # normalised by the originals' statistics
     np.testing.assert_array_equal(build(config).dataset.train_images, expanded.dataset.train_images)
+
+
+def test_a_run_started_before_the_schema_gained_a_key_still_resumes(tiny_cifar10, cache_dir, tmp_path):
+    from cnnzoo.workdir import write_or_check_config
+
+    config = tiny_config(tiny_cifar10, cache_dir)
+    saved = json.loads(config_lib.to_json(config))
+    del saved['data']['augment_mode'], saved['training']['compilation_cache']  # keys added later
+    (tmp_path / 'config.json').write_text(json.dumps(saved))
+    (tmp_path / 'checkpoints' / '4').mkdir(parents=True)
+    write_or_check_config(str(tmp_path), config)  # the new keys at their defaults: the same run
+    changed = tiny_config(tiny_cifar10, cache_dir, **{'data.augment_mode': 'expand'})
+    with pytest.raises(RunError, match=r'different config \(data.augment_mode\)'):
+        write_or_check_config(str(tmp_path), changed)
+
+
+def test_compilation_cache_goes_to_the_users_cache_unless_jax_has_one(monkeypatch, tmp_path):
+    import jax
+
+    from cnnzoo.loop import use_compilation_cache
+
+    monkeypatch.setenv('XDG_CACHE_HOME', str(tmp_path))
+    configured = jax.config.jax_compilation_cache_dir
+    try:
+        jax.config.update('jax_compilation_cache_dir', None)
+        use_compilation_cache()
+        assert jax.config.jax_compilation_cache_dir == str(tmp_path / 'cnnzoo' / 'jax')
+        jax.config.update('jax_compilation_cache_dir', '/elsewhere')
+        use_compilation_cache()
+        assert jax.config.jax_compilation_cache_dir == '/elsewhere'
+    finally:
+        jax.config.update('jax_compilation_cache_dir', configured)
