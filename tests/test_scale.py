@@ -1,0 +1,108 @@
+"""More devices than one: the same run on 4 simulated CPU devices, and checkpoints moving between
+device counts.
+
+A process's device count is fixed when JAX starts, so the 4-device runs are subprocesses
+(``--xla_force_host_platform_device_count=4``); the 1-device runs are this process's own.
+
+Tolerance. The data-parallel step computes the same mathematics as the one-device step (the batch
+is split over a ``data`` mesh axis; BatchNorm's statistics and the gradient are reductions over the
+global batch), but XLA sums in another order. After one step the parameters agree to a relative
+difference of about 1e-8. A tiny BatchNorm network trained at a small batch then amplifies such
+differences, step after step (a unit whose input sits near a ReLU's kink switches sides): on this
+machine the relative difference of all parameters after 20 steps was 2e-4 to 4e-3 depending on the
+run's settings, with every step's loss equal to 2-3 decimals. The tests allow 1e-6 after one step and
+2e-2 after 20 (``rel_diff``, the norm of the difference over the norm of the parameters); a per-device
+BatchNorm or a lost gradient shard already changes the first step's loss by whole percents.
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+
+from cnnzoo.checkpoints import Checkpoints
+from cnnzoo.loop import build, train_and_evaluate
+from tiny_run import EXPERIMENT, TRAIN, tiny_config, tiny_overrides
+
+STEPS = 20
+SETTINGS = {'training.batch_size': '40', 'optimizer.learning_rate': '0.01', 'training.num_steps': str(STEPS),
+            'training.checkpoint_every_steps': '10', 'training.log_every_steps': '5'}
+ONE_STEP, TWENTY_STEPS = 1e-6, 2e-2
+
+
+def rel_diff(a, b) -> float:
+    """||a - b|| / ||a|| over every leaf of two parameter trees."""
+    pairs = list(zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b), strict=True))
+    num = sum(float(np.sum((np.asarray(x, np.float64) - np.asarray(y, np.float64)) ** 2)) for x, y in pairs)
+    return (num / sum(float(np.sum(np.asarray(x, np.float64) ** 2)) for x, _ in pairs)) ** 0.5
+
+
+def train_on_devices(devices: int, workdir, overrides) -> str:
+    """scripts/train.py in a process with ``devices`` simulated CPU devices; returns its output."""
+    env = dict(os.environ, XLA_FLAGS=f'--xla_force_host_platform_device_count={devices}')
+    cmd = [sys.executable, TRAIN, '--config', EXPERIMENT, '--workdir', str(workdir)]
+    result = subprocess.run(cmd + [f'--config.{k}={v}' for k, v in overrides], env=env, capture_output=True,
+                            text=True, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+def params_at(config, workdir, step=None):
+    ckpts = Checkpoints(str(workdir), keep=2)
+    try:
+        return ckpts.restore(build(config).state, 'latest' if step is None else step).params
+    finally:
+        ckpts.close()
+
+
+def rewind(source, target, step: int):
+    """A copy of run ``source`` as a kill right after checkpoint ``step`` would have left it."""
+    shutil.copytree(source, target)
+    for name in os.listdir(target / 'checkpoints'):
+        if name.isdigit() and int(name) > step:
+            shutil.rmtree(target / 'checkpoints' / name)
+
+
+@pytest.fixture(scope='module')
+def runs(tiny_cifar10, cache_dir, tmp_path_factory):
+    """The same 20 steps on 1 device (here) and on 4 (a subprocess); checkpoints at 10 and 20."""
+    root = tmp_path_factory.mktemp('scale')
+    config = tiny_config(tiny_cifar10, cache_dir, **SETTINGS)
+    train_and_evaluate(config, str(root / 'one'))
+    out = train_on_devices(4, root / 'four', tiny_overrides(tiny_cifar10, cache_dir, **SETTINGS))
+    assert '4 cpu device(s)' in out
+    return config, root
+
+
+def test_four_devices_train_the_one_device_run(runs, tiny_cifar10, cache_dir, tmp_path):
+    config, root = runs
+    diff = rel_diff(params_at(config, root / 'one'), params_at(config, root / 'four'))
+    print(f'4 devices against 1, {STEPS} steps: relative parameter difference {diff:.2e}')
+    assert diff < TWENTY_STEPS
+    # The first step, separately: the split batch is the same batch (global BatchNorm statistics).
+    one_step = {**SETTINGS, 'training.num_steps': '1'}
+    train_and_evaluate(tiny_config(tiny_cifar10, cache_dir, **one_step), str(tmp_path / 'one'))
+    train_on_devices(4, tmp_path / 'four', tiny_overrides(tiny_cifar10, cache_dir, **one_step))
+    first = tiny_config(tiny_cifar10, cache_dir, **one_step)
+    diff = rel_diff(params_at(first, tmp_path / 'one'), params_at(first, tmp_path / 'four'))
+    print(f'4 devices against 1, one step: relative parameter difference {diff:.2e}')
+    assert diff < ONE_STEP
+
+
+def test_a_checkpoint_of_four_devices_resumes_on_one(runs, tmp_path):
+    config, root = runs
+    rewind(root / 'four', tmp_path / 'run', 10)
+    train_and_evaluate(config, str(tmp_path / 'run'))
+    assert rel_diff(params_at(config, root / 'one'), params_at(config, tmp_path / 'run')) < TWENTY_STEPS
+
+
+def test_a_checkpoint_of_one_device_resumes_on_four(runs, tiny_cifar10, cache_dir, tmp_path):
+    config, root = runs
+    rewind(root / 'one', tmp_path / 'run', 10)
+    out = train_on_devices(4, tmp_path / 'run', tiny_overrides(tiny_cifar10, cache_dir, **SETTINGS))
+    assert 'resuming at step 10' in out and '4 cpu device(s)' in out
+    assert rel_diff(params_at(config, root / 'one'), params_at(config, tmp_path / 'run')) < TWENTY_STEPS
