@@ -126,11 +126,16 @@ class Checkpoints:
     def _set_aside(self, manager, step: int) -> str:
         kind = os.path.basename(str(manager.directory))
         damaged = os.path.join(self.workdir, 'damaged')
-        os.makedirs(damaged, exist_ok=True)
         target = os.path.join(damaged, f'{kind}-{step}')
-        if os.path.exists(target):
-            target = f'{target}-{time.strftime("%Y%m%d-%H%M%S")}'
-        shutil.move(os.path.join(str(manager.directory), str(step)), target)
+        if jax.process_index() == 0:  # in a multi-process run, process 0 moves it; the others wait
+            os.makedirs(damaged, exist_ok=True)
+            if os.path.exists(target):
+                target = f'{target}-{time.strftime("%Y%m%d-%H%M%S")}'
+            shutil.move(os.path.join(str(manager.directory), str(step)), target)
+        if jax.process_count() > 1:
+            from jax.experimental import multihost_utils
+
+            multihost_utils.sync_global_devices(f'cnnzoo: {kind} {step} set aside')
         manager.reload()
         return target
 

@@ -10,6 +10,15 @@ step, save a checkpoint and return; during the first step's compilation or an ev
 return within a fraction of a second, the last checkpoint intact (an evaluation cut short is run
 again when the run resumes).
 
+Several devices and processes: the state is replicated over a one-axis ``data`` mesh of every
+device of every process and each batch is split along it, so BatchNorm's statistics and the gradient
+are those of the global batch, as in a one-device run (the same step up to the order of float sums:
+tests/test_scale.py). Each process holds the dataset and places on its own devices only their
+copies (``jax.make_array_from_callback``); every process evaluates the same sharded batches, so each
+held-out example counts once. Process 0 alone writes ``config.json``, ``metrics.jsonl``, TensorBoard
+and the progress lines and holds the workdir lock; orbax saves and restores the checkpoints with all
+processes taking part. A stop signal stops every process at the same step (they agree at each step).
+
 Side effects live here and only here: the train and eval steps (cnnzoo.training) are pure.
 """
 
@@ -34,6 +43,7 @@ from jax.sharding import PartitionSpec as P
 
 from cnnzoo import data as data_lib
 from cnnzoo.checkpoints import Checkpoints
+from cnnzoo.distributed import is_primary
 from cnnzoo.models import create_model
 from cnnzoo.progress import Progress, Throughput, format_duration
 from cnnzoo.training import (TrainState, init_variables, make_eval_step, make_optimizer,
@@ -93,8 +103,15 @@ def build(config, *, dataset: data_lib.Dataset | None = None, initial_weights: b
     if initial_weights and config.init.torch_checkpoint:
         variables = _variables_from_torch(config, model, variables)
     state = TrainState.create(apply_fn=model.apply, variables=variables, tx=tx)
-    state = jax.device_put(state, NamedSharding(mesh, P()))
+    state = jax.tree_util.tree_map(lambda x: replicate(mesh, x), state)
     return Setup(dataset, model, state, steps_per_epoch, total_steps, learning_rate_fn, mesh)
+
+
+def replicate(mesh, value):
+    """``value`` (a host or single-device array) copied to every device of ``mesh``; in a
+    multi-process run each process places only its own devices' copies, from its own ``value``."""
+    host = np.asarray(value)
+    return jax.make_array_from_callback(host.shape, NamedSharding(mesh, P()), lambda index: host[index])
 
 
 def _variables_from_torch(config, model, variables):
@@ -127,13 +144,12 @@ def _path(text: str) -> str | None:
 def make_evaluator(setup: Setup, batch_size: int):
     """``evaluate(state) -> {'loss', 'accuracy', 'count'}`` over every held-out example exactly once."""
     ds = setup.dataset
-    replicated = NamedSharding(setup.mesh, P())
     n = len(ds.test_images)
     num_batches = math.ceil(n / batch_size)
     pad = num_batches * batch_size - n
-    images = jax.device_put(np.concatenate([ds.test_images, np.zeros((pad, *ds.test_images.shape[1:]), np.uint8)]), replicated)
-    labels = jax.device_put(np.concatenate([ds.test_labels, np.zeros(pad, ds.test_labels.dtype)]).astype(np.int32), replicated)
-    mask = jax.device_put(np.arange(num_batches * batch_size) < n, replicated)
+    images = replicate(setup.mesh, np.concatenate([ds.test_images, np.zeros((pad, *ds.test_images.shape[1:]), np.uint8)]))
+    labels = replicate(setup.mesh, np.concatenate([ds.test_labels, np.zeros(pad, ds.test_labels.dtype)]).astype(np.int32))
+    mask = replicate(setup.mesh, np.arange(num_batches * batch_size) < n)
     eval_step = make_eval_step(preprocess=partial(_scale_and_normalize, mean=ds.mean, std=ds.std))
     batch_sharding = NamedSharding(setup.mesh, P('data'))
 
@@ -236,6 +252,9 @@ def train_and_evaluate(config, workdir: str, *, extend: bool = False) -> dict:
     check_config(config)
     if config.training.compilation_cache:
         use_compilation_cache()
+    if not is_primary():  # process 0 guards and binds the workdir; the others train beside it
+        with _StopSignals() as signals:
+            return _train(config, workdir, signals)
     with _StopSignals() as signals, provisional_files(workdir):
         lock = WorkdirLock(workdir).acquire()
         try:
@@ -264,7 +283,8 @@ def use_compilation_cache() -> None:
 
 
 def _train(config, workdir: str, signals: _StopSignals) -> dict:
-    progress = Progress(0, bar=config.training.progress_bar)
+    progress = Progress(0, bar=config.training.progress_bar,
+                        stream=None if is_primary() else open(os.devnull, 'w'))  # noqa: SIM115
     started = time.perf_counter()
     setup = build(config, initial_weights=not has_checkpoint(workdir))
     progress.total = setup.total_steps
@@ -279,7 +299,7 @@ def _train(config, workdir: str, signals: _StopSignals) -> dict:
         if int(state.step) > setup.total_steps:
             raise RunError(f'{workdir} is at step {int(state.step)}, past the {setup.total_steps} steps of '
                            'this config')
-        log = MetricsLog(workdir, resume_step=int(state.step))
+        log = MetricsLog(workdir, resume_step=int(state.step), write=is_primary())
         closing.callback(log.close)
         return _loop(config, workdir, setup, state, ckpts, progress, signals, started, log)
 
@@ -297,10 +317,9 @@ def _loop(config, workdir, setup, state, ckpts, progress, signals, started, log)
         f'{jax.device_count()} {jax.devices()[0].platform} device(s)'
         + (f'; resuming at step {start_step}' if start_step else ''))
 
-    replicated = NamedSharding(setup.mesh, P())
     batch_sharding = NamedSharding(setup.mesh, P('data'))
-    train_images = jax.device_put(ds.train_images, replicated)
-    train_labels = jax.device_put(ds.train_labels.astype(np.int32), replicated)
+    train_images = replicate(setup.mesh, ds.train_images)
+    train_labels = replicate(setup.mesh, ds.train_labels.astype(np.int32))
     preset = data_lib.online_preset(config.data)
 
     def preprocess(rng, images):
@@ -348,7 +367,8 @@ def _loop(config, workdir, setup, state, ckpts, progress, signals, started, log)
 
     pending = []
     perm, perm_epoch = None, None
-    stopped_by = signals.received
+    stop = _agreed_stop if jax.process_count() > 1 else (lambda received: received)
+    stopped_by = stop(signals.received)
     timed_step, timed_since = step, time.perf_counter()
     throughput = Throughput()
     train_seconds, train_images_seen = 0.0, 0
@@ -376,7 +396,7 @@ def _loop(config, workdir, setup, state, ckpts, progress, signals, started, log)
         at_eval = due_eval(step)
         at_ckpt = step % t.checkpoint_every_steps == 0 or step == total
         at_log = step % t.log_every_steps == 0
-        stopped_by = signals.received
+        stopped_by = stop(signals.received)
         if not (at_log or at_eval or at_ckpt or stopped_by):
             continue
         host = jax.device_get(pending)
@@ -399,7 +419,7 @@ def _loop(config, workdir, setup, state, ckpts, progress, signals, started, log)
         if at_eval and not stopped_by:
             record = run_eval(state, step)
             last_eval = record or last_eval
-            stopped_by = signals.received
+            stopped_by = stop(signals.received)
         if at_ckpt or stopped_by:
             ckpts.save(state, force=True)
         throughput.reset(step)
@@ -423,6 +443,16 @@ def _loop(config, workdir, setup, state, ckpts, progress, signals, started, log)
                          + (f', {summary["train_images_per_sec"]:.0f} train img/s'
                             if summary['train_images_per_sec'] else ''))
     return summary
+
+
+def _agreed_stop(received: str | None) -> str | None:
+    """The stop signal any process of a multi-process run has received, in every process: each
+    step's boundary is where they agree, so all of them save the same step and stop together."""
+    from jax.experimental import multihost_utils
+
+    numbers = multihost_utils.process_allgather(np.int32(signal.Signals[received].value if received else 0))
+    first = int(np.max(numbers))
+    return signal.Signals(first).name if first else None
 
 
 def _check_finite(host_metrics, step: int, ckpts: Checkpoints) -> None:

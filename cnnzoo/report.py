@@ -117,10 +117,12 @@ def _total_steps(config: dict, steps_per_epoch: int | None) -> int | None:
 def same_run_config(files: RunFiles, config) -> bool:
     """Whether the run in ``files`` is the run ``config`` describes (settings that do not change the
     trajectory aside, as on resume)."""
-    from cnnzoo.config import to_json
+    from cnnzoo.config import default_config, to_json
     from cnnzoo.workdir import RESUMABLE_CHANGES
 
-    saved, wanted = files.flat, flatten(json.loads(to_json(config)))
+    # Keys the schema gained after the run started count at their defaults, as the loop counts them.
+    saved = {**flatten(json.loads(to_json(default_config()))), **files.flat}
+    wanted = flatten(json.loads(to_json(config)))
     return all(saved.get(k) == wanted.get(k) for k in saved.keys() | wanted.keys() if k not in RESUMABLE_CHANGES)
 
 

@@ -21,13 +21,19 @@ from cnnzoo.config import ConfigError, validate
 _RUN_OWNED_FIELDS = {'dtype': 'config.training.dtype', 'num_classes': "the data's class count"}
 
 
-def check_config(config) -> None:
-    """Raises a one-line ConfigError for anything in ``config`` that would fail later."""
+def check_config(config, *, devices: bool = True) -> None:
+    """Raises a one-line ConfigError for anything in ``config`` that would fail later.
+
+    ``devices=False`` leaves out the one check that starts JAX's backend (the batch sizes against the
+    device count): a process about to join a multi-process run checks the rest before it waits for
+    the others, and the device count once it has joined (:func:`check_devices`).
+    """
     validate(config)
     _check_schedule(config)
     _check_augment(config)
     _check_model(config)
-    _check_devices(config)
+    if devices:
+        check_devices(config)
 
 
 def _check_schedule(config) -> None:
@@ -80,7 +86,7 @@ def _check_model(config) -> None:
                           f'inputs and CIFAR images are 32x32: use its CIFAR variant ({flags})')
 
 
-def _check_devices(config) -> None:
+def check_devices(config) -> None:
     import jax
 
     n = jax.device_count()
@@ -104,4 +110,4 @@ def check_against_data(config, *, steps_per_epoch: int, total_steps: int) -> Non
                           f'longer than the whole run ({total_steps} steps)')
 
 
-__all__ = ['ConfigError', 'check_against_data', 'check_config']
+__all__ = ['ConfigError', 'check_against_data', 'check_config', 'check_devices']

@@ -168,9 +168,12 @@ class MetricsLog:
     files, with or without a purge step, leaves TensorBoard hiding or doubling points).
     """
 
-    def __init__(self, workdir: str, *, resume_step: int):
+    def __init__(self, workdir: str, *, resume_step: int, write: bool = True):
         self.path = os.path.join(workdir, 'metrics.jsonl')
         self.records = self._read_until(resume_step)
+        self._file = self._tb = None
+        if not write:  # another process of a multi-process run writes; this one only reads
+            return
         _atomic_write(self.path, ''.join(json.dumps(r) + '\n' for r in self.records))
         self._file = open(self.path, 'a')
         from tensorboardX import SummaryWriter  # light: protobuf only, no TensorFlow
@@ -197,6 +200,8 @@ class MetricsLog:
 
     def write(self, record: dict) -> None:
         self.records.append(record)
+        if self._file is None:
+            return
         self._file.write(json.dumps(record) + '\n')
         self._file.flush()
         self._write_tb(record)
@@ -216,5 +221,6 @@ class MetricsLog:
         return max(accs, default=-1.0)
 
     def close(self) -> None:
-        self._file.close()
-        self._tb.close()
+        if self._file is not None:
+            self._file.close()
+            self._tb.close()

@@ -15,10 +15,14 @@ run's settings, with every step's loss equal to 2-3 decimals. The tests allow 1e
 BatchNorm or a lost gradient shard already changes the first step's loss by whole percents.
 """
 
+import json
 import os
+import re
 import shutil
+import socket
 import subprocess
 import sys
+import time
 
 import jax
 import numpy as np
@@ -106,3 +110,78 @@ def test_a_checkpoint_of_one_device_resumes_on_four(runs, tiny_cifar10, cache_di
     out = train_on_devices(4, tmp_path / 'run', tiny_overrides(tiny_cifar10, cache_dir, **SETTINGS))
     assert 'resuming at step 10' in out and '4 cpu device(s)' in out
     assert rel_diff(params_at(config, root / 'one'), params_at(config, tmp_path / 'run')) < TWENTY_STEPS
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+def _launch(command, workdir, overrides, port, process_id, *extra):
+    env = dict(os.environ, XLA_FLAGS='--xla_force_host_platform_device_count=2')
+    cmd = [sys.executable, *command, '--config', EXPERIMENT, '--workdir', str(workdir), *extra,
+           '--coordinator', f'127.0.0.1:{port}', '--num-processes', '2', '--process-id', str(process_id)]
+    return subprocess.Popen(cmd + [f'--config.{k}={v}' for k, v in overrides], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+
+
+@pytest.mark.slow  # four processes of about 20 s each on two cores
+def test_two_processes_killed_and_restarted_finish_the_four_device_run(runs, tiny_cifar10, cache_dir, tmp_path):
+    config, root = runs
+    overrides = tiny_overrides(tiny_cifar10, cache_dir, **{**SETTINGS, 'training.checkpoint_every_steps': '5'})
+    workdir = tmp_path / 'run'
+    port = _free_port()
+    first = [_launch([TRAIN], workdir, overrides, port, i) for i in range(2)]
+    for line in first[0].stdout:  # process 0 prints; both are killed once step 15 is logged
+        if line.startswith('step 15/'):
+            break
+    for proc in first:
+        proc.kill()
+    outputs = [proc.communicate(timeout=60)[0] for proc in first]
+    assert not any(line.startswith('step ') for line in outputs[1].splitlines()), outputs[1]
+
+    worker = os.path.join(os.path.dirname(__file__), 'distributed_worker.py')
+    port = _free_port()
+    second = [_launch([worker, str(tmp_path / f'params{i}.npz')], workdir, overrides, port, i) for i in range(2)]
+    outputs = [proc.communicate(timeout=600)[0] for proc in second]
+    assert [proc.returncode for proc in second] == [0, 0], outputs
+    assert re.search(r'resuming at step 1[05]', outputs[0]), outputs[0]
+
+    copies = [np.load(tmp_path / f'params{i}.npz') for i in range(2)]
+    keys = sorted(copies[0].files)
+    assert keys == sorted(copies[1].files) and keys
+    for key in keys:  # each process's two device copies, and the other process's: the same bits
+        for other in (copies[0][f'{key.split("_")[0]}_0'], copies[1][key]):
+            np.testing.assert_array_equal(copies[0][key], other)
+    four = jax.tree_util.tree_leaves(params_at(config, root / 'four'))
+    mine = [copies[0][f'{i}_0'] for i in range(len(four))]
+    diff = rel_diff(four, mine)
+    print(f'2 processes x 2 devices, killed and resumed, against 1 process x 4 devices: {diff:.2e}')
+    assert diff < TWENTY_STEPS
+
+    records = [json.loads(line) for line in (workdir / 'metrics.jsonl').read_text().splitlines()]
+    train_steps = [r['step'] for r in records if r['split'] == 'train']
+    assert train_steps == [5, 10, 15, 20]  # process 0 alone wrote, and nothing twice
+    assert sorted(os.listdir(workdir / 'checkpoints')) == ['15', '20']
+
+
+def test_process_id_out_of_range_is_one_line_and_exit_2(tmp_path):
+    cmd = [sys.executable, TRAIN, '--config', EXPERIMENT, '--workdir', str(tmp_path / 'run'),
+           '--coordinator', '127.0.0.1:1', '--num-processes', '2', '--process-id', '2']
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and result.stderr == 'error: --process-id 2: must be in 0..1 for --num-processes 2\n'
+    assert not (tmp_path / 'run').exists()
+
+
+def test_a_coordinator_that_never_answers_is_a_bounded_wait_and_one_line(tmp_path):
+    cmd = [sys.executable, TRAIN, '--config', EXPERIMENT, '--workdir', str(tmp_path / 'run'),
+           '--coordinator', f'127.0.0.1:{_free_port()}', '--num-processes', '2', '--process-id', '1',
+           '--distributed-timeout', '3']
+    started = time.monotonic()
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and 'did not answer within 3 s' in lines[0], result.stderr
+    assert time.monotonic() - started < 60  # 3 s of waiting plus the start-up of Python and JAX
+    assert not (tmp_path / 'run').exists()

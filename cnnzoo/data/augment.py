@@ -38,7 +38,7 @@ EXPANSION_COPIES = {
     'cutout': ('cutout',),
 }
 _EXPAND_CHUNK = 2048  # images per jitted call; fixed, because each chunk's draws fold in its index
-GREY = jnp.array([0.299, 0.587, 0.114], jnp.float32)  # ITU-R 601 luma, as torchvision
+GREY = np.array([0.299, 0.587, 0.114], np.float32)  # ITU-R 601 luma, as torchvision (numpy: importing starts no backend)
 
 
 def to_float(images):

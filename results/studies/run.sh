@@ -5,19 +5,24 @@
 # (checkpoints and TensorBoard events are left out), and scripts/report.py rebuilds the report from them.
 #
 #   python ../shared/data/cifar10.py python /tmp/cifar/cifar-10-python.tar.gz
-#   . .venv/bin/activate && RUNS=/tmp/studies bash results/studies/run.sh fig6|ablation
+#   . .venv/bin/activate && RUNS=/tmp/studies bash results/studies/run.sh fig6|ablation [SWEEP FLAGS ...]
+#
+# Extra flags go to scripts/sweep.py (e.g. --only GLOB). The ablation ran its twelve points without
+# the inverted bottleneck first (--only '*-standard,*-relu_before_add,*-square'): on two CPU cores
+# XLA's depthwise convolution makes one inverted-bottleneck epoch take about an hour.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 RUNS=${RUNS:-/tmp/studies}
 ARCHIVE=${ARCHIVE:-/tmp/cifar/cifar-10-python.tar.gz}
 data=(--config.data.source=archive --config.data.archive="$ARCHIVE" --config.training.progress_bar=False)
-case "$1" in
+study=$1; shift
+case "$study" in
   fig6)  # He et al. 2016 Figure 6 in miniature: 2 epochs, evaluated every half epoch
     python scripts/sweep.py --config experiments/he2016_cifar10.py --workdir "$RUNS/he2016_fig6_cpu" \
       --only 'resnet20,plain20,resnet56,plain56' --seeds 0 "${data[@]}" \
-      --config.training.num_epochs=2 --config.training.eval_every_epochs=0.5 ;;
+      --config.training.num_epochs=2 --config.training.eval_every_epochs=0.5 "$@" ;;
   ablation)  # activation x residual form for resnet20, 1 epoch each
     python scripts/sweep.py --config experiments/resnet20_ablation.py --workdir "$RUNS/resnet20_ablation_cpu" \
-      --seeds 0 "${data[@]}" ;;
+      --seeds 0 "${data[@]}" "$@" ;;
   *) echo "usage: run.sh fig6|ablation" >&2; exit 2 ;;
 esac
