@@ -26,7 +26,11 @@ def evaluate_checkpoint(workdir: str, *, which: str | int = 'best', overrides=()
     config_lib.apply_overrides(config, overrides)
     config.data.validation_size = 0
     check_config(config)
-    if not has_checkpoint(workdir):
+    if config.training.num_seeds > 1:
+        raise RunError(f'{workdir} holds {config.training.num_seeds} seeds trained together; evaluate one '
+                       f'of them: --workdir {os.path.join(workdir, f"seed{config.seed}")} (and the others)')
+    best = os.path.join(workdir, 'best')  # a replica's directory has its best checkpoint only
+    if not has_checkpoint(workdir) and not (os.path.isdir(best) and any(n.isdigit() for n in os.listdir(best))):
         raise RunError(f'{workdir} has no checkpoint yet')
     setup = build(config, initial_weights=False)  # the checkpoint replaces them
     ckpts = Checkpoints(workdir, keep=config.training.keep_checkpoints)

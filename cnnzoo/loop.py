@@ -19,6 +19,14 @@ held-out example counts once. Process 0 alone writes ``config.json``, ``metrics.
 and the progress lines and holds the workdir lock; orbax saves and restores the checkpoints with all
 processes taking part. A stop signal stops every process at the same step (they agree at each step).
 
+Several seeds in one program (``training.num_seeds=K``): the state holds K replicas stacked on a
+leading axis (the step is shared) and the step is ``jax.vmap``-ed over them
+(:func:`cnnzoo.training.over_replicas`). Replica k initialises, orders the data and draws its
+augmentation exactly as the run with seed ``seed + k`` does; its metrics, TensorBoard events, best
+checkpoint and a one-seed ``config.json`` go to ``<workdir>/seed<seed + k>/``, which every reader of
+a one-seed workdir reads unchanged; the checkpoints to resume from are the whole state's, in
+``<workdir>/checkpoints/``.
+
 Side effects live here and only here: the train and eval steps (cnnzoo.training) are pure.
 """
 
@@ -47,7 +55,8 @@ from cnnzoo.distributed import is_primary
 from cnnzoo.models import create_model
 from cnnzoo.progress import Progress, Throughput, format_duration
 from cnnzoo.training import (TrainState, init_variables, make_eval_step, make_optimizer,
-                             make_schedule, make_train_step, steps_from_epochs)
+                             make_schedule, make_train_step, over_replicas, replica, replica_axes,
+                             steps_from_epochs)
 from cnnzoo.validation import check_against_data, check_config
 from cnnzoo.workdir import (MetricsLog, RunError, WorkdirLock, has_checkpoint, provisional_files,
                              write_or_check_config)
@@ -66,6 +75,7 @@ class Setup:
     total_steps: int
     learning_rate_fn: object
     mesh: jax.sharding.Mesh
+    replicas: int = 1  # training.num_seeds: the state holds this many replicas (over_replicas)
 
 
 def build(config, *, dataset: data_lib.Dataset | None = None, initial_weights: bool = True) -> Setup:
@@ -98,13 +108,38 @@ def build(config, *, dataset: data_lib.Dataset | None = None, initial_weights: b
     mesh = jax.make_mesh((jax.device_count(),), ('data',), axis_types=(jax.sharding.AxisType.Auto,))
     if batch_size % jax.device_count() or t.eval_batch_size % jax.device_count():
         raise RunError(f'batch sizes must divide evenly over {jax.device_count()} devices')
-    init_key = jax.random.fold_in(jax.random.PRNGKey(config.seed), 0)
-    variables = init_variables(model, init_key, dataset.train_images.shape[1:])
-    if initial_weights and config.init.torch_checkpoint:
-        variables = _variables_from_torch(config, model, variables)
-    state = TrainState.create(apply_fn=model.apply, variables=variables, tx=tx)
+    shape = dataset.train_images.shape[1:]
+    if t.num_seeds == 1:
+        variables = init_variables(model, init_key(config.seed), shape)
+        if initial_weights and config.init.torch_checkpoint:
+            variables = _variables_from_torch(config, model, variables)
+        state = TrainState.create(apply_fn=model.apply, variables=variables, tx=tx)
+    else:  # replica k: the initialisation of seed + k
+        def create(key):
+            return TrainState.create(apply_fn=model.apply, variables=init_variables(model, key, shape, jit=False),
+                                     tx=tx)
+
+        keys = jnp.stack([init_key(seed) for seed in replica_seeds(config)])
+        state = jax.jit(jax.vmap(create))(keys).replace(step=jnp.zeros((), jnp.int32))
     state = jax.tree_util.tree_map(lambda x: replicate(mesh, x), state)
-    return Setup(dataset, model, state, steps_per_epoch, total_steps, learning_rate_fn, mesh)
+    return Setup(dataset, model, state, steps_per_epoch, total_steps, learning_rate_fn, mesh, t.num_seeds)
+
+
+def init_key(seed: int):
+    """The key of a run's initialisation (the data order folds in 2, the per-step randomness 1)."""
+    return jax.random.fold_in(jax.random.PRNGKey(seed), 0)
+
+
+def replica_seeds(config) -> list[int]:
+    """The seeds of a run's replicas: ``seed, seed + 1, ..., seed + num_seeds - 1``."""
+    return [config.seed + k for k in range(config.training.num_seeds)]
+
+
+def replica_dirs(config, workdir: str) -> list[str]:
+    """Where each replica's records go: the workdir itself for one seed, else ``seed<N>/`` in it."""
+    if config.training.num_seeds == 1:
+        return [workdir]
+    return [os.path.join(workdir, f'seed{seed}') for seed in replica_seeds(config)]
 
 
 def replicate(mesh, value):
@@ -142,7 +177,8 @@ def _path(text: str) -> str | None:
 
 
 def make_evaluator(setup: Setup, batch_size: int):
-    """``evaluate(state) -> {'loss', 'accuracy', 'count'}`` over every held-out example exactly once."""
+    """``evaluate(state) -> {'loss', 'accuracy', 'count'}`` over every held-out example exactly once
+    (a list of those, one per replica, when ``setup.replicas > 1``)."""
     ds = setup.dataset
     n = len(ds.test_images)
     num_batches = math.ceil(n / batch_size)
@@ -151,6 +187,9 @@ def make_evaluator(setup: Setup, batch_size: int):
     labels = replicate(setup.mesh, np.concatenate([ds.test_labels, np.zeros(pad, ds.test_labels.dtype)]).astype(np.int32))
     mask = replicate(setup.mesh, np.arange(num_batches * batch_size) < n)
     eval_step = make_eval_step(preprocess=partial(_scale_and_normalize, mean=ds.mean, std=ds.std))
+    if setup.replicas > 1:  # every replica on the same batch; the sums get a leading replica axis
+        one_replica = eval_step
+        eval_step = lambda state, batch: jax.vmap(one_replica, in_axes=(replica_axes(state), None))(state, batch)  # noqa: E731
     batch_sharding = NamedSharding(setup.mesh, P('data'))
 
     @jax.jit
@@ -167,9 +206,11 @@ def make_evaluator(setup: Setup, batch_size: int):
             out = guard(partial(eval_batch, state, i)) if guard else eval_batch(state, i)
             sums = out if sums is None else jax.tree_util.tree_map(jnp.add, sums, out)
         sums = jax.device_get(sums)
-        count = float(sums['count'])
-        return {'loss': float(sums['loss_sum']) / count, 'accuracy': float(sums['correct']) / count,
-                'count': int(count)}
+        results = [{'loss': float(loss) / float(count), 'accuracy': float(correct) / float(count),
+                    'count': int(count)}
+                   for loss, correct, count in zip(*(np.atleast_1d(sums[k]) for k in ('loss_sum', 'correct', 'count')),
+                                                   strict=True)]
+        return results if setup.replicas > 1 else results[0]
 
     return evaluate
 
@@ -299,25 +340,45 @@ def _train(config, workdir: str, signals: _StopSignals) -> dict:
         if int(state.step) > setup.total_steps:
             raise RunError(f'{workdir} is at step {int(state.step)}, past the {setup.total_steps} steps of '
                            'this config')
-        log = MetricsLog(workdir, resume_step=int(state.step), write=is_primary())
-        closing.callback(log.close)
-        return _loop(config, workdir, setup, state, ckpts, progress, signals, started, log)
+        logs, bests = [], []
+        for seed, directory in zip(replica_seeds(config), replica_dirs(config, workdir), strict=True):
+            if directory != workdir:  # a replica's own one-seed workdir
+                if is_primary():
+                    os.makedirs(directory, exist_ok=True)
+                    write_or_check_config(directory, _one_seed_config(config, seed))
+                bests.append(Checkpoints(directory, keep=1))
+                closing.callback(bests[-1].close)
+            logs.append(MetricsLog(directory, resume_step=int(state.step), write=is_primary()))
+            closing.callback(logs[-1].close)
+        return _loop(config, workdir, setup, state, ckpts, bests or [ckpts], progress, signals, started, logs)
 
 
-def _loop(config, workdir, setup, state, ckpts, progress, signals, started, log) -> dict:
+def _one_seed_config(config, seed: int):
+    """The config of the one-seed run that replica ``seed`` is (what its ``config.json`` says)."""
+    from cnnzoo.config import from_json, to_json
+
+    one = from_json(to_json(config))
+    one.seed = seed
+    one.training.num_seeds = 1
+    return one
+
+
+def _loop(config, workdir, setup, state, ckpts, bests, progress, signals, started, logs) -> dict:
     t = config.training
     ds, spe, total = setup.dataset, setup.steps_per_epoch, setup.total_steps
+    seeds = replica_seeds(config)
+    several = len(seeds) > 1
     start_step = int(state.step)
-    best_accuracy = log.best_eval_accuracy()
+    best_accuracy = [log.best_eval_accuracy() for log in logs]
     progress.message(
         f'{config.model.name} on {config.data.name}: {len(ds.train_images)} train'
         + (f' (expanded by {config.data.augment})' if config.data.augment_mode == 'expand' else '')
         + f' / {len(ds.test_images)} '
         f'{ds.eval_split} images, batch {t.batch_size}, {spe} steps/epoch, {total} steps, '
         f'{jax.device_count()} {jax.devices()[0].platform} device(s)'
+        + (f', {len(seeds)} seeds in one program ({workdir}/seed{seeds[0]}..seed{seeds[-1]})' if several else '')
         + (f'; resuming at step {start_step}' if start_step else ''))
 
-    batch_sharding = NamedSharding(setup.mesh, P('data'))
     train_images = replicate(setup.mesh, ds.train_images)
     train_labels = replicate(setup.mesh, ds.train_labels.astype(np.int32))
     preset = data_lib.online_preset(config.data)
@@ -327,13 +388,28 @@ def _loop(config, workdir, setup, state, ckpts, progress, signals, started, log)
 
     train_step = make_train_step(preprocess=preprocess, learning_rate_fn=setup.learning_rate_fn,
                                  label_smoothing=t.label_smoothing)
-    step_key = step_stream(config.seed)
+    if several:  # replica k: the batches and random numbers of the run with seed + k
+        train_step = over_replicas(train_step)
+        batch_sharding = NamedSharding(setup.mesh, P(None, 'data'))
+        keys = jnp.stack([step_stream(seed) for seed in seeds])
+        def take(images, labels, perms, index, batch_size):
+            return jax.vmap(lambda perm: data_lib.take_batch(images, labels, perm, index, batch_size))(perms)
+
+        step_rng = jax.vmap(jax.random.fold_in, in_axes=(0, None))
+    else:
+        batch_sharding = NamedSharding(setup.mesh, P('data'))
+        keys = step_stream(config.seed)
+        take, step_rng = data_lib.take_batch, jax.random.fold_in
 
     @partial(jax.jit, donate_argnums=0)
     def step_fn(state, perm):
-        batch = data_lib.take_batch(train_images, train_labels, perm, state.step % spe, t.batch_size)
+        batch = take(train_images, train_labels, perm, state.step % spe, t.batch_size)
         batch = jax.lax.with_sharding_constraint(batch, batch_sharding)
-        return train_step(state, batch, jax.random.fold_in(step_key, state.step))
+        return train_step(state, batch, step_rng(keys, state.step))
+
+    def epoch_order(epoch):
+        perms = [data_lib.epoch_permutation(seed, epoch, len(ds.train_images)) for seed in seeds]
+        return jnp.stack(perms) if several else perms[0]
 
     evaluate = make_evaluator(setup, t.eval_batch_size)
     eval_every = max(1, steps_from_epochs(t.eval_every_epochs, spe))
@@ -341,28 +417,33 @@ def _loop(config, workdir, setup, state, ckpts, progress, signals, started, log)
 
     def run_eval(state, step):
         """Evaluates and records; None when a stop signal cut the evaluation short."""
-        nonlocal best_accuracy
         try:
-            result = evaluate(state, guard=guard)
+            results = evaluate(state, guard=guard)
         except _Stopped:
             return None
-        record = {'step': step, 'split': ds.eval_split, 'epoch': step / spe,
-                  'loss': result['loss'], 'accuracy': result['accuracy']}
-        log.write(record)
-        progress.message(f'eval step {step} ({ds.eval_split}): loss {result["loss"]:.4f} '
-                         f'accuracy {result["accuracy"]:.4f} on {result["count"]} images')
-        if result['accuracy'] > best_accuracy:
-            best_accuracy = result['accuracy']
-            ckpts.save_best(state, result['accuracy'])
-        return record
+        results = results if several else [results]
+        records = [{'step': step, 'split': ds.eval_split, 'epoch': step / spe,
+                    'loss': r['loss'], 'accuracy': r['accuracy']} for r in results]
+        for k, (record, log) in enumerate(zip(records, logs, strict=True)):
+            if log.eval_at(step) is None:  # a resumed replica may have it already
+                log.write(record)
+            if record['accuracy'] > best_accuracy[k]:
+                best_accuracy[k] = record['accuracy']
+                bests[k].save_best(replica(state, k) if several else state, record['accuracy'])
+        accuracies = ' '.join(f'{r["accuracy"]:.4f}' for r in results)
+        progress.message(f'eval step {step} ({ds.eval_split}): '
+                         + (f'loss {results[0]["loss"]:.4f} ' if not several else '')
+                         + f'accuracy {accuracies}' + (f' (seeds {seeds[0]}..{seeds[-1]})' if several else '')
+                         + f' on {results[0]["count"]} images')
+        return records
 
     def due_eval(step):
         return step % eval_every == 0 or step == total
 
     step = start_step
     # The evaluation of the restored step, when it was due and never written (a stop during it).
-    last_eval = log.eval_at(step) if step else None
-    if step and last_eval is None and due_eval(step) and not signals.received:
+    last_eval = [log.eval_at(step) for log in logs] if step else None
+    if step and None in last_eval and due_eval(step) and not signals.received:
         last_eval = run_eval(state, step)
 
     pending = []
@@ -375,7 +456,7 @@ def _loop(config, workdir, setup, state, ckpts, progress, signals, started, log)
     while step < total and not stopped_by:
         epoch = step // spe
         if epoch != perm_epoch:
-            perm, perm_epoch = data_lib.epoch_permutation(config.seed, epoch, len(ds.train_images)), epoch
+            perm, perm_epoch = epoch_order(epoch), epoch
         if step == start_step:  # the first step compiles: interruptible, and timed apart
             try:
                 state, metrics = guard(lambda: step_fn(state, perm))
@@ -384,7 +465,7 @@ def _loop(config, workdir, setup, state, ckpts, progress, signals, started, log)
                 break  # nothing new to save: the state is the restored (or initial) one
             step += 1
             pending.append(metrics)
-            _check_finite(jax.device_get(pending), step, ckpts)
+            _check_finite(jax.device_get(pending), step, ckpts, seeds)
             progress.message(f'compiled and ran the first step in {time.perf_counter() - started:.1f}s '
                              '(start-up included)')
             throughput.reset(step)
@@ -400,37 +481,49 @@ def _loop(config, workdir, setup, state, ckpts, progress, signals, started, log)
         if not (at_log or at_eval or at_ckpt or stopped_by):
             continue
         host = jax.device_get(pending)
-        _check_finite(host, step, ckpts)
+        _check_finite(host, step, ckpts, seeds)
         pending = []
         now = time.perf_counter()
         train_seconds += now - timed_since
-        train_images_seen += (step - timed_step) * t.batch_size
+        train_images_seen += (step - timed_step) * t.batch_size * len(seeds)
         timed_step, timed_since = step, now
         if at_log and host:
             rate = throughput.rate(step, t.batch_size) or None  # None: only the compiling step so far
-            record = {'step': step, 'split': 'train', 'epoch': step / spe,
-                      'loss': float(np.mean([m['loss'] for m in host])),
-                      'accuracy': float(np.mean([m['accuracy'] for m in host])),
-                      'learning_rate': float(host[-1]['learning_rate']), 'images_per_sec': rate}
-            log.write(record)
+            records = [{'step': step, 'split': 'train', 'epoch': step / spe,
+                        'loss': float(np.mean([np.atleast_1d(m['loss'])[k] for m in host])),
+                        'accuracy': float(np.mean([np.atleast_1d(m['accuracy'])[k] for m in host])),
+                        'learning_rate': float(np.atleast_1d(host[-1]['learning_rate'])[k]), 'images_per_sec': rate}
+                       for k in range(len(seeds))]
+            for record, log in zip(records, logs, strict=True):
+                log.write(record)
             eta = (total - step) * t.batch_size / rate if rate else None
-            progress.update(step, epoch=step / spe, loss=record['loss'], accuracy=record['accuracy'],
-                            learning_rate=record['learning_rate'], images_per_sec=rate, eta_seconds=eta)
+            progress.update(step, epoch=step / spe, loss=float(np.mean([r['loss'] for r in records])),
+                            accuracy=float(np.mean([r['accuracy'] for r in records])),
+                            learning_rate=records[0]['learning_rate'],
+                            images_per_sec=rate and rate * len(seeds), eta_seconds=eta)
         if at_eval and not stopped_by:
-            record = run_eval(state, step)
-            last_eval = record or last_eval
+            records = run_eval(state, step)
+            last_eval = records or last_eval
             stopped_by = stop(signals.received)
         if at_ckpt or stopped_by:
             ckpts.save(state, force=True)
         throughput.reset(step)
         timed_step, timed_since = step, time.perf_counter()
     ckpts.wait()
+    for best in bests:
+        best.wait()
     wall = time.perf_counter() - started
+    best_of = [a if a >= 0 else None for a in best_accuracy]
+    finals = last_eval or [None] * len(seeds)
     summary = {'step': step, 'total_steps': total, 'stopped_by': stopped_by, 'wall_seconds': wall,
                'train_images_per_sec': train_images_seen / train_seconds if train_seconds else None,
-               'best_accuracy': best_accuracy if best_accuracy >= 0 else None,
-               'final': last_eval, 'evals': [r for r in log.records if r.get('split') != 'train'],
+               'best_accuracy': best_of[0], 'final': finals[0],
+               'evals': [r for r in logs[0].records if r.get('split') != 'train'],
                'state': state}
+    if several:  # the first replica's figures above; every replica's here
+        summary['replicas'] = [{'seed': seed, 'directory': directory, 'final': final, 'best_accuracy': best}
+                               for seed, directory, final, best in zip(seeds, replica_dirs(config, workdir),
+                                                                       finals, best_of, strict=True)]
     if stopped_by:
         kept = ckpts.latest_step()
         progress.message(f'stopped by {stopped_by} at step {step}; '
@@ -438,8 +531,11 @@ def _loop(config, workdir, setup, state, ckpts, progress, signals, started, log)
                             'no checkpoint yet, the run starts over. ')
                          + 'Run the same command to resume.')
     else:
-        progress.message(f'done: step {step}, {ds.eval_split} accuracy {last_eval["accuracy"]:.4f} '
-                         f'(best {best_accuracy:.4f}), wall {format_duration(wall)}'
+        accuracies = ' '.join(f'{r["accuracy"]:.4f}' for r in finals)
+        bests_text = ' '.join(f'{b:.4f}' for b in best_of)
+        progress.message(f'done: step {step}, {ds.eval_split} accuracy {accuracies} (best {bests_text})'
+                         + (f' for seeds {seeds[0]}..{seeds[-1]}' if several else '')
+                         + f', wall {format_duration(wall)}'
                          + (f', {summary["train_images_per_sec"]:.0f} train img/s'
                             if summary['train_images_per_sec'] else ''))
     return summary
@@ -455,12 +551,15 @@ def _agreed_stop(received: str | None) -> str | None:
     return signal.Signals(first).name if first else None
 
 
-def _check_finite(host_metrics, step: int, ckpts: Checkpoints) -> None:
-    """Raises a one-line RunError naming the first step whose loss is NaN or infinite."""
+def _check_finite(host_metrics, step: int, ckpts: Checkpoints, seeds: list[int]) -> None:
+    """Raises a one-line RunError naming the first step (and seed) whose loss is NaN or infinite."""
     first = step - len(host_metrics) + 1
     for i, m in enumerate(host_metrics):
-        if not np.isfinite(m['loss']):
+        losses = np.atleast_1d(m['loss'])
+        if not np.all(np.isfinite(losses)):
+            k = int(np.argmin(np.isfinite(losses)))
             ckpts.wait()
             last = ckpts.latest_step()
             kept = f'last good checkpoint: step {last}' if last is not None else 'no checkpoint was saved'
-            raise RunError(f'loss is {float(m["loss"])} at step {first + i}; stopping ({kept})')
+            which = f' (seed {seeds[k]})' if len(seeds) > 1 else ''
+            raise RunError(f'loss is {float(losses[k])} at step {first + i}{which}; stopping ({kept})')

@@ -151,6 +151,8 @@ def find_runs(root: str) -> list[RunFiles]:
         subdirs[:] = sorted(d for d in subdirs if d not in SKIP_DIRS and not d.startswith('.'))
         if 'config.json' in files:
             run = read_run(directory)
+            if run is not None and run.flat.get('training.num_seeds', 1) > 1:
+                continue  # several seeds trained together: their seed<N>/ directories are the runs
             if run is not None:
                 runs.append(run)
             subdirs[:] = []

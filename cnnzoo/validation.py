@@ -29,6 +29,9 @@ def check_config(config, *, devices: bool = True) -> None:
     the others, and the device count once it has joined (:func:`check_devices`).
     """
     validate(config)
+    if config.training.num_seeds > 1 and config.init.torch_checkpoint:
+        raise ConfigError(f'config.training.num_seeds={config.training.num_seeds} with config.init.torch_checkpoint: '
+                          'replicas start from their own seeds; train from a checkpoint one seed at a time')
     _check_schedule(config)
     _check_augment(config)
     _check_model(config)

@@ -52,6 +52,7 @@ BAD_VALUES = [
     ('optimizer.weight_decay', '-1e-4', 'config.optimizer.weight_decay=-0.0001: must be >= 0'),
     ('training.label_smoothing', '1.0', 'config.training.label_smoothing=1.0: must be in [0, 1)'),
     ('training.batch_size', '0', 'config.training.batch_size=0: must be > 0'),
+    ('training.num_seeds', '0', 'config.training.num_seeds=0: must be > 0'),
     ('training.dtype', 'float16', "config.training.dtype='float16'; choose one of float32, bfloat16"),
     ('training.keep_checkpoints', '0', 'config.training.keep_checkpoints=0: must be > 0'),
 ]

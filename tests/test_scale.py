@@ -19,6 +19,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -185,3 +186,94 @@ def test_a_coordinator_that_never_answers_is_a_bounded_wait_and_one_line(tmp_pat
     assert len(lines) == 1 and 'did not answer within 3 s' in lines[0], result.stderr
     assert time.monotonic() - started < 60  # 3 s of waiting plus the start-up of Python and JAX
     assert not (tmp_path / 'run').exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# Several seeds in one program (training.num_seeds)
+
+SEEDS = 3
+
+
+@pytest.fixture(scope='module')
+def seeds_run(runs, tiny_cifar10, cache_dir, tmp_path_factory):
+    """``num_seeds=3`` for the 20 steps of ``runs``, uninterrupted, in this process."""
+    config = tiny_config(tiny_cifar10, cache_dir, **SETTINGS, **{'training.num_seeds': str(SEEDS)})
+    workdir = tmp_path_factory.mktemp('seeds')
+    summary = train_and_evaluate(config, str(workdir))
+    return config, workdir, summary
+
+
+def test_each_replica_is_the_run_of_its_seed(runs, seeds_run, tiny_cifar10, cache_dir, tmp_path):
+    from cnnzoo.training import replica
+
+    config, workdir, summary = seeds_run
+    one_config, root = runs
+    stacked = summary['state']
+    # The initialisations are bitwise those of the one-seed runs (vmap draws the same numbers).
+    initial = build(config).state
+    for k in range(SEEDS):
+        single = build(tiny_config(tiny_cifar10, cache_dir, **SETTINGS, seed=str(k))).state
+        for a, b in zip(jax.tree_util.tree_leaves(replica(initial, k).params),
+                        jax.tree_util.tree_leaves(single.params), strict=True):
+            np.testing.assert_array_equal(a, b)
+    # After 20 steps, within the tolerance of the module docstring (vmap batches the convolutions,
+    # which sums in another order).
+    singles = {0: root / 'one'}
+    for k in range(1, SEEDS):
+        singles[k] = tmp_path / f'seed{k}'
+        train_and_evaluate(tiny_config(tiny_cifar10, cache_dir, **SETTINGS, seed=str(k)), str(singles[k]))
+    for k, directory in singles.items():
+        diff = rel_diff(params_at(one_config, directory), replica(stacked, k).params)
+        print(f'replica {k} of {SEEDS} against the run with seed {k}, {STEPS} steps: {diff:.2e}')
+        assert diff < TWENTY_STEPS
+
+
+def test_each_replica_directory_reads_as_a_one_seed_run(seeds_run):
+    from cnnzoo.evaluate import evaluate_checkpoint
+    from cnnzoo.report import read_run
+    from cnnzoo.workdir import RunError
+
+    config, workdir, summary = seeds_run
+    assert [r['seed'] for r in summary['replicas']] == list(range(SEEDS))
+    for k in range(SEEDS):
+        directory = workdir / f'seed{k}'
+        saved = json.loads((directory / 'config.json').read_text())
+        assert saved['seed'] == k and saved['training']['num_seeds'] == 1
+        run = read_run(str(directory))
+        assert run.finished and run.steps_done == STEPS
+        evals = [json.loads(line) for line in (directory / 'metrics.jsonl').read_text().splitlines()
+                 if json.loads(line)['split'] != 'train']
+        assert evals[-1]['accuracy'] == summary['replicas'][k]['final']['accuracy']
+        result = evaluate_checkpoint(str(directory), which='best')
+        assert result['accuracy'] == summary['replicas'][k]['best_accuracy']
+    with pytest.raises(RunError, match='holds 3 seeds trained together; evaluate one of them'):
+        evaluate_checkpoint(str(workdir))
+
+
+def test_killed_seeds_run_resumes_bitwise(seeds_run, tiny_cifar10, cache_dir, tmp_path):
+    from tiny_run import assert_bitwise_equal, run_script
+
+    config, workdir, summary = seeds_run
+    overrides = tiny_overrides(tiny_cifar10, cache_dir, **SETTINGS, **{'training.num_seeds': str(SEEDS)})
+    code, out = run_script(tmp_path, overrides, signal_at_step=15)
+    assert code == -signal.SIGKILL, out
+    code, out = run_script(tmp_path, overrides)
+    assert code == 0 and 'resuming at step 1' in out, out
+    ckpts = Checkpoints(str(tmp_path), keep=2)
+    try:
+        resumed = ckpts.restore(build(config).state)
+    finally:
+        ckpts.close()
+    assert_bitwise_equal(summary['state'], resumed)
+    for k in range(SEEDS):
+        def records(directory):
+            lines = (directory / f'seed{k}' / 'metrics.jsonl').read_text().splitlines()
+            return [{key: v for key, v in json.loads(line).items() if key != 'images_per_sec'} for line in lines]
+        assert records(tmp_path) == records(workdir)
+
+
+def test_the_report_reads_the_replicas_as_seeds_of_one_point(seeds_run):
+    from cnnzoo.report import find_runs
+
+    _, workdir, _ = seeds_run
+    assert sorted(os.path.basename(r.directory) for r in find_runs(str(workdir))) == [f'seed{k}' for k in range(SEEDS)]

@@ -5,11 +5,12 @@ from cnnzoo.training.schedules import (cosine, make_schedule, parse_ratio, piece
                                        piecewise_constant, ratio_boundaries, steps_from_epochs,
                                        with_warmup)
 from cnnzoo.training.steps import (AUX_COLLECTION, TrainState, aux_loss, cross_entropy,
-                                   init_variables, make_eval_step, make_train_step)
+                                   init_variables, make_eval_step, make_train_step, over_replicas,
+                                   replica, replica_axes)
 
 __all__ = [
     'AUX_COLLECTION', 'TrainState', 'aux_loss', 'cosine', 'cross_entropy', 'decay_mask',
     'init_variables', 'make_eval_step', 'make_optimizer', 'make_schedule', 'make_train_step',
-    'parse_ratio', 'piecewise_by_ratio', 'piecewise_constant', 'ratio_boundaries',
+    'over_replicas', 'parse_ratio', 'piecewise_by_ratio', 'piecewise_constant', 'ratio_boundaries',
     'steps_from_epochs', 'with_warmup',
 ]

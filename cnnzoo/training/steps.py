@@ -114,6 +114,31 @@ def make_train_step(*, preprocess: Callable, learning_rate_fn: Callable,
     return train_step
 
 
+def replica_axes(state: TrainState) -> TrainState:
+    """The ``jax.vmap`` axes of a state that holds several replicas (one per seed): the step is
+    shared, every other array has the replica axis first."""
+    return state.replace(step=None, params=0, batch_stats=0, opt_state=0)
+
+
+def over_replicas(train_step: Callable) -> Callable:
+    """``train_step`` for several independent replicas in one program, through ``jax.vmap``:
+    ``(state, batch (R, B, ...), rng (R, ...)) -> (state, metrics (R,))`` where ``state`` holds R
+    replicas (:func:`replica_axes`). Each replica's BatchNorm statistics are its own batch's."""
+
+    def step(state, batch, rng):
+        axes = replica_axes(state)
+        return jax.vmap(train_step, in_axes=(axes, 0, 0), out_axes=(axes, 0))(state, batch, rng)
+
+    return step
+
+
+def replica(state: TrainState, index: int) -> TrainState:
+    """Replica ``index`` of a several-replica state, as a one-replica state."""
+    take = lambda tree: jax.tree_util.tree_map(lambda x: x[index], tree)  # noqa: E731
+    return state.replace(params=take(state.params), batch_stats=take(state.batch_stats),
+                         opt_state=take(state.opt_state))
+
+
 def make_eval_step(*, preprocess: Callable) -> Callable:
     """Builds ``eval_step(state, batch) -> sums`` over a padded batch with a 0/1 ``'mask'``.
 
