@@ -84,6 +84,9 @@ def default_config() -> ml_collections.ConfigDict:
     # Independent replicas trained in one program (jax.vmap): replica k is the run with seed
     # seed + k, written to <workdir>/seed<seed + k>/ like a one-seed workdir.
     c.training.num_seeds = 1
+    # With several devices, how many of them the replicas are spread over (a 'seeds' mesh axis); the
+    # batch is split over the rest. Must divide both the device count and num_seeds.
+    c.training.seed_devices = 1
     # The length of the run, in epochs or in steps: set exactly one (the other 0). On the command
     # line, setting one clears the other. He et al. state theirs in steps: 64k at batch 128.
     c.training.num_epochs = 0.0
@@ -252,6 +255,8 @@ def _ranges(config):
         ('schedule.final_fraction', s.final_fraction, 0 <= s.final_fraction <= 1, 'in [0, 1]'),
         ('training.batch_size', t.batch_size, t.batch_size > 0, positive),
         ('training.num_seeds', t.num_seeds, t.num_seeds > 0, positive),
+        ('training.seed_devices', t.seed_devices, t.seed_devices > 0 and t.num_seeds % t.seed_devices == 0,
+         f'> 0 and divide training.num_seeds={t.num_seeds}'),
         ('training.eval_batch_size', t.eval_batch_size, t.eval_batch_size > 0, positive),
         ('training.label_smoothing', t.label_smoothing, 0 <= t.label_smoothing < 1, fraction),
         ('training.num_epochs', t.num_epochs, t.num_epochs >= 0, non_negative),

@@ -25,7 +25,8 @@ leading axis (the step is shared) and the step is ``jax.vmap``-ed over them
 augmentation exactly as the run with seed ``seed + k`` does; its metrics, TensorBoard events, best
 checkpoint and a one-seed ``config.json`` go to ``<workdir>/seed<seed + k>/``, which every reader of
 a one-seed workdir reads unchanged; the checkpoints to resume from are the whole state's, in
-``<workdir>/checkpoints/``.
+``<workdir>/checkpoints/``. The mesh is ``seeds`` x ``data``: ``training.seed_devices`` devices
+along the replica axis (1 unless set), the batch split over the rest.
 
 Side effects live here and only here: the train and eval steps (cnnzoo.training) are pure.
 """
@@ -105,9 +106,9 @@ def build(config, *, dataset: data_lib.Dataset | None = None, initial_weights: b
     learning_rate_fn = make_schedule(config, steps_per_epoch=steps_per_epoch, total_steps=total_steps)
     tx = make_optimizer(config.optimizer, learning_rate_fn)
 
-    mesh = jax.make_mesh((jax.device_count(),), ('data',), axis_types=(jax.sharding.AxisType.Auto,))
-    if batch_size % jax.device_count() or t.eval_batch_size % jax.device_count():
-        raise RunError(f'batch sizes must divide evenly over {jax.device_count()} devices')
+    mesh = make_mesh(t.seed_devices)
+    if batch_size % mesh.shape['data'] or t.eval_batch_size % mesh.shape['data']:
+        raise RunError(f'batch sizes must divide evenly over {mesh.shape["data"]} devices')
     shape = dataset.train_images.shape[1:]
     if t.num_seeds == 1:
         variables = init_variables(model, init_key(config.seed), shape)
@@ -121,7 +122,12 @@ def build(config, *, dataset: data_lib.Dataset | None = None, initial_weights: b
 
         keys = jnp.stack([init_key(seed) for seed in replica_seeds(config)])
         state = jax.jit(jax.vmap(create))(keys).replace(step=jnp.zeros((), jnp.int32))
-    state = jax.tree_util.tree_map(lambda x: replicate(mesh, x), state)
+    if t.num_seeds == 1:
+        state = jax.tree_util.tree_map(lambda x: replicate(mesh, x), state)
+    else:  # the replica axis over the mesh's 'seeds' axis (of size 1 unless training.seed_devices says)
+        spread = lambda tree: jax.tree_util.tree_map(lambda x: place(mesh, x, P('seeds')), tree)  # noqa: E731
+        state = state.replace(step=replicate(mesh, state.step), params=spread(state.params),
+                              batch_stats=spread(state.batch_stats), opt_state=spread(state.opt_state))
     return Setup(dataset, model, state, steps_per_epoch, total_steps, learning_rate_fn, mesh, t.num_seeds)
 
 
@@ -142,11 +148,35 @@ def replica_dirs(config, workdir: str) -> list[str]:
     return [os.path.join(workdir, f'seed{seed}') for seed in replica_seeds(config)]
 
 
-def replicate(mesh, value):
-    """``value`` (a host or single-device array) copied to every device of ``mesh``; in a
-    multi-process run each process places only its own devices' copies, from its own ``value``."""
+def make_mesh(seed_devices: int = 1):
+    """The run's mesh: every device of every process, as ``seeds`` x ``data`` (``seed_devices`` x the rest)."""
+    n = jax.device_count()
+    return jax.make_mesh((seed_devices, n // seed_devices), ('seeds', 'data'),
+                         axis_types=(jax.sharding.AxisType.Auto,) * 2)
+
+
+def place(mesh, value, spec=P()):
+    """``value`` (a host or single-device array) laid out on ``mesh`` as ``spec`` says; in a
+    multi-process run each process places only its own devices' parts, from its own ``value``."""
     host = np.asarray(value)
-    return jax.make_array_from_callback(host.shape, NamedSharding(mesh, P()), lambda index: host[index])
+    return jax.make_array_from_callback(host.shape, NamedSharding(mesh, spec), lambda index: host[index])
+
+
+def to_host(tree):
+    """``jax.device_get``, also for arrays split over several processes' devices (gathered first)."""
+    def fetch(x):
+        if isinstance(x, jax.Array) and not x.is_fully_addressable and not x.is_fully_replicated:
+            from jax.experimental import multihost_utils
+
+            return np.asarray(multihost_utils.process_allgather(x, tiled=True))
+        return jax.device_get(x)
+
+    return jax.tree_util.tree_map(fetch, tree)
+
+
+def replicate(mesh, value):
+    """``value`` copied to every device of ``mesh`` (:func:`place` with nothing split)."""
+    return place(mesh, value)
 
 
 def _variables_from_torch(config, model, variables):
@@ -205,7 +235,7 @@ def make_evaluator(setup: Setup, batch_size: int):
         for i in range(num_batches):
             out = guard(partial(eval_batch, state, i)) if guard else eval_batch(state, i)
             sums = out if sums is None else jax.tree_util.tree_map(jnp.add, sums, out)
-        sums = jax.device_get(sums)
+        sums = to_host(sums)
         results = [{'loss': float(loss) / float(count), 'accuracy': float(correct) / float(count),
                     'count': int(count)}
                    for loss, correct, count in zip(*(np.atleast_1d(sums[k]) for k in ('loss_sum', 'correct', 'count')),
@@ -390,7 +420,7 @@ def _loop(config, workdir, setup, state, ckpts, bests, progress, signals, starte
                                  label_smoothing=t.label_smoothing)
     if several:  # replica k: the batches and random numbers of the run with seed + k
         train_step = over_replicas(train_step)
-        batch_sharding = NamedSharding(setup.mesh, P(None, 'data'))
+        batch_sharding = NamedSharding(setup.mesh, P('seeds', 'data'))
         keys = jnp.stack([step_stream(seed) for seed in seeds])
         def take(images, labels, perms, index, batch_size):
             return jax.vmap(lambda perm: data_lib.take_batch(images, labels, perm, index, batch_size))(perms)
@@ -465,7 +495,7 @@ def _loop(config, workdir, setup, state, ckpts, bests, progress, signals, starte
                 break  # nothing new to save: the state is the restored (or initial) one
             step += 1
             pending.append(metrics)
-            _check_finite(jax.device_get(pending), step, ckpts, seeds)
+            _check_finite(to_host(pending), step, ckpts, seeds)
             progress.message(f'compiled and ran the first step in {time.perf_counter() - started:.1f}s '
                              '(start-up included)')
             throughput.reset(step)
@@ -480,7 +510,7 @@ def _loop(config, workdir, setup, state, ckpts, bests, progress, signals, starte
         stopped_by = stop(signals.received)
         if not (at_log or at_eval or at_ckpt or stopped_by):
             continue
-        host = jax.device_get(pending)
+        host = to_host(pending)
         _check_finite(host, step, ckpts, seeds)
         pending = []
         now = time.perf_counter()

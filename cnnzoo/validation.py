@@ -92,8 +92,11 @@ def _check_model(config) -> None:
 def check_devices(config) -> None:
     import jax
 
-    n = jax.device_count()
     t = config.training
+    if jax.device_count() % t.seed_devices:
+        raise ConfigError(f'config.training.seed_devices={t.seed_devices} does not divide the {jax.device_count()} '
+                          'devices')
+    n = jax.device_count() // t.seed_devices  # the devices a batch is split over
     for key in ('batch_size', 'eval_batch_size'):
         if t[key] % n:
             raise ConfigError(f'config.training.{key}={t[key]} does not divide over {n} devices; '

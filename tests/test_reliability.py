@@ -53,6 +53,7 @@ BAD_VALUES = [
     ('training.label_smoothing', '1.0', 'config.training.label_smoothing=1.0: must be in [0, 1)'),
     ('training.batch_size', '0', 'config.training.batch_size=0: must be > 0'),
     ('training.num_seeds', '0', 'config.training.num_seeds=0: must be > 0'),
+    ('training.seed_devices', '2', 'config.training.seed_devices=2: must be > 0 and divide training.num_seeds=1'),
     ('training.dtype', 'float16', "config.training.dtype='float16'; choose one of float32, bfloat16"),
     ('training.keep_checkpoints', '0', 'config.training.keep_checkpoints=0: must be > 0'),
 ]

@@ -277,3 +277,23 @@ def test_the_report_reads_the_replicas_as_seeds_of_one_point(seeds_run):
 
     _, workdir, _ = seeds_run
     assert sorted(os.path.basename(r.directory) for r in find_runs(str(workdir))) == [f'seed{k}' for k in range(SEEDS)]
+
+
+def test_seeds_spread_over_devices_are_the_runs_of_their_seeds(runs, seeds_run, tiny_cifar10, cache_dir, tmp_path):
+    from cnnzoo.training import replica
+
+    one_config, root = runs
+    config, _, summary = seeds_run
+    spread = {**SETTINGS, 'training.num_seeds': '2', 'training.seed_devices': '2'}
+    out = train_on_devices(4, tmp_path, tiny_overrides(tiny_cifar10, cache_dir, **spread))
+    assert '4 cpu device(s), 2 seeds in one program' in out
+    two = tiny_config(tiny_cifar10, cache_dir, **spread)
+    ckpts = Checkpoints(str(tmp_path), keep=2)
+    try:
+        state = ckpts.restore(build(tiny_config(tiny_cifar10, cache_dir, **{**spread, 'training.seed_devices': '1'})).state)
+    finally:
+        ckpts.close()
+    assert two.training.seed_devices == 2
+    # Replica 0 is seed 0's run; replica 1 the 3-seed run's replica 1 (seed 1), both within tolerance.
+    assert rel_diff(params_at(one_config, root / 'one'), replica(state, 0).params) < TWENTY_STEPS
+    assert rel_diff(replica(summary['state'], 1).params, replica(state, 1).params) < TWENTY_STEPS
