@@ -325,6 +325,7 @@ def train_and_evaluate(config, workdir: str, *, extend: bool = False) -> dict:
         use_compilation_cache()
     if not is_primary():  # process 0 guards and binds the workdir; the others train beside it
         with _StopSignals() as signals:
+            write_or_check_config(workdir, config, extend=extend, write=False)  # refuse what process 0 refuses
             return _train(config, workdir, signals)
     with _StopSignals() as signals, provisional_files(workdir):
         lock = WorkdirLock(workdir).acquire()

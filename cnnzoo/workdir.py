@@ -76,12 +76,13 @@ def _flatten(d: dict, prefix: str = '') -> dict:
 LENGTH_KEYS = {'training.num_steps', 'training.num_epochs'}
 
 
-def write_or_check_config(workdir: str, config, *, extend: bool = False) -> None:
+def write_or_check_config(workdir: str, config, *, extend: bool = False, write: bool = True) -> None:
     """Writes ``config.json``; when there is a checkpoint to resume, refuses a config that would change the run.
 
     A start that failed before its first checkpoint (say, the data was not found) binds nothing.
     With ``extend``, the run's length (``training.num_steps`` / ``num_epochs``) may change; each
     change is appended to ``config_history.jsonl`` with the checkpoint step it takes effect at.
+    ``write=False`` checks only (the other processes of a multi-process run, beside process 0).
     """
     path = os.path.join(workdir, 'config.json')
     text = config_lib.to_json(config)
@@ -102,9 +103,11 @@ def write_or_check_config(workdir: str, config, *, extend: bool = False) -> None
         if changed:
             record = {'step': latest_checkpoint_step(workdir),
                       'changes': {k: [saved.get(k), current.get(k)] for k in changed}}
-            with open(os.path.join(workdir, 'config_history.jsonl'), 'a') as f:
-                f.write(json.dumps(record) + '\n')
-    _atomic_write(path, text + '\n')
+            if write:
+                with open(os.path.join(workdir, 'config_history.jsonl'), 'a') as f:
+                    f.write(json.dumps(record) + '\n')
+    if write:
+        _atomic_write(path, text + '\n')
 
 
 def latest_checkpoint_step(workdir: str) -> int | None:

@@ -305,3 +305,15 @@ def test_seeds_spread_over_devices_are_the_runs_of_their_seeds(runs, seeds_run, 
     # Replica 0 is seed 0's run; replica 1 the 3-seed run's replica 1 (seed 1), both within tolerance.
     assert rel_diff(params_at(one_config, root / 'one'), replica(state, 0).params) < TWENTY_STEPS
     assert rel_diff(replica(summary['state'], 1).params, replica(state, 1).params) < TWENTY_STEPS
+
+
+def test_a_batch_that_does_not_divide_over_the_devices_is_one_line(tiny_cifar10, cache_dir, tmp_path):
+    env = dict(os.environ, XLA_FLAGS='--xla_force_host_platform_device_count=4')
+    cmd = [sys.executable, TRAIN, '--config', EXPERIMENT, '--workdir', str(tmp_path / 'run')]
+    overrides = tiny_overrides(tiny_cifar10, cache_dir, **{'training.batch_size': '30'})
+    result = subprocess.run(cmd + [f'--config.{k}={v}' for k, v in overrides], env=env, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 2
+    assert result.stderr == ('error: config.training.batch_size=30 does not divide over 4 devices; '
+                             'use a multiple of 4\n')
+    assert not (tmp_path / 'run').exists()
