@@ -22,7 +22,10 @@ returns a list of points; each point is a dict of overrides of the file's own co
 - A file without ``get_sweep()`` is a grid of one point, its own config.
 
 Overrides on the command line apply to every point, after the point's own. ``--seeds`` sets
-``config.seed`` of each run (default: the point's own seed). Every point is built and checked
+``config.seed`` of each run (default: the point's own seed). ``--vmap-seeds`` trains a point's seeds
+(consecutive: ``--seeds 0,1,2``) as one program, ``training.num_seeds`` replicas vmapped together;
+each replica writes the run directory its seed would have had, so the manifest, ``--list`` and the
+report read the same layout. Every point is built and checked
 (:func:`cnnzoo.validation.check_config`) before anything runs: a bad key or value anywhere in the grid
 is one line and exit status 2, at ``--list`` time as well.
 
@@ -80,7 +83,7 @@ from cnnzoo.report import is_locked, read_run, same_run_config
 MANIFEST = 'sweep.json'
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 USAGE = ('usage: sweep.py --config EXPERIMENT.py --workdir DIR [--seeds 0,1,2] [--only GLOB[,GLOB]] '
-         '[--list] [--config.KEY=VALUE ...]\n'
+         '[--vmap-seeds] [--list] [--config.KEY=VALUE ...]\n'
          '  example: cnnzoo sweep --config experiments/he2016_cifar10.py --workdir runs/he2016 '
          '--only "resnet20*,plain20*" --seeds 0,1 --list')
 
@@ -234,6 +237,24 @@ def make_runs(points: list[Point], workdir: str, seeds: Sequence[int] | None) ->
     return runs
 
 
+def make_jobs(runs: list[Run], seeds: Sequence[int] | None, vmap_seeds: bool) -> list[tuple[list[Run], object, str]]:
+    """What trains, in order: ``(runs, config, directory)``; one run each, or with ``vmap_seeds`` each
+    point's seeds as one program (``training.num_seeds``) in the point's directory, whose ``seed<N>/``
+    replicas are the runs' directories."""
+    if not vmap_seeds:
+        return [([run], run.config, run.directory) for run in runs]
+    if seeds is None or list(seeds) != list(range(seeds[0], seeds[0] + len(seeds))):
+        raise ConfigError('--vmap-seeds trains seeds s, s+1, ..., s+K-1 in one program: give them with --seeds, '
+                          f'consecutive and increasing (got {",".join(map(str, seeds)) if seeds else "none"})')
+    jobs = []
+    for start in range(0, len(runs), len(seeds)):
+        group = runs[start:start + len(seeds)]
+        config = copy.deepcopy(group[0].config)
+        config.training.num_seeds = len(group)
+        jobs.append((group, config, os.path.dirname(group[0].directory)))
+    return jobs
+
+
 def parse_seeds(text: str | None) -> list[int] | None:
     if text is None:
         return None
@@ -357,11 +378,12 @@ class _SweepSignals:
 
 def run_sweep(grid_path: str, workdir: str, *, seeds: Sequence[int] | None = None, only: str | None = None,
               overrides: Sequence[tuple[str, str]] = (), list_only: bool = False,
-              command: Sequence[str] | None = None, out=None) -> int:
+              command: Sequence[str] | None = None, out=None, vmap_seeds: bool = False) -> int:
     """Runs (or, with ``list_only``, lists) the sweep; returns the exit status (see the module docstring)."""
     out = out or sys.stdout
     points = select(build_points(grid_path, overrides), only)
     runs = make_runs(points, workdir, seeds)
+    jobs = make_jobs(runs, seeds, vmap_seeds)
     manifest = Manifest(workdir)
     if list_only:
         _print_list(runs, manifest.read() if os.path.isdir(workdir) else {}, out)
@@ -385,44 +407,54 @@ def run_sweep(grid_path: str, workdir: str, *, seeds: Sequence[int] | None = Non
     manifest.update(start)
     failed = 0
     with _SweepSignals() as signals:
-        for i, run in enumerate(runs, 1):
+        for i, (job_runs, config, directory) in enumerate(jobs, 1):
             if signals.received:
                 break
-            label = f'[{i}/{len(runs)}] {run.point.name} seed {run.seed}'
-            state = run_state(run, manifest.read())
-            if state == 'done':
+            first = job_runs[0]
+            label = (f'[{i}/{len(jobs)}] {first.point.name} seed {first.seed}'
+                     + (f'..{job_runs[-1].seed} in one program' if len(job_runs) > 1 else ''))
+            states = [run_state(run, manifest.read()) for run in job_runs]
+            if all(state == 'done' for state in states):
                 print(f'{label}: done, skipped', file=out, flush=True)
-                manifest.set_run(run, state='done', error=None)
+                for run in job_runs:
+                    manifest.set_run(run, state='done', error=None)
                 continue
-            if state == 'running':
+            if 'running' in states or (len(job_runs) > 1 and is_locked(directory)):
                 print(f'{label}: running in another process, skipped', file=out, flush=True)
                 continue
             print(label, file=out, flush=True)
-            manifest.set_run(run, state='running', error=None, started=_now(), directory=run.directory)
+            for run in job_runs:
+                manifest.set_run(run, state='running', error=None, started=_now(), directory=run.directory)
             try:
                 signals.in_run = True
-                summary = train_and_evaluate(run.config, run.directory)
+                summary = train_and_evaluate(config, directory)
             except (RunError, ConfigError, DataError) as e:
                 signals.in_run = False
-                failed += 1
-                manifest.set_run(run, state='failed', error=_first_line(e), finished=_now())
+                failed += len(job_runs)
+                for run in job_runs:
+                    manifest.set_run(run, state='failed', error=_first_line(e), finished=_now())
                 print(f'{label}: failed: {_first_line(e)}', file=out, flush=True)
                 continue
             except _Stop as e:
                 signals.in_run = False
-                manifest.set_run(run, state='interrupted', error=f'stopped by {e}')
+                for run in job_runs:
+                    manifest.set_run(run, state='interrupted', error=f'stopped by {e}')
                 break
             signals.in_run = False
-            entry = manifest.read().get('runs', {}).get(run.key, {})
-            wall = entry.get('wall_seconds', 0.0) + summary['wall_seconds']
+            finals = ([r['final'] for r in summary['replicas']] if len(job_runs) > 1 else [summary['final']])
+            for run, final in zip(job_runs, finals, strict=True):
+                entry = manifest.read().get('runs', {}).get(run.key, {})
+                wall = entry.get('wall_seconds', 0.0) + summary['wall_seconds']
+                if summary['stopped_by']:
+                    manifest.set_run(run, state='interrupted', error=f'stopped by {summary["stopped_by"]}',
+                                     wall_seconds=wall, step=summary['step'])
+                else:
+                    manifest.set_run(run, state='done', error=None, finished=_now(), wall_seconds=wall,
+                                     step=summary['step'], total_steps=summary['total_steps'],
+                                     final_accuracy=(final or {}).get('accuracy'))
             if summary['stopped_by']:
                 signals.received = signals.received or signal.Signals[summary['stopped_by']].value
-                manifest.set_run(run, state='interrupted', error=f'stopped by {summary["stopped_by"]}',
-                                 wall_seconds=wall, step=summary['step'])
                 break
-            manifest.set_run(run, state='done', error=None, finished=_now(), wall_seconds=wall,
-                             step=summary['step'], total_steps=summary['total_steps'],
-                             final_accuracy=(summary['final'] or {}).get('accuracy'))
     done = sum(run_state(r, manifest.read()) == 'done' for r in runs)
     print(f'sweep {workdir}: {done}/{len(runs)} runs done, {failed} failed'
           + (f', stopped by {signal.Signals(signals.received).name}' if signals.received else '')
@@ -462,8 +494,8 @@ def sweep_main(argv: Sequence[str]) -> int:
         print(USAGE)
         return 0
     command = ['scripts/sweep.py', *argv]
-    list_only = '--list' in argv
-    argv = [a for a in argv if a != '--list']
+    list_only, vmap_seeds = '--list' in argv, '--vmap-seeds' in argv
+    argv = [a for a in argv if a not in ('--list', '--vmap-seeds')]
     status = 0
 
     def main():
@@ -474,6 +506,6 @@ def sweep_main(argv: Sequence[str]) -> int:
                 raise ConfigError(f'--{required} is required\n{USAGE}')
         status = run_sweep(flags['config'], flags['workdir'], seeds=parse_seeds(flags.get('seeds')),
                            only=flags.get('only'), overrides=overrides, list_only=list_only,
-                           command=command)
+                           command=command, vmap_seeds=vmap_seeds)
 
     return run_cli(main) or status

@@ -280,3 +280,24 @@ def test_a_grid_file_that_is_not_a_list_of_dicts_is_refused(tmp_path):
         build_points(write_grid(str(tmp_path), "[{'model.name': 'resnet20'}, {'model.name': 'resnet20'}]"))
     colliding = build_points(write_grid(str(tmp_path), "[{'data.data_dir': 'a b'}, {'data.data_dir': 'a_b'}]"))
     assert [p.name[:11] for p in colliding] == ['data_dir_a_'] * 2 and colliding[0].name != colliding[1].name
+
+
+def test_vmap_seeds_trains_each_points_seeds_as_one_program(tiny_cifar10, cache_dir, tmp_path, capsys):
+    grid = write_grid(str(tmp_path), "[{'model.activation': 'relu'}, {'model.activation': 'tanh'}]")
+    args = ['--config', grid, '--workdir', str(tmp_path / 'runs'), '--seeds', '3,4', '--vmap-seeds',
+            *tiny_overrides(tiny_cifar10, cache_dir)]
+    assert sweep_main(args) == 0
+    out = capsys.readouterr().out
+    assert '[1/2] relu seed 3..4 in one program' in out and '4/4 runs done, 0 failed' in out, out
+    with open(tmp_path / 'runs' / 'sweep.json') as f:
+        runs = json.load(f)['runs']
+    assert sorted(runs) == ['relu/seed3', 'relu/seed4', 'tanh/seed3', 'tanh/seed4']
+    assert all(r['state'] == 'done' and r['final_accuracy'] is not None for r in runs.values())
+    for key, entry in runs.items():  # each replica's own final evaluation, in its seed's directory
+        assert records(tmp_path / 'runs' / key)[-1]['accuracy'] == entry['final_accuracy']
+    assert sweep_main(args) == 0 and capsys.readouterr().out.count('done, skipped') == 2
+    text, _ = write_report(str(tmp_path / 'runs'))
+    assert re.search(r'^\| relu \| relu \| 2 \| \d+\.\d+ ± \d+\.\d+ \|', text, re.M), text  # two seeds
+    # Seeds that are not s, s+1, ... cannot share a program: one line at --list time.
+    assert sweep_main([*args[:4], '--seeds', '0,2', '--vmap-seeds', '--list']) == 2
+    assert '--vmap-seeds trains seeds s, s+1' in capsys.readouterr().err
