@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import functools
 import fcntl
 import json
 import os
@@ -40,7 +41,7 @@ from cnnzoo.config import ConfigError
 # Settings that do not define a run: where data is read from and what is printed.
 IGNORED_KEYS = {'seed', 'data.source', 'data.archive', 'data.data_dir', 'training.progress_bar',
                 'training.log_every_steps', 'training.checkpoint_every_steps', 'training.keep_checkpoints',
-                'training.eval_batch_size'}
+                'training.eval_batch_size', 'training.compilation_cache'}
 SKIP_DIRS = {'checkpoints', 'best', 'tb', 'plots'}
 
 
@@ -65,7 +66,16 @@ class RunFiles:
 
     @property
     def flat(self) -> dict:
-        return flatten(self.config)
+        """The config as dotted keys; keys the schema gained after the run started at their defaults."""
+        flat = flatten(self.config)
+        return {**flat, **{k: v for k, v in _schema_defaults().items() if k not in flat}}
+
+
+@functools.cache
+def _schema_defaults() -> dict:
+    from cnnzoo.config import default_config, to_json
+
+    return flatten(json.loads(to_json(default_config())))
 
 
 def flatten(d: dict, prefix: str = '') -> dict:
@@ -117,11 +127,10 @@ def _total_steps(config: dict, steps_per_epoch: int | None) -> int | None:
 def same_run_config(files: RunFiles, config) -> bool:
     """Whether the run in ``files`` is the run ``config`` describes (settings that do not change the
     trajectory aside, as on resume)."""
-    from cnnzoo.config import default_config, to_json
+    from cnnzoo.config import to_json
     from cnnzoo.workdir import RESUMABLE_CHANGES
 
-    # Keys the schema gained after the run started count at their defaults, as the loop counts them.
-    saved = {**flatten(json.loads(to_json(default_config()))), **files.flat}
+    saved = files.flat  # keys the schema gained since count at their defaults, as the loop counts them
     wanted = flatten(json.loads(to_json(config)))
     return all(saved.get(k) == wanted.get(k) for k in saved.keys() | wanted.keys() if k not in RESUMABLE_CHANGES)
 
@@ -278,7 +287,8 @@ def table_rows(points: list[PointSummary], keys: list[str]) -> tuple[list[str], 
     rows = []
     for p in points:
         done, total = p.values('epochs_done'), max(p.values('epochs_total'), default=None)
-        epochs = '–' if not done else (f'{min(done):g}' if min(done) == max(done) else f'{min(done):g}–{max(done):g}')
+        epochs = '–' if not done else (f'{min(done):.3g}' if min(done) == max(done)
+                                       else f'{min(done):.3g}–{max(done):.3g}')
         epochs += f'/{total:g}' if done and total else ''
         rows.append([p.name, *(_fmt_value(p.settings.get(k)) for k in keys), str(p.n),
                      _fmt(*mean_std(p.values('final_accuracy'))), _fmt(*mean_std(p.values('best_accuracy'))),
