@@ -133,6 +133,24 @@ def reference(tiny_cifar10, cache_dir, tmp_path_factory):
 FAST_LANE_MODELS = ('resnet20', 'alexnet_2012')
 
 
+# A full Inception v3 step compiles and runs for a minute on two CPU cores; these five modules
+# exercise every module kind, both grid reductions and the auxiliary head at half the cost.
+INCEPTION_SHORT = ('Mixed_5b', 'Mixed_6a', 'Mixed_6e', 'Mixed_7a', 'Mixed_7b')
+# GoogLeNet likewise: one module per stage, both max-pools, and the two modules the auxiliary
+# heads read (4a, 4d).
+GOOGLENET_SHORT = ('inception3a', 'maxpool3', 'inception4a', 'inception4d', 'maxpool4', 'inception5b')
+
+
+def shortened(model):
+    """``model`` with the Inception networks' module lists cut to the modules above (every module
+    kind kept); any other model unchanged."""
+    if getattr(model, 'mixed', None):  # Inception v3
+        model = model.clone(mixed=tuple(m for m in model.mixed if m[0] in INCEPTION_SHORT))
+    if getattr(model, 'layout', None) and any(m[0] == 'inception3a' for m in model.layout):  # GoogLeNet
+        model = model.clone(layout=tuple(m for m in model.layout if m[0] in GOOGLENET_SHORT))
+    return model
+
+
 def registry_params(names):
     """``names`` as pytest params, those outside FAST_LANE_MODELS marked slow."""
     return [pytest.param(name, marks=() if name in FAST_LANE_MODELS else pytest.mark.slow) for name in names]
