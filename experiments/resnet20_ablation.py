@@ -11,7 +11,7 @@ Run (about 5 minutes a run on two CPU cores, so 16 runs x 1 seed take over an ho
     python scripts/sweep.py --config experiments/resnet20_ablation.py --workdir runs/resnet20_ablation
     python scripts/report.py runs/resnet20_ablation
 
-Measured (results/studies/resnet20_ablation_cpu, seed 0, the JPEG copy of CIFAR-10), test accuracy %
+Expected, as measured (results/studies/resnet20_ablation_cpu, seed 0, the JPEG copy of CIFAR-10), test accuracy %
 after one epoch; one epoch ranks the forms by how fast they start to learn, not by where they end:
 
     activation   standard  relu_before_add  square       inverted_bottleneck
