@@ -15,7 +15,7 @@ run's settings, with every step's loss equal to 2-3 decimals. The tests allow 1e
 BatchNorm or a lost gradient shard already changes the first step's loss by whole percents. Measured
 on the suite's tiny archive: 1.4e-9 after one step and 7e-5 after 20 (4 devices against 1), 6e-5 (two
 processes killed and resumed, against one 4-device process), 7e-5 to 1.6e-4 (each of 3 vmapped seeds
-against its own run). The same tolerances serve the vmapped seeds, whose initialisation is bitwise
+against its own run); results/cpu/scale/tolerances.log). The same tolerances serve the vmapped seeds, whose initialisation is bitwise
 that of their single runs and whose batched convolutions add in another order.
 """
 
