@@ -6,6 +6,8 @@ form changed no number, and that the form is the one the speed-up relies on. Bat
 ``nn.BatchNorm`` bit for bit by default, and PyTorch's running variance with ``running_var='unbiased'``.
 """
 
+from functools import partial
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -75,3 +77,54 @@ def test_batch_norm_running_var_choice_is_checked():
     with pytest.raises(ValueError, match="bn_running_var='torch': choose one of biased, unbiased"):
         create_model('resnet20', num_classes=10, bn_running_var='torch').init(
             jax.random.PRNGKey(0), jnp.ones((1, 32, 32, 3)), train=False)
+
+
+# (input shape, kernel shape, stride, padding): each form of layers.conv_general_dilated (other
+# convolutions go to lax.conv_general_dilated unchanged).
+CONV_CASES = [
+    ((4, 9, 9, 12), (3, 3, 1, 12), 1, 1),  # depthwise, shifted sum on the CPU
+    ((4, 9, 9, 12), (3, 3, 1, 12), 2, 1),  # depthwise, strided, odd size
+    ((4, 9, 9, 12), (1, 1, 12, 7), 1, 0),  # 1x1, matrix product on the CPU
+    ((4, 9, 9, 12), (1, 1, 12, 7), 2, 0),  # 1x1 projection shortcut, strided, odd size
+    ((4, 2, 2, 12), (3, 3, 12, 7), 1, 1),  # kernel larger than the image: im2col product
+]
+
+
+def _conv(conv_fn, x, w, stride, pad):
+    dims = jax.lax.conv_dimension_numbers(x.shape, w.shape, ('NHWC', 'HWIO', 'NHWC'))
+    return conv_fn(x, w, (stride, stride), ((pad, pad), (pad, pad)), dimension_numbers=dims,
+                   feature_group_count=x.shape[-1] // w.shape[2])
+
+
+@pytest.mark.parametrize('x_shape, w_shape, stride, pad', CONV_CASES)
+def test_conv_forms_equal_xla_convolution_in_value_and_gradient(x_shape, w_shape, stride, pad):
+    from cnnzoo.models.layers import conv_general_dilated
+
+    x = jax.random.normal(jax.random.PRNGKey(0), x_shape)
+    w = jax.random.normal(jax.random.PRNGKey(1), w_shape)
+    cot = jax.random.normal(jax.random.PRNGKey(2), _conv(jax.lax.conv_general_dilated, x, w, stride, pad).shape)
+
+    @partial(jax.jit, static_argnums=0)
+    def value_and_grads(conv_fn):
+        out, vjp = jax.vjp(lambda x, w: _conv(conv_fn, x, w, stride, pad), x, w)
+        return (out, *vjp(cot))
+
+    for ours, xla in zip(value_and_grads(conv_general_dilated), value_and_grads(jax.lax.conv_general_dilated),
+                         strict=True):
+        assert ours.shape == xla.shape
+        np.testing.assert_allclose(np.asarray(ours), np.asarray(xla), rtol=1e-5, atol=1e-4)
+
+
+def test_conv_forms_on_the_cpu_leave_no_grouped_or_1x1_convolution():
+    """On the CPU the depthwise and 1x1 layers compile to no convolution at all (the slow kernels
+    the forms stand in for), in the forward pass and in the gradients."""
+    from cnnzoo.models.layers import conv_general_dilated
+
+    assert jax.default_backend() == 'cpu'
+    for x_shape, w_shape, stride, pad in CONV_CASES[:4]:  # the CPU-only forms
+        x, w = jnp.ones(x_shape), jnp.ones(w_shape)
+        loss = lambda x, w: jnp.sum(_conv(conv_general_dilated, x, w, stride, pad) ** 2)  # noqa: B023, E731
+        hlo = jax.jit(jax.grad(loss, argnums=(0, 1))).lower(x, w).compile().as_text()
+        assert 'convolution(' not in hlo, (x_shape, w_shape)
+    x, w = jnp.ones((4, 9, 9, 12)), jnp.ones((3, 3, 12, 8))
+    assert 'convolution(' in jax.jit(lambda x, w: _conv(conv_general_dilated, x, w, 1, 1)).lower(x, w).compile().as_text()

@@ -59,37 +59,79 @@ _NHWC = ('NHWC', 'HWIO', 'NHWC')
 def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilation=None,
                          dimension_numbers=None, feature_group_count=1, batch_group_count=1,
                          precision=None, preferred_element_type=None):
-    """``lax.conv_general_dilated``; where the kernel is larger than the input, as one matrix product.
+    """``lax.conv_general_dilated``, with three forms that XLA's CPU backend runs far too slowly
+    computed another way. Pass it as ``nn.Conv(..., conv_general_dilated=conv_general_dilated)``.
 
-    Pass it as ``nn.Conv(..., conv_general_dilated=conv_general_dilated)``. Why: when the kernel
-    is larger than the image in every spatial dimension (a 3x3 convolution on a 2x2 or 1x1 map, as
-    in the last stage of VGG's CIFAR head, or an ImageNet ResNet on 32x32 images), XLA swaps the
-    convolution's operands into a form that no fast CPU kernel takes; it ran ~100x slower than the
-    same convolution as a matrix product (1.7 s against 12 ms for 128x2x2x512 -> 512), and made
-    VGG-16 train 3x slower than PyTorch on CPU. The matrix product gathers the image patches
-    (im2col, tiny for such maps) and multiplies them by the kernel: the same sum of products, so
-    the same function, up to the order in which floats are added. Anything else (groups,
-    dilation, another layout) goes to ``lax.conv_general_dilated`` unchanged.
+    - A kernel larger than the input in every spatial dimension (a 3x3 convolution on a 2x2 or 1x1
+      map, as in the last stage of VGG's CIFAR head, or an ImageNet ResNet on 32x32 images): XLA
+      swaps the convolution's operands into a form that no fast CPU kernel takes; it ran ~100x
+      slower than the same convolution as a matrix product (1.7 s against 12 ms for 128x2x2x512 ->
+      512), and made VGG-16 train 3x slower than PyTorch on CPU. Here it is that matrix product:
+      the image patches (im2col, tiny for such maps) times the kernel, on every backend.
+    - A depthwise convolution (one group per channel, one output per group: MobileNetV2's 3x3 in
+      the inverted bottleneck): XLA's CPU grouped convolution and its gradients took 7.5 s for the
+      forward and backward pass of a 128x32x32x96 map, against 0.5 s for the same sum of products
+      written as nine shifted, scaled copies of the input (``_depthwise_by_shifts``; results/cpu/
+      depthwise.log). ``lax.platform_dependent`` takes that form only where the program is
+      compiled for the CPU; GPUs keep XLA's convolution (cuDNN has depthwise kernels).
+    - A 1x1 convolution without padding (a bottleneck's reduce and expand layers, projection
+      shortcuts, the inverted bottleneck's expansion and projection): XLA's CPU convolution and its
+      gradients took 3-8x as long as the same layer as a matrix product over the (strided) pixels
+      (583 against 186 ms for 128x32x32x16 -> 96 forward and backward; results/cpu/depthwise.log).
+      Also taken only on the CPU.
+
+    All are the same function, up to the order in which floats are added. Anything else (dilation,
+    several channels per group, another layout) goes to ``lax.conv_general_dilated`` unchanged.
     """
-    spatial = lhs.ndim - 2
-    kernel_size, image_size = rhs.shape[:spatial], lhs.shape[1:1 + spatial]
-    plain = (feature_group_count == 1 and batch_group_count == 1 and spatial == 2
-             and all(d == 1 for d in (lhs_dilation or ()) + (rhs_dilation or ()))
-             and dimension_numbers == lax.conv_dimension_numbers(lhs.shape, rhs.shape, _NHWC))
-    if not plain or any(k <= n for k, n in zip(kernel_size, image_size)):
+    def xla(lhs, rhs):
         return lax.conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation, rhs_dilation,
                                         dimension_numbers, feature_group_count, batch_group_count,
                                         precision=precision, preferred_element_type=preferred_element_type)
+
+    spatial = lhs.ndim - 2
+    kernel_size, image_size = rhs.shape[:spatial], lhs.shape[1:1 + spatial]
+    nhwc = (batch_group_count == 1 and spatial == 2
+            and all(d == 1 for d in (lhs_dilation or ()) + (rhs_dilation or ()))
+            and dimension_numbers == lax.conv_dimension_numbers(lhs.shape, rhs.shape, _NHWC))
+    if not nhwc:
+        return xla(lhs, rhs)
     pads = lax.padtype_to_pads(image_size, kernel_size, window_strides, padding) if isinstance(padding, str) \
         else [tuple(p) for p in padding]
-    x = jnp.pad(lhs, ((0, 0), *pads, (0, 0)))
-    (kh, kw), (sh, sw) = kernel_size, window_strides
+    if feature_group_count == 1 and all(k > n for k, n in zip(kernel_size, image_size)):
+        windows = _windows(jnp.pad(lhs, ((0, 0), *pads, (0, 0))), kernel_size, window_strides)
+        patches = jnp.concatenate(windows, axis=-1)
+        kernel = rhs.reshape(-1, rhs.shape[3])  # HWIO rows in the patches' order
+        return lax.dot_general(patches, kernel, (((3,), (0,)), ((), ())), precision=precision,
+                               preferred_element_type=preferred_element_type)
+    if feature_group_count == 1 and tuple(kernel_size) == (1, 1) and all(p == (0, 0) for p in pads):
+        def pointwise(lhs, rhs):
+            sh, sw = window_strides
+            return lax.dot_general(lhs[:, ::sh, ::sw, :], rhs[0, 0], (((3,), (0,)), ((), ())), precision=precision,
+                                   preferred_element_type=preferred_element_type)
+        return lax.platform_dependent(lhs, rhs, cpu=pointwise, default=xla)
+    if feature_group_count > 1 and rhs.shape[2] == 1 and feature_group_count == lhs.shape[3] == rhs.shape[3]:
+        def by_shifts(lhs, rhs):
+            return _depthwise_by_shifts(lhs, rhs, window_strides, pads, preferred_element_type)
+        return lax.platform_dependent(lhs, rhs, cpu=by_shifts, default=xla)
+    return xla(lhs, rhs)
+
+
+def _windows(x, kernel_size, strides):
+    """The kh*kw strided views of the padded NHWC image ``x`` that a convolution's taps read, in
+    the kernel's row-major (HW) order."""
+    (kh, kw), (sh, sw) = kernel_size, strides
     oh, ow = (x.shape[1] - kh) // sh + 1, (x.shape[2] - kw) // sw + 1
-    patches = jnp.concatenate([x[:, i:i + (oh - 1) * sh + 1:sh, j:j + (ow - 1) * sw + 1:sw, :]
-                               for i in range(kh) for j in range(kw)], axis=-1)
-    kernel = rhs.reshape(kh * kw * rhs.shape[2], rhs.shape[3])  # HWIO rows in the patches' order
-    return lax.dot_general(patches, kernel, (((3,), (0,)), ((), ())), precision=precision,
-                           preferred_element_type=preferred_element_type)
+    return [x[:, i:i + (oh - 1) * sh + 1:sh, j:j + (ow - 1) * sw + 1:sw, :] for i in range(kh) for j in range(kw)]
+
+
+def _depthwise_by_shifts(lhs, rhs, strides, pads, preferred_element_type=None):
+    """A depthwise convolution (HW1C kernel) as the sum over its taps of the shifted input times
+    that tap's per-channel weight. Sums in float32 at least, as XLA's convolutions accumulate."""
+    acc = jnp.promote_types(lhs.dtype, jnp.float32)
+    windows = _windows(jnp.pad(lhs, ((0, 0), *pads, (0, 0))), rhs.shape[:2], strides)
+    taps = rhs.reshape(-1, rhs.shape[3]).astype(acc)
+    out = sum(w.astype(acc) * t for w, t in zip(windows, taps))
+    return out.astype(preferred_element_type or lhs.dtype)
 
 
 # torchvision initialises convolutions with kaiming_normal_(mode='fan_out', nonlinearity='relu').
