@@ -1,8 +1,10 @@
 """orbax checkpoints of a run: the last k under ``checkpoints/``, the best by eval accuracy under ``best/``.
 
 A checkpoint holds every array of the :class:`~cnnzoo.training.TrainState` (step, params,
-batch_stats, optimizer state). Nothing else is needed to resume exactly: data order and random
-numbers are derived from ``(seed, epoch)`` and ``(seed, step)``. orbax writes into a temporary
+batch_stats, optimizer state). For data held on the device nothing else is needed to resume
+exactly: data order and random numbers are derived from ``(seed, epoch)`` and ``(seed, step)``.
+A streamed run (``Checkpoints(..., data=True)``) also saves its data iterator's state (a JSON item,
+``data``, beside the arrays' ``state``), so that it resumes on the same batches. orbax writes into a temporary
 directory and renames it when complete, so a run killed during a save leaves the previous
 checkpoint intact and the half-written one is ignored (and removed when the run starts again).
 
@@ -45,15 +47,19 @@ _ORBAX_FILTER = _NoOrbaxTracebacks()
 
 
 class Checkpoints:
-    def __init__(self, workdir: str, *, keep: int, warn=None):
+    def __init__(self, workdir: str, *, keep: int, warn=None, data: bool = False):
         self.workdir = os.path.abspath(workdir)
+        self.data = data
         logging.getLogger('absl').addFilter(_ORBAX_FILTER)  # adding the same filter twice is a no-op
         _quiet_abandoned_writes()
         self._warn = warn or (lambda text: print(f'warning: {text}', file=sys.stderr, flush=True))
+        handlers = {'item_handlers': {'state': ocp.StandardCheckpointHandler(),
+                                      'data': ocp.JsonCheckpointHandler()}} if data else {}
         self.last = ocp.CheckpointManager(
             os.path.join(self.workdir, 'checkpoints'),
             options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True,
-                                                 cleanup_tmp_directories=True))
+                                                 cleanup_tmp_directories=True), **handlers)
+        self.restored_data = None  # the data item of the checkpoint restore() last read (data=True)
         self.best = ocp.CheckpointManager(
             os.path.join(self.workdir, 'best'),
             options=ocp.CheckpointManagerOptions(max_to_keep=1, create=True, best_fn=_accuracy,
@@ -62,12 +68,15 @@ class Checkpoints:
     def latest_step(self) -> int | None:
         return self.last.latest_step()
 
-    def save(self, state, *, force: bool = False) -> None:
+    def save(self, state, *, force: bool = False, data: dict | None = None) -> None:
+        """Saves ``state`` (and, with ``data=True``, the data iterator's state ``data``)."""
         step = int(state.step)
         if step in self.last.all_steps():
             return
-        self._guarded(self.last, step, lambda: self.last.save(
-            step, args=ocp.args.StandardSave(state.checkpoint_items()), force=force))
+        args = ocp.args.StandardSave(state.checkpoint_items())
+        if self.data:
+            args = ocp.args.Composite(state=args, data=ocp.args.JsonSave(data))
+        self._guarded(self.last, step, lambda: self.last.save(step, args=args, force=force))
 
     def save_best(self, state, accuracy: float) -> None:
         step = int(state.step)
@@ -113,9 +122,15 @@ class Checkpoints:
 
     def _restore_or_set_aside(self, manager, step: int, state):
         target = jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, state.checkpoint_items())
+        args = ocp.args.StandardRestore(target)
+        with_data = self.data and manager is self.last
+        if with_data:
+            args = ocp.args.Composite(state=args, data=ocp.args.JsonRestore())
         try:
             with _quiet_abandoned_reads():
-                items = manager.restore(step, args=ocp.args.StandardRestore(target))
+                items = manager.restore(step, args=args)
+                if with_data:
+                    self.restored_data, items = items.data, items.state
         except Exception as e:  # noqa: BLE001 - orbax and tensorstore raise many kinds; all mean "unreadable"
             where = self._set_aside(manager, step)
             self._warn(f'checkpoint {manager.directory}/{step} cannot be restored ({_first_line(e)}); '

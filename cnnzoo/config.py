@@ -37,12 +37,28 @@ def default_config() -> ml_collections.ConfigDict:
     c.seed = 0  # initialisation, data order and augmentation all derive from it
 
     c.data = ml_collections.ConfigDict()
-    c.data.name = 'cifar10'  # 'cifar10' | 'cifar100'
-    c.data.source = 'auto'  # 'auto' | 'archive' | 'tfds'
+    # 'cifar10' | 'cifar100' with the archive or tfds; with source='tfds' any image classification
+    # dataset of tensorflow-datasets ('imagenet2012', 'imagenette', 'svhn_cropped', 'mnist', ...).
+    c.data.name = 'cifar10'
+    # 'auto' (CIFAR: an archive, else tfds) | 'archive' | 'tfds' | 'folder' (data.folder's images)
+    c.data.source = 'auto'
     c.data.archive = ''  # path to an official CIFAR archive; '' = look in data_dir
     c.data.data_dir = ''  # '' = $CNNZOO_DATA_DIR or ~/.cache/cnnzoo
+    c.data.manual_dir = ''  # tfds: where a manually downloaded dataset lies (imagenet2012's tar files)
+    # An image folder: <folder>/train/<class>/<image> and <folder>/val/<class>/<image> (torchvision's
+    # ImageFolder layout; classes in sorted order).
+    c.data.folder = ''
+    c.data.train_split = 'train'  # tfds split or folder sub-directory to train on
+    c.data.eval_split = ''  # '' = tfds 'validation' (else 'test'); folder 'val' (or 'validation', 'test')
+    # How batches reach the device: 'device' holds the whole set on the device (CIFAR); 'grain'
+    # streams it (cnnzoo.data.streaming); 'auto' = 'device' for CIFAR, 'grain' for the rest.
+    c.data.loader = 'auto'
+    c.data.workers = -1  # grain: worker processes decoding and cropping; -1 = one per CPU core
+    # grain: the side of the square images; 0 = the preset's (imagenet: 224, 299 for inception_v3),
+    # else the data's own size (the images must then be square and of one size).
+    c.data.image_size = 0
     c.data.validation_size = 0  # e.g. 5000 for He et al.'s 45k/5k split; evaluate on it
-    c.data.augment = 'crop_flip'  # see cnnzoo.data.AUGMENT_PRESETS
+    c.data.augment = 'crop_flip'  # see cnnzoo.data.AUGMENT_PRESETS; 'imagenet' crops on the host (grain)
     # 'online': fresh augmentation at every step. 'expand': the training set becomes the originals
     # plus copies augmented once from the seed (crop_flip: 100k CIFAR images, crop_flip_color_blur:
     # 150k), trained on without further draws; an epoch is then a pass over the expanded set.
@@ -208,9 +224,10 @@ def apply_overrides(config: ml_collections.ConfigDict, overrides: Sequence[tuple
     return config
 
 
+CIFAR_NAMES = ('cifar10', 'cifar100')
 _CHOICES = {
-    ('data', 'name'): ('cifar10', 'cifar100'),
-    ('data', 'source'): ('auto', 'archive', 'tfds'),
+    ('data', 'source'): ('auto', 'archive', 'tfds', 'folder'),
+    ('data', 'loader'): ('auto', 'device', 'grain'),
     ('data', 'augment_mode'): ('online', 'expand'),
     ('optimizer', 'name'): ('sgd', 'adam', 'adamw'),
     ('schedule', 'name'): ('constant', 'piecewise', 'ratio', 'cosine'),
@@ -228,13 +245,57 @@ def validate(config: ml_collections.ConfigDict) -> None:
     if (t.num_epochs > 0) == (t.num_steps > 0):
         raise ConfigError('set exactly one of config.training.num_epochs and config.training.num_steps '
                           f'to a positive value (got {t.num_epochs} and {t.num_steps})')
-    if config.data.validation_size < 0:
-        raise ConfigError('config.data.validation_size must be >= 0')
+    _check_data(config.data, t)
     for key, value, ok, allowed in _ranges(config):
         if not ok:
             raise ConfigError(f'config.{key}={value!r}: must be {allowed}')
     if not isinstance(config.model.get('name'), str):
         raise ConfigError('config.model.name must be a model name (see scripts/models.py or list_models())')
+
+
+def data_loader(data) -> str:
+    """The loader a data section resolves to: 'device' or 'grain' (``data.loader='auto'``: the
+    device for CIFAR from an archive or tfds, grain for a folder or another tfds dataset)."""
+    if data.loader != 'auto':
+        return data.loader
+    return 'device' if data.source != 'folder' and data.name in CIFAR_NAMES else 'grain'
+
+
+def _check_data(data, training) -> None:
+    if data.source in ('auto', 'archive') and data.name not in CIFAR_NAMES:
+        raise ConfigError(f'config.data.name={data.name!r} with config.data.source={data.source!r}: the archive '
+                          f'readers know {", ".join(CIFAR_NAMES)}; use --config.data.source=tfds for a '
+                          'tensorflow-datasets dataset, or source=folder with data.folder')
+    if data.source == 'folder' and not data.folder:
+        raise ConfigError('config.data.source=folder needs config.data.folder=PATH (PATH/train/<class>/<image>)')
+    if data.validation_size < 0:
+        raise ConfigError('config.data.validation_size must be >= 0')
+    if data.workers < -1:
+        raise ConfigError(f'config.data.workers={data.workers!r}: must be >= 0, or -1 for one per CPU core')
+    if data.image_size < 0:
+        raise ConfigError(f'config.data.image_size={data.image_size!r}: must be >= 0 (0: the preset\'s or data\'s size)')
+    loader = data_loader(data)
+    if loader == 'device':
+        if data.source == 'folder' or data.name not in CIFAR_NAMES:
+            raise ConfigError(f'config.data.loader=device holds CIFAR on the device; {data.folder or data.name} '
+                              'streams: use --config.data.loader=grain')
+        if data.augment == 'imagenet':
+            raise ConfigError("config.data.augment='imagenet' crops on the host, in the streaming path: use "
+                              '--config.data.loader=grain')
+        if data.image_size:
+            raise ConfigError(f'config.data.image_size={data.image_size} resizes in the streaming path only '
+                              '(data.loader=grain); CIFAR on the device stays 32x32')
+        return
+    streamed = f'config.data.loader=grain (streaming {data.folder or data.name})'
+    if data.augment_mode != 'online':
+        raise ConfigError(f"config.data.augment_mode={data.augment_mode!r} needs the whole set on the device; "
+                          f'{streamed} augments online')
+    if data.validation_size:
+        raise ConfigError(f'config.data.validation_size={data.validation_size} splits a set held on the device; '
+                          f'with {streamed} name the held-out split: config.data.eval_split')
+    if training.num_seeds > 1:
+        raise ConfigError(f'config.training.num_seeds={training.num_seeds} trains replicas on their own data orders '
+                          f'from the set on the device; with {streamed}, run one seed per run')
 
 
 def _ranges(config):

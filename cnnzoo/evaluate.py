@@ -6,7 +6,7 @@ import os
 
 from cnnzoo import config as config_lib
 from cnnzoo.checkpoints import Checkpoints
-from cnnzoo.loop import build, make_evaluator
+from cnnzoo.loop import build, is_streamed, make_evaluator
 from cnnzoo.validation import check_config
 from cnnzoo.workdir import RunError, has_checkpoint
 
@@ -32,8 +32,8 @@ def evaluate_checkpoint(workdir: str, *, which: str | int = 'best', overrides=()
     best = os.path.join(workdir, 'best')  # a replica's directory has its best checkpoint only
     if not has_checkpoint(workdir) and not (os.path.isdir(best) and any(n.isdigit() for n in os.listdir(best))):
         raise RunError(f'{workdir} has no checkpoint yet')
-    setup = build(config, initial_weights=False)  # the checkpoint replaces them
-    ckpts = Checkpoints(workdir, keep=config.training.keep_checkpoints)
+    setup = build(config, initial_weights=False, training=False)  # the checkpoint replaces them
+    ckpts = Checkpoints(workdir, keep=config.training.keep_checkpoints, data=is_streamed(setup.dataset))
     try:
         # 'best' falls back to the latest: a run stopped before its first evaluation has no best.
         state = ckpts.restore(setup.state, which)
@@ -43,3 +43,69 @@ def evaluate_checkpoint(workdir: str, *, which: str | int = 'best', overrides=()
         raise RunError(f'no checkpoint of {workdir} can be restored (the damaged ones are in {workdir}/damaged)')
     result = make_evaluator(setup, config.training.eval_batch_size)(state)
     return {'model': config.model.name, 'step': int(state.step), **result}
+
+
+def evaluate_torch_checkpoint(config, path: str, *, compare: bool = True) -> dict:
+    """Accuracy of a PyTorch ``state_dict`` file (a torchvision checkpoint, say) converted to
+    ``config``'s model, on its data's evaluation split, and (``compare``) the agreement of its
+    predictions with the PyTorch twin's, which reads the same files through its own pipeline
+    (:mod:`cnnzoo.torch.pipeline`): top-1 agreement, the largest logit difference, both accuracies.
+
+    The whole state_dict is loaded, the classifier head included: its class count must be the
+    data's. The twin comparison is made for streamed data (an image folder or tfds).
+    """
+    import numpy as np
+
+    from cnnzoo.loop import eval_logits
+    from cnnzoo.torch.convert import ConversionError, init_from_state_dict, load_torch_checkpoint
+
+    check_config(config)
+    setup = build(config, initial_weights=False, training=False)
+    try:
+        state_dict = load_torch_checkpoint(os.path.expanduser(path))
+        _check_head(path, state_dict, setup)
+        variables = init_from_state_dict(setup.state.variables(), state_dict, setup.model, reset_head=False)
+    except ConversionError as e:
+        raise RunError(str(e)) from e
+    state = setup.state.replace(params=variables['params'], batch_stats=variables.get('batch_stats', {}))
+    logits, labels = eval_logits(setup, state, config.training.eval_batch_size)
+    result = {'model': config.model.name, 'checkpoint': path, 'count': len(labels),
+              'accuracy': float(np.mean(np.argmax(logits, -1) == labels)),
+              'top5_accuracy': _top5(logits, labels)}
+    if compare and is_streamed(setup.dataset):
+        import torch
+
+        from cnnzoo.torch.models import create_torch_model
+        from cnnzoo.torch.pipeline import eval_transform, twin_logits
+
+        ds = setup.dataset
+        fields = {k: v for k, v in config.model.items() if k != 'name'}
+        twin = create_torch_model(config.model.name, num_classes=ds.num_classes, **fields)
+        twin.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in state_dict.items()})
+        transform = eval_transform(ds.preset, ds.image_size, ds.mean, ds.std)
+        theirs = twin_logits(twin, ds.eval, transform)
+        diff = np.abs(theirs - logits)
+        result.update(torch_pipeline=transform.name, torch_accuracy=float(np.mean(np.argmax(theirs, -1) == labels)),
+                      top1_agreement=float(np.mean(np.argmax(theirs, -1) == np.argmax(logits, -1))),
+                      max_logit_difference=float(diff.max()),
+                      max_relative_difference=float(diff.max() / max(np.abs(theirs).max(), 1e-12)))
+    return result
+
+
+def _check_head(path: str, state_dict, setup) -> None:
+    """The checkpoint's classifier must have one output per class of the data."""
+    from cnnzoo.torch.convert import head_layers
+
+    for layer in head_layers(setup.model):
+        bias = state_dict.get(f'{layer.torch}.bias')
+        if bias is not None and bias.shape[0] != setup.dataset.num_classes:
+            raise RunError(f'{path}: its classifier ({layer.torch}) has {bias.shape[0]} outputs, the data '
+                           f'{setup.dataset.num_classes} classes; evaluate it on data with its classes')
+
+
+def _top5(logits, labels) -> float:
+    import numpy as np
+
+    k = min(5, logits.shape[-1])
+    top = np.argsort(-logits, axis=-1)[:, :k]
+    return float(np.mean(np.any(top == labels[:, None], axis=-1)))

@@ -58,7 +58,8 @@ from cnnzoo.progress import Progress, Throughput, format_duration
 from cnnzoo.training import (TrainState, init_variables, make_eval_step, make_optimizer,
                              make_schedule, make_train_step, over_replicas, replica, replica_axes,
                              steps_from_epochs)
-from cnnzoo.validation import check_against_data, check_config
+from cnnzoo.config import CIFAR_NAMES, data_loader
+from cnnzoo.validation import check_against_data, check_config, stream_image_size
 from cnnzoo.workdir import (MetricsLog, RunError, WorkdirLock, has_checkpoint, provisional_files,
                              write_or_check_config)
 
@@ -79,16 +80,16 @@ class Setup:
     replicas: int = 1  # training.num_seeds: the state holds this many replicas (over_replicas)
 
 
-def build(config, *, dataset: data_lib.Dataset | None = None, initial_weights: bool = True) -> Setup:
+def build(config, *, dataset: data_lib.Dataset | None = None, initial_weights: bool = True,
+          training: bool = True) -> Setup:
     """Data, model, schedule and the initial state of ``config``.
 
     ``initial_weights=False`` skips ``config.init.torch_checkpoint``: a state about to be replaced by
     a restored checkpoint (resume, evaluation) needs neither the file nor the time to convert it.
+    ``training=False`` (an evaluation): a streamed image folder needs only its evaluation split, and
+    the training set's size is not checked against the run's length.
     """
-    dataset = dataset or data_lib.load_dataset(
-        config.data.name, source=config.data.source, archive=_path(config.data.archive),
-        data_dir=_path(config.data.data_dir), validation_size=config.data.validation_size,
-        seed=config.seed)
+    dataset = dataset or open_data(config, training=training)
     if config.data.augment_mode == 'expand':
         dataset = data_lib.expand_dataset(dataset, config.data.augment, config.seed)
     fields = {k: v for k, v in config.model.items() if k != 'name'}
@@ -96,20 +97,20 @@ def build(config, *, dataset: data_lib.Dataset | None = None, initial_weights: b
                          dtype=DTYPES[config.training.dtype], **fields)
 
     batch_size = config.training.batch_size
-    steps_per_epoch = len(dataset.train_images) // batch_size
+    steps_per_epoch = dataset.num_train // batch_size if training else max(1, dataset.num_train // batch_size)
     if steps_per_epoch == 0:
-        raise RunError(f'batch size {batch_size} is larger than the training set '
-                       f'({len(dataset.train_images)} images)')
+        raise RunError(f'batch size {batch_size} is larger than the training set ({dataset.num_train} images)')
     t = config.training
     total_steps = t.num_steps if t.num_steps > 0 else steps_from_epochs(t.num_epochs, steps_per_epoch)
-    check_against_data(config, steps_per_epoch=steps_per_epoch, total_steps=total_steps)
+    if training:
+        check_against_data(config, steps_per_epoch=steps_per_epoch, total_steps=total_steps)
     learning_rate_fn = make_schedule(config, steps_per_epoch=steps_per_epoch, total_steps=total_steps)
     tx = make_optimizer(config.optimizer, learning_rate_fn)
 
     mesh = make_mesh(t.seed_devices)
     if batch_size % mesh.shape['data'] or t.eval_batch_size % mesh.shape['data']:
         raise RunError(f'batch sizes must divide evenly over {mesh.shape["data"]} devices')
-    shape = dataset.train_images.shape[1:]
+    shape = dataset.image_shape
     if t.num_seeds == 1:
         variables = init_variables(model, init_key(config.seed), shape)
         if initial_weights and config.init.torch_checkpoint:
@@ -129,6 +130,25 @@ def build(config, *, dataset: data_lib.Dataset | None = None, initial_weights: b
         state = state.replace(step=replicate(mesh, state.step), params=spread(state.params),
                               batch_stats=spread(state.batch_stats), opt_state=spread(state.opt_state))
     return Setup(dataset, model, state, steps_per_epoch, total_steps, learning_rate_fn, mesh, t.num_seeds)
+
+
+def open_data(config, *, training: bool = True):
+    """The data of ``config``: a :class:`cnnzoo.data.Dataset` held whole on the device, or, with
+    ``data.loader`` resolving to 'grain', a :class:`cnnzoo.data.streaming.Stream` of this process's
+    share (``training=False``: of an image folder, the evaluation split alone is needed)."""
+    d = config.data
+    cifar = None
+    if d.source in ('auto', 'archive', 'tfds') and d.name in CIFAR_NAMES and (
+            data_loader(d) == 'device' or d.source != 'tfds'):
+        cifar = data_lib.load_dataset(d.name, source=d.source, archive=_path(d.archive), data_dir=_path(d.data_dir),
+                                      validation_size=d.validation_size, seed=config.seed)
+        if data_loader(d) == 'device':
+            return cifar
+    from cnnzoo.data.streaming import open_stream
+
+    return open_stream(d, seed=config.seed, image_size=stream_image_size(config), cifar_arrays=cifar,
+                       process_index=jax.process_index(), process_count=jax.process_count(),
+                       eval_only=not training)
 
 
 def init_key(seed: int):
@@ -206,34 +226,54 @@ def _path(text: str) -> str | None:
     return os.path.expanduser(text) if text else None
 
 
-def make_evaluator(setup: Setup, batch_size: int):
-    """``evaluate(state) -> {'loss', 'accuracy', 'count'}`` over every held-out example exactly once
-    (a list of those, one per replica, when ``setup.replicas > 1``)."""
+def place_batch(mesh, local: dict, keys=('image', 'label', 'mask')) -> dict:
+    """A streamed batch on the mesh: each process gives its share (``local``, numpy), split along
+    ``data``; together they are the global batch (``jax.make_array_from_process_local_data``)."""
+    sharding = NamedSharding(mesh, P('data'))
+    return {k: jax.make_array_from_process_local_data(sharding, np.asarray(local[k])) for k in keys if k in local}
+
+
+def eval_inputs(setup: Setup, batch_size: int):
+    """``(inputs, to_batch)``: ``inputs()`` iterates the evaluation split's batches as the step's
+    inputs, ``to_batch(x)`` (inside jit) makes the padded, masked batch ``{'image', 'label', 'mask'}``
+    of one, sharded along ``data``. Every held-out example is in exactly one batch, once."""
     ds = setup.dataset
+    sharding = NamedSharding(setup.mesh, P('data'))
+    if is_streamed(ds):  # the padded batches of cnnzoo.data.streaming, placed ahead of their use
+        dataset = ds.eval_dataset(batch_size)
+        return (lambda: ds.iterate(dataset, place=partial(place_batch, setup.mesh)),
+                lambda batch: jax.lax.with_sharding_constraint(batch, sharding))
     n = len(ds.test_images)
     num_batches = math.ceil(n / batch_size)
     pad = num_batches * batch_size - n
     images = replicate(setup.mesh, np.concatenate([ds.test_images, np.zeros((pad, *ds.test_images.shape[1:]), np.uint8)]))
     labels = replicate(setup.mesh, np.concatenate([ds.test_labels, np.zeros(pad, ds.test_labels.dtype)]).astype(np.int32))
     mask = replicate(setup.mesh, np.arange(num_batches * batch_size) < n)
+
+    def to_batch(i):
+        batch = {k: jax.lax.dynamic_slice_in_dim(v, i * batch_size, batch_size)
+                 for k, v in (('image', images), ('label', labels), ('mask', mask))}
+        return jax.lax.with_sharding_constraint(batch, sharding)
+
+    return (lambda: range(num_batches)), to_batch
+
+
+def make_evaluator(setup: Setup, batch_size: int):
+    """``evaluate(state) -> {'loss', 'accuracy', 'count'}`` over every held-out example exactly once
+    (a list of those, one per replica, when ``setup.replicas > 1``)."""
+    ds = setup.dataset
     eval_step = make_eval_step(preprocess=partial(_scale_and_normalize, mean=ds.mean, std=ds.std))
     if setup.replicas > 1:  # every replica on the same batch; the sums get a leading replica axis
         one_replica = eval_step
         eval_step = lambda state, batch: jax.vmap(one_replica, in_axes=(replica_axes(state), None))(state, batch)  # noqa: E731
-    batch_sharding = NamedSharding(setup.mesh, P('data'))
-
-    @jax.jit
-    def eval_batch(state, i):
-        start = i * batch_size
-        batch = {k: jax.lax.dynamic_slice_in_dim(v, start, batch_size)
-                 for k, v in (('image', images), ('label', labels), ('mask', mask))}
-        return eval_step(state, jax.lax.with_sharding_constraint(batch, batch_sharding))
+    batches, to_batch = eval_inputs(setup, batch_size)
+    eval_batch = jax.jit(lambda state, x: eval_step(state, to_batch(x)))
 
     def evaluate(state, guard=None):
         """``guard(fn)`` runs each batch (the loop's makes a stop signal cut the evaluation short)."""
         sums = None
-        for i in range(num_batches):
-            out = guard(partial(eval_batch, state, i)) if guard else eval_batch(state, i)
+        for x in batches():
+            out = guard(partial(eval_batch, state, x)) if guard else eval_batch(state, x)
             sums = out if sums is None else jax.tree_util.tree_map(jnp.add, sums, out)
         sums = to_host(sums)
         results = [{'loss': float(loss) / float(count), 'accuracy': float(correct) / float(count),
@@ -243,6 +283,23 @@ def make_evaluator(setup: Setup, batch_size: int):
         return results if setup.replicas > 1 else results[0]
 
     return evaluate
+
+
+def eval_logits(setup: Setup, state, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(logits (N, classes), labels (N,))`` of one state over the evaluation split, in order, on the
+    host (padding dropped): what a comparison of predictions needs beyond the evaluator's sums."""
+    ds = setup.dataset
+    batches, to_batch = eval_inputs(setup, batch_size)
+
+    @jax.jit
+    def apply(state, x):
+        batch = to_batch(x)
+        images = _scale_and_normalize(batch['image'], mean=ds.mean, std=ds.std)
+        return state.apply_fn(state.variables(), images, train=False), batch['label'], batch['mask']
+
+    out = [to_host(apply(state, x)) for x in batches()]
+    logits, labels, mask = (np.concatenate([o[k] for o in out]) for k in range(3))
+    return logits[mask], labels[mask]
 
 
 def _scale_and_normalize(images, *, mean, std):
@@ -361,7 +418,7 @@ def _train(config, workdir: str, signals: _StopSignals) -> dict:
     setup = build(config, initial_weights=not has_checkpoint(workdir))
     progress.total = setup.total_steps
     with contextlib.ExitStack() as closing:
-        ckpts = Checkpoints(workdir, keep=config.training.keep_checkpoints)
+        ckpts = Checkpoints(workdir, keep=config.training.keep_checkpoints, data=is_streamed(setup.dataset))
         closing.callback(ckpts.close)
         state = ckpts.restore(setup.state, 'latest')
         if state is None and os.path.isdir(os.path.join(workdir, 'damaged')):
@@ -381,7 +438,9 @@ def _train(config, workdir: str, signals: _StopSignals) -> dict:
                 closing.callback(bests[-1].close)
             logs.append(MetricsLog(directory, resume_step=int(state.step), write=is_primary()))
             closing.callback(logs[-1].close)
-        return _loop(config, workdir, setup, state, ckpts, bests or [ckpts], progress, signals, started, logs)
+        feed = _feed(config, setup, int(state.step), ckpts.restored_data)
+        closing.callback(feed.close)
+        return _loop(config, workdir, setup, state, ckpts, bests or [ckpts], progress, signals, started, logs, feed)
 
 
 def _one_seed_config(config, seed: int):
@@ -394,24 +453,90 @@ def _one_seed_config(config, seed: int):
     return one
 
 
-def _loop(config, workdir, setup, state, ckpts, bests, progress, signals, started, logs) -> dict:
+def is_streamed(data) -> bool:
+    """Whether a run's data is streamed (grain) rather than held whole on the device."""
+    return not isinstance(data, data_lib.Dataset)
+
+
+class _DeviceFeed:
+    """Training batches from the set held on the device: the step's input is the epoch's order,
+    and the step gathers its batch (``data.take_batch``) inside jit. Nothing to checkpoint."""
+
+    def __init__(self, config, setup):
+        ds, seeds = setup.dataset, replica_seeds(config)
+        self.several, self.spe, self.batch_size = len(seeds) > 1, setup.steps_per_epoch, config.training.batch_size
+        self.images = replicate(setup.mesh, ds.train_images)
+        self.labels = replicate(setup.mesh, ds.train_labels.astype(np.int32))
+        self.seeds, self.num_train = seeds, len(ds.train_images)
+        self.perm, self.perm_epoch = None, None
+
+    def next(self, step: int):
+        epoch = step // self.spe
+        if epoch != self.perm_epoch:
+            perms = [data_lib.epoch_permutation(seed, epoch, self.num_train) for seed in self.seeds]
+            self.perm, self.perm_epoch = (jnp.stack(perms) if self.several else perms[0]), epoch
+        return self.perm
+
+    def batch(self, perm, step):
+        """Inside jit: the batch of ``step`` (replica k's from its own order when there are several)."""
+        index = step % self.spe
+        if self.several:
+            return jax.vmap(lambda p: data_lib.take_batch(self.images, self.labels, p, index, self.batch_size))(perm)
+        return data_lib.take_batch(self.images, self.labels, perm, index, self.batch_size)
+
+    def state(self):
+        return None
+
+    def close(self):
+        pass
+
+
+class _StreamFeed:
+    """Training batches streamed by grain (cnnzoo.data.streaming), placed on the mesh ahead of the
+    step; the iterator's state goes into each checkpoint."""
+
+    def __init__(self, config, setup, start_step: int, saved: dict | None):
+        self.batches = setup.dataset.train_iterator(config.training.batch_size, start=start_step, saved=saved,
+                                                    place=partial(place_batch, setup.mesh, keys=('image', 'label')))
+
+    def next(self, step: int):
+        return next(self.batches)
+
+    def batch(self, batch, step):
+        return batch
+
+    def state(self):
+        return self.batches.state()
+
+    def close(self):
+        self.batches.close()
+
+
+def _feed(config, setup, start_step: int, saved: dict | None):
+    if is_streamed(setup.dataset):
+        return _StreamFeed(config, setup, start_step, saved)
+    return _DeviceFeed(config, setup)
+
+
+def _loop(config, workdir, setup, state, ckpts, bests, progress, signals, started, logs, feed) -> dict:
     t = config.training
     ds, spe, total = setup.dataset, setup.steps_per_epoch, setup.total_steps
     seeds = replica_seeds(config)
     several = len(seeds) > 1
     start_step = int(state.step)
     best_accuracy = [log.best_eval_accuracy() for log in logs]
+    source = config.data.folder if config.data.source == 'folder' else config.data.name
     progress.message(
-        f'{config.model.name} on {config.data.name}: {len(ds.train_images)} train'
+        f'{config.model.name} on {source}: {ds.num_train} train'
         + (f' (expanded by {config.data.augment})' if config.data.augment_mode == 'expand' else '')
-        + f' / {len(ds.test_images)} '
-        f'{ds.eval_split} images, batch {t.batch_size}, {spe} steps/epoch, {total} steps, '
+        + f' / {ds.num_eval} '
+        f'{ds.eval_split} images'
+        + (f' of {ds.image_size}x{ds.image_size} streamed by {ds.workers} worker(s)' if is_streamed(ds) else '')
+        + f', batch {t.batch_size}, {spe} steps/epoch, {total} steps, '
         f'{jax.device_count()} {jax.devices()[0].platform} device(s)'
         + (f', {len(seeds)} seeds in one program ({workdir}/seed{seeds[0]}..seed{seeds[-1]})' if several else '')
         + (f'; resuming at step {start_step}' if start_step else ''))
 
-    train_images = replicate(setup.mesh, ds.train_images)
-    train_labels = replicate(setup.mesh, ds.train_labels.astype(np.int32))
     preset = data_lib.online_preset(config.data)
 
     def preprocess(rng, images):
@@ -423,24 +548,16 @@ def _loop(config, workdir, setup, state, ckpts, bests, progress, signals, starte
         train_step = over_replicas(train_step)
         batch_sharding = NamedSharding(setup.mesh, P('seeds', 'data'))
         keys = jnp.stack([step_stream(seed) for seed in seeds])
-        def take(images, labels, perms, index, batch_size):
-            return jax.vmap(lambda perm: data_lib.take_batch(images, labels, perm, index, batch_size))(perms)
-
         step_rng = jax.vmap(jax.random.fold_in, in_axes=(0, None))
     else:
         batch_sharding = NamedSharding(setup.mesh, P('data'))
         keys = step_stream(config.seed)
-        take, step_rng = data_lib.take_batch, jax.random.fold_in
+        step_rng = jax.random.fold_in
 
     @partial(jax.jit, donate_argnums=0)
-    def step_fn(state, perm):
-        batch = take(train_images, train_labels, perm, state.step % spe, t.batch_size)
-        batch = jax.lax.with_sharding_constraint(batch, batch_sharding)
+    def step_fn(state, feed_input):
+        batch = jax.lax.with_sharding_constraint(feed.batch(feed_input, state.step), batch_sharding)
         return train_step(state, batch, step_rng(keys, state.step))
-
-    def epoch_order(epoch):
-        perms = [data_lib.epoch_permutation(seed, epoch, len(ds.train_images)) for seed in seeds]
-        return jnp.stack(perms) if several else perms[0]
 
     evaluate = make_evaluator(setup, t.eval_batch_size)
     eval_every = max(1, steps_from_epochs(t.eval_every_epochs, spe))
@@ -478,19 +595,15 @@ def _loop(config, workdir, setup, state, ckpts, bests, progress, signals, starte
         last_eval = run_eval(state, step)
 
     pending = []
-    perm, perm_epoch = None, None
     stop = _agreed_stop if jax.process_count() > 1 else (lambda received: received)
     stopped_by = stop(signals.received)
     timed_step, timed_since = step, time.perf_counter()
     throughput = Throughput()
     train_seconds, train_images_seen = 0.0, 0
     while step < total and not stopped_by:
-        epoch = step // spe
-        if epoch != perm_epoch:
-            perm, perm_epoch = epoch_order(epoch), epoch
         if step == start_step:  # the first step compiles: interruptible, and timed apart
             try:
-                state, metrics = guard(lambda: step_fn(state, perm))
+                state, metrics = guard(lambda: step_fn(state, feed.next(step)))
             except _Stopped:
                 stopped_by = signals.received
                 break  # nothing new to save: the state is the restored (or initial) one
@@ -502,7 +615,7 @@ def _loop(config, workdir, setup, state, ckpts, bests, progress, signals, starte
             throughput.reset(step)
             timed_step, timed_since = step, time.perf_counter()
         else:
-            state, metrics = step_fn(state, perm)
+            state, metrics = step_fn(state, feed.next(step))
             step += 1
             pending.append(metrics)
         at_eval = due_eval(step)
@@ -537,7 +650,7 @@ def _loop(config, workdir, setup, state, ckpts, bests, progress, signals, starte
             last_eval = records or last_eval
             stopped_by = stop(signals.received)
         if at_ckpt or stopped_by:
-            ckpts.save(state, force=True)
+            ckpts.save(state, force=True, data=feed.state())
         throughput.reset(step)
         timed_step, timed_since = step, time.perf_counter()
     ckpts.wait()

@@ -15,7 +15,7 @@ against a run stated in steps.
 
 from __future__ import annotations
 
-from cnnzoo.config import ConfigError, validate
+from cnnzoo.config import ConfigError, data_loader, validate
 
 # Set by the run from config.training.dtype / the data's class count, never by the model section.
 _RUN_OWNED_FIELDS = {'dtype': 'config.training.dtype', 'num_classes': "the data's class count"}
@@ -74,19 +74,45 @@ def _check_model(config) -> None:
         if key in fields:
             raise ConfigError(f'config.model.{key} is set by the run ({owner}), not in the model section')
     try:
-        create_model(name, num_classes=NUM_CLASSES[config.data.name], **fields)
+        create_model(name, num_classes=NUM_CLASSES.get(config.data.name, 10), **fields)
     except FieldError as e:
         if e.field in fields and e.problem != str(e):  # a value the field does not allow
             raise ConfigError(f'config.model.{e.field}={fields[e.field]!r}: {e.problem} ({name})') from None
         raise ConfigError(f'config.model.{e.field}: {e}') from None
     except ValueError as e:  # a model's own check of several fields together
         raise ConfigError(f'config.model ({name}): {e}') from None
+    if data_loader(config.data) == 'grain':
+        size = stream_image_size(config)
+        if size and size < min_input_size(name, cifar=_is_cifar_variant(name, fields)):
+            needed = min_input_size(name, cifar=_is_cifar_variant(name, fields))
+            raise ConfigError(f'config.data.image_size={size}: {name} needs inputs of at least {needed}x{needed}')
+        return
     needed = cifar_fields(name)
     if min_input_size(name) > 32 and any(fields.get(k) != v for k, v in needed.items()):
         flags = ' '.join(f'--config.model.{k}={v}' if isinstance(v, str) else f'--config.model.{k}="{v}"'
                          for k, v in needed.items())
         raise ConfigError(f'config.model.name={name!r} needs {min_input_size(name)}x{min_input_size(name)} '
                           f'inputs and CIFAR images are 32x32: use its CIFAR variant ({flags})')
+
+
+def _is_cifar_variant(name: str, fields: dict) -> bool:
+    from cnnzoo.models import cifar_fields
+
+    needed = cifar_fields(name)
+    return bool(needed) and all(fields.get(k) == v for k, v in needed.items())
+
+
+def stream_image_size(config) -> int:
+    """The side of the streamed images: ``data.image_size``, else the ImageNet preset's (224, or the
+    model's smallest input where that is larger: 299 for inception_v3); 0 when it is the data's own
+    size (known once the data is opened)."""
+    from cnnzoo.models import min_input_size
+
+    if config.data.image_size:
+        return config.data.image_size
+    if config.data.augment == 'imagenet':
+        return max(224, min_input_size(config.model.name))
+    return 0
 
 
 def check_devices(config) -> None:
@@ -116,4 +142,4 @@ def check_against_data(config, *, steps_per_epoch: int, total_steps: int) -> Non
                           f'longer than the whole run ({total_steps} steps)')
 
 
-__all__ = ['ConfigError', 'check_against_data', 'check_config', 'check_devices']
+__all__ = ['ConfigError', 'check_against_data', 'check_config', 'check_devices', 'stream_image_size']

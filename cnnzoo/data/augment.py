@@ -14,6 +14,10 @@ Presets (``AUGMENT_PRESETS``):
   centre set to the dataset mean, i.e. to zero after normalisation, as in DeVries & Taylor (2017),
   whose code cuts the normalised tensor.
 
+- ``'imagenet'``: torchvision's ImageNet training crop (random-resized crop, scale 0.08-1, ratio
+  3/4-4/3, and a flip) and its evaluation resize and centre crop, done on the host by the streaming
+  path (``cnnzoo.data.images``); on the device the images are only scaled to [0, 1].
+
 Two ways to use a preset (``config.data.augment_mode``): ``'online'`` draws fresh augmentations at
 every step; ``'expand'`` draws them once and trains on a fixed, larger set (:func:`expansion`).
 """
@@ -26,7 +30,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-AUGMENT_PRESETS = ('none', 'crop_flip', 'crop_flip_color_blur', 'cutout')
+AUGMENT_PRESETS = ('none', 'crop_flip', 'crop_flip_color_blur', 'cutout', 'imagenet')
 AUGMENT_MODES = ('online', 'expand')
 # The augmented copies that 'expand' adds to the originals, per preset, each drawn with this preset.
 # crop_flip_color_blur follows the student report of experiments/resnet18_ablation.py: a crop+flip
@@ -36,6 +40,7 @@ EXPANSION_COPIES = {
     'crop_flip': ('crop_flip',),
     'crop_flip_color_blur': ('crop_flip', 'crop_flip_color_blur'),
     'cutout': ('cutout',),
+    'imagenet': (),  # never expanded: the streaming path augments online
 }
 _EXPAND_CHUNK = 2048  # images per jitted call; fixed, because each chunk's draws fold in its index
 GREY = np.array([0.299, 0.587, 0.114], np.float32)  # ITU-R 601 luma, as torchvision (numpy: importing starts no backend)
@@ -116,7 +121,7 @@ def augment(rng, images, preset: str, *, mean=(0.0, 0.0, 0.0)):
     if preset not in AUGMENT_PRESETS:
         raise ValueError(f'unknown augmentation {preset!r}; presets: {", ".join(AUGMENT_PRESETS)}')
     x = to_float(images)
-    if preset == 'none':
+    if preset in ('none', 'imagenet'):  # imagenet: cropped and flipped on the host
         return x
     crop_rng, jitter_rng, blur_rng, cut_rng = preset_keys(rng)
     x = random_crop_flip(crop_rng, x)

@@ -47,6 +47,19 @@ class Dataset:
     std: tuple[float, float, float]
     eval_split: str = 'test'
 
+    # What the loop reads of any data it trains on (a streamed set has the same).
+    @property
+    def num_train(self) -> int:
+        return len(self.train_images)
+
+    @property
+    def num_eval(self) -> int:
+        return len(self.test_images)
+
+    @property
+    def image_shape(self) -> tuple[int, ...]:
+        return tuple(self.train_images.shape[1:])
+
 
 def default_data_dir() -> str:
     return os.environ.get('CNNZOO_DATA_DIR') or os.path.join(os.path.expanduser('~'), '.cache', 'cnnzoo')

@@ -1,0 +1,199 @@
+"""Random-access sources of labelled images for the streaming path: an image folder, or any image
+classification dataset of tensorflow-datasets.
+
+A source is a sequence: ``len(source)`` examples, ``source[i] -> {'image', 'label', 'index'}``
+where ``image`` is encoded bytes (a folder's files) or a decoded uint8 array (tfds), ``label`` an
+int and ``index`` is ``i`` (so a bad example can be named wherever it turns up). Sources are
+picklable, so grain's worker processes can read them.
+
+- ``FolderSource(root, split)``: ``root/<split>/<class>/<image>``, the layout of torchvision's
+  ``ImageFolder``: classes are the sub-folders' names in sorted order (ImageNet's ``n01440764``...
+  then get the indices torchvision's checkpoints use); files with an image extension, sorted. The
+  evaluation split takes the training split's classes (a class it lacks is fine; one the training
+  split lacks is an error). An empty class folder is a one-line :class:`DataError`: a class with no
+  images is a mistake in the data, and skipping it would shift every later label.
+- ``ArraySource(images, labels)``: arrays already in memory (CIFAR from its archive, streamed
+  rather than held on the device: ``data.loader='grain'`` with the archive).
+- ``TfdsSource(name, split, data_dir)``: ``tfds.data_source``, tensorflow-datasets' random-access
+  reader of data prepared as ArrayRecord (no TensorFlow needed to read). Data not prepared yet is
+  prepared through the builder as ArrayRecord when the network answers (imagenet2012 from its
+  manual-download directory, ``data.manual_dir``), else a one-line error says what to do.
+"""
+
+from __future__ import annotations
+
+import os
+
+from cnnzoo.data.archives import DataError
+
+# What torchvision's ImageFolder reads, compared without case.
+IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.ppm', '.bmp', '.pgm', '.tif', '.tiff', '.webp')
+FOLDER_EVAL_SPLITS = ('val', 'validation', 'test')
+TFDS_EVAL_SPLITS = ('validation', 'test')
+
+
+class FolderSource:
+    """The images of ``root/<split>/<class>/``; see the module docstring."""
+
+    def __init__(self, root: str, split: str, classes: tuple[str, ...] | None = None):
+        self.root, self.split = root, split
+        directory = os.path.join(root, split)
+        if not os.path.isdir(directory):
+            raise DataError(f'image folder {directory} not found (expected {root}/{split}/<class>/<image>)')
+        found = sorted(e.name for e in os.scandir(directory) if e.is_dir())
+        if not found:
+            raise DataError(f'{directory} has no class folders (expected {directory}/<class>/<image>)')
+        if classes is None:
+            classes = tuple(found)
+        else:
+            extra = [c for c in found if c not in classes]
+            if extra:
+                raise DataError(f'{directory} has classes the training split lacks: {", ".join(extra[:5])}'
+                                + (f' and {len(extra) - 5} more' if len(extra) > 5 else ''))
+        self.classes = tuple(classes)
+        index = {name: i for i, name in enumerate(self.classes)}
+        self.files: list[str] = []
+        self.labels: list[int] = []
+        for name in found:
+            folder = os.path.join(directory, name)
+            images = sorted(e.name for e in os.scandir(folder)
+                            if e.is_file() and e.name.lower().endswith(IMAGE_EXTENSIONS))
+            if not images:
+                raise DataError(f'class folder {folder} has no images ({" ".join(IMAGE_EXTENSIONS)}); '
+                                'remove the folder or add its images')
+            self.files += [os.path.join(folder, f) for f in images]
+            self.labels += [index[name]] * len(images)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, i: int) -> dict:
+        path = self.files[i]
+        try:
+            with open(path, 'rb') as f:
+                data = f.read()
+        except OSError as e:
+            raise DataError(f'cannot read {path}: {e.strerror}') from None
+        return {'image': data, 'label': self.labels[i], 'index': i, 'where': path}
+
+    def describe(self, i: int) -> str:
+        return self.files[i]
+
+
+def folder_sources(root: str, train_split: str = 'train', eval_split: str = '') -> tuple[FolderSource, FolderSource]:
+    """The training and evaluation sources of an image folder; ``eval_split=''`` takes the first of
+    ``val``, ``validation``, ``test`` that exists."""
+    root = os.path.expanduser(root)
+    if not os.path.isdir(root):
+        raise DataError(f'image folder {root} not found')
+    if not eval_split:
+        eval_split = next((s for s in FOLDER_EVAL_SPLITS if os.path.isdir(os.path.join(root, s))), '')
+        if not eval_split:
+            raise DataError(f'{root} has no evaluation split: expected one of '
+                            f'{", ".join(f"{root}/{s}/" for s in FOLDER_EVAL_SPLITS)}')
+    train = FolderSource(root, train_split)
+    return train, FolderSource(root, eval_split, classes=train.classes)
+
+
+def folder_eval_source(root: str, eval_split: str = '') -> FolderSource:
+    """An image folder's evaluation split alone (checking a checkpoint needs no training images);
+    its classes are the training split's when there is one."""
+    root = os.path.expanduser(root)
+    if os.path.isdir(os.path.join(root, 'train')):
+        return folder_sources(root, 'train', eval_split)[1]
+    split = eval_split or next((s for s in FOLDER_EVAL_SPLITS if os.path.isdir(os.path.join(root, s))), 'val')
+    return FolderSource(root, split)
+
+
+class ArraySource:
+    """Images ``(N, H, W, C)`` uint8 and their labels, in memory."""
+
+    def __init__(self, images, labels, *, name: str = 'arrays', classes: tuple[str, ...] = ()):
+        self.images, self.labels, self.name, self.classes = images, labels, name, tuple(classes)
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int) -> dict:
+        return {'image': self.images[i], 'label': int(self.labels[i]), 'index': i, 'where': self.describe(i)}
+
+    def describe(self, i: int) -> str:
+        return f'{self.name} image {i}'
+
+
+class TfdsSource:
+    """One split of a tensorflow-datasets image classification dataset (``image``/``label``)."""
+
+    def __init__(self, name: str, split: str, data_dir: str, *, manual_dir: str = '', download: bool = True,
+                 network_check=None):
+        import tensorflow_datasets as tfds
+
+        self.name, self.split = name, split
+        try:
+            builder = tfds.builder(name, data_dir=data_dir)
+        except Exception as e:  # noqa: BLE001 - tfds raises many kinds; report one line
+            raise DataError(f'tensorflow-datasets has no dataset {name!r}: {_first_line(e)}') from None
+        features = builder.info.features
+        if 'image' not in features or 'label' not in features:
+            raise DataError(f'tfds dataset {name} is not an image classification set '
+                            f'(features: {", ".join(features.keys())}; expected image and label)')
+        self.classes = tuple(features['label'].names) if hasattr(features['label'], 'names') else ()
+        self.num_classes = int(features['label'].num_classes)
+        try:
+            self.reader = tfds.data_source(name, split=split, data_dir=data_dir, download=False)
+        except Exception as e:  # noqa: BLE001 - not prepared (or not as ArrayRecord)
+            self.reader = self._prepare(builder, name, split, data_dir, manual_dir, download, network_check, e)
+
+    @staticmethod
+    def _prepare(builder, name, split, data_dir, manual_dir, download, network_check, error):
+        import tensorflow_datasets as tfds
+
+        from cnnzoo.data.datasets import network_available
+
+        if not download or not (manual_dir or (network_check or network_available)()):
+            raise DataError(f'tfds dataset {name} ({split}) is not prepared as ArrayRecord in {data_dir} '
+                            f'({_first_line(error)}) and there is no network: prepare it with '
+                            f'`tfds build {name} --data_dir={data_dir} --file_format=array_record`') from None
+        try:
+            builder = tfds.builder(name, data_dir=data_dir, file_format='array_record')
+            config = tfds.download.DownloadConfig(manual_dir=os.path.expanduser(manual_dir) or None)
+            builder.download_and_prepare(download_config=config)
+            return tfds.data_source(name, split=split, data_dir=data_dir, download=False)
+        except Exception as e:  # noqa: BLE001
+            raise DataError(f'tensorflow-datasets could not prepare {name} in {data_dir}: {_first_line(e)}') from None
+
+    def __len__(self) -> int:
+        return len(self.reader)
+
+    def __getitem__(self, i: int) -> dict:
+        record = self.reader[i]
+        return {'image': record['image'], 'label': int(record['label']), 'index': i,
+                'where': f'{self.name}[{self.split}] example {i}'}
+
+    def describe(self, i: int) -> str:
+        return f'{self.name}[{self.split}] example {i}'
+
+
+def tfds_sources(name: str, data_dir: str, *, train_split: str = 'train', eval_split: str = '',
+                 manual_dir: str = '', network_check=None) -> tuple[TfdsSource, TfdsSource]:
+    """The training and evaluation splits of tfds dataset ``name``; ``eval_split=''`` is its
+    ``validation`` split where it has one, else ``test``."""
+    import tensorflow_datasets as tfds
+
+    if not eval_split:
+        try:
+            splits = tfds.builder(name, data_dir=data_dir).info.splits
+        except Exception as e:  # noqa: BLE001
+            raise DataError(f'tensorflow-datasets has no dataset {name!r}: {_first_line(e)}') from None
+        eval_split = next((s for s in TFDS_EVAL_SPLITS if s in splits), 'test')
+    train = TfdsSource(name, train_split, data_dir, manual_dir=manual_dir, network_check=network_check)
+    return train, TfdsSource(name, eval_split, data_dir, manual_dir=manual_dir, network_check=network_check)
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0][:200] if text else type(e).__name__

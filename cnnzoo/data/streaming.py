@@ -1,0 +1,278 @@
+"""The streaming input path: data too big for the device, read with grain (``data.loader='grain'``).
+
+Training examples form one endless, deterministic sequence, built from grain's random-access
+datasets (``grain.MapDataset``):
+
+    source --shuffle(seed_e)--> epoch e's order of every example --random_map--> decoded, cropped
+    --[p::P]--> process p's share --batch(B / P)--> local batches
+
+- Epoch ``e`` is a permutation of the training set drawn from the run's seed (grain's index shuffle,
+  a new seed each epoch); epochs follow each other without a gap, so a batch may straddle two of
+  them when the set does not divide by the batch size, and every example appears once per epoch.
+- The host transform (:mod:`cnnzoo.data.images`: decode, the ImageNet crop or a resize) draws from
+  a generator keyed by the example's position in that sequence, so it does not depend on which
+  process or worker computes it, and a run over 2 processes sees the batches of a run over 1.
+- Process ``p`` of ``P`` reads the positions ``p, p + P, p + 2P, ...``: its share of every global
+  batch (``B / P`` examples), assembled into one array over the mesh by
+  ``jax.make_array_from_process_local_data``. No process reads another's files.
+- Decoding and cropping run in ``data.workers`` grain worker processes (``mp_prefetch``), then a
+  thread keeps batches ready on the host and another places them on the devices ahead of the step.
+
+Exact resume: the iterator's state (grain's ``get_state()``) is saved in each checkpoint
+(:class:`cnnzoo.checkpoints.Checkpoints` with ``data=True``) beside the number of batches taken;
+restored with the same number of workers it continues exactly there. grain's state of a
+multi-worker iterator is laid out per worker, so with another worker count the iterator is rebuilt
+at the checkpoint's batch instead (the datasets are random access): the same batches either way.
+
+Evaluation reads the held-out split once, in order, padded to whole batches with masked examples,
+so every example counts once (as on the device path).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from collections.abc import Iterator
+
+import numpy as np
+
+from cnnzoo.data import images as image_ops
+from cnnzoo.data.archives import DataError
+
+# Presets whose work is done on the host; the others (cnnzoo.data.augment) run on the device after
+# the host has only decoded (and resized, when data.image_size asks) the images.
+HOST_PRESETS = ('imagenet',)
+_ORDER_STREAM, _AUGMENT_STREAM = 2, 4  # as the device path's data order, a stream of the seed
+HOST_BUFFER, DEVICE_BUFFER = 4, 2  # batches kept ready on the host, and already on the devices
+
+
+def stream_seed(seed: int, stream: int) -> int:
+    """A 32-bit seed for grain from the run's seed and a stream number."""
+    return int(np.random.SeedSequence([seed, stream]).generate_state(1)[0])
+
+
+def default_workers() -> int:
+    """``data.workers=-1``: one worker process per CPU core this process may use."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else (os.cpu_count() or 1)
+
+
+class HostTransform:
+    """Decode, then the preset's host part, for one example; picklable for grain's workers.
+
+    ``train`` selects the preset's training or evaluation form; ``size`` is the side of the square
+    output. For a device preset, the host only decodes and resizes to ``size`` x ``size``.
+    """
+
+    def __init__(self, preset: str, size: int, *, train: bool):
+        self.preset, self.size, self.train = preset, size, train
+
+    def __call__(self, record: dict, rng: np.random.Generator | None = None) -> dict:
+        image = image_ops.decode(record['image'], record['where'])
+        if self.preset == 'imagenet':
+            if self.train:
+                image = image_ops.random_resized_crop_flip(image, rng, self.size)
+            else:
+                image = image_ops.center_crop(image_ops.resize_shorter_side(image, image_ops.eval_resize(self.size)),
+                                              self.size)
+        else:
+            image = image_ops.resize(image, self.size, self.size)
+        return {'image': image_ops.to_array(image), 'label': np.int32(record['label']),
+                'index': np.int64(record['index'])}
+
+
+class _EvalExample:
+    """Example ``i`` of the padded evaluation sequence: the source's, or a blank one (mask 0) past it."""
+
+    def __init__(self, source, transform: HostTransform):
+        self.source, self.transform = source, transform
+
+    def __call__(self, i: int) -> dict:
+        if i < len(self.source):
+            return {**self.transform(self.source[i]), 'mask': np.bool_(True)}
+        size = self.transform.size
+        return {'image': np.zeros((size, size, 3), np.uint8), 'label': np.int32(0), 'index': np.int64(-1),
+                'mask': np.bool_(False)}
+
+
+@dataclasses.dataclass
+class Stream:
+    """The training and evaluation sources of a streamed dataset and how to read them.
+
+    ``process_index``/``process_count`` say which share this process reads (``jax.process_index()``
+    and ``jax.process_count()`` in a run; tests pass others).
+    """
+
+    train: object
+    eval: object
+    num_classes: int
+    class_names: tuple
+    preset: str
+    image_size: int
+    seed: int
+    workers: int = 0
+    process_index: int = 0
+    process_count: int = 1
+    eval_split: str = 'validation'
+    name: str = ''
+    mean: tuple = image_ops.IMAGENET_MEAN
+    std: tuple = image_ops.IMAGENET_STD
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return (self.image_size, self.image_size, 3)
+
+    @property
+    def num_train(self) -> int:
+        return len(self.train)
+
+    @property
+    def num_eval(self) -> int:
+        return len(self.eval)
+
+    def local_batch(self, global_batch: int) -> int:
+        if global_batch % self.process_count:
+            raise DataError(f'batch {global_batch} does not divide over {self.process_count} processes')
+        return global_batch // self.process_count
+
+    def train_dataset(self, global_batch: int):
+        """The endless sequence of this process's training batches, as a grain MapDataset."""
+        import grain
+
+        examples = (grain.MapDataset.source(self.train)
+                    .shuffle(seed=stream_seed(self.seed, _ORDER_STREAM)).repeat(None)
+                    .random_map(HostTransform(self.preset, self.image_size, train=True),
+                                seed=stream_seed(self.seed, _AUGMENT_STREAM)))
+        return examples[self.process_index::self.process_count].batch(self.local_batch(global_batch),
+                                                                     drop_remainder=True)
+
+    def eval_dataset(self, global_batch: int):
+        """This process's share of the padded evaluation batches (each with a ``mask``)."""
+        import grain
+
+        padded = math.ceil(len(self.eval) / global_batch) * global_batch
+        examples = grain.MapDataset.range(padded).map(
+            _EvalExample(self.eval, HostTransform(self.preset, self.image_size, train=False)))
+        return examples[self.process_index::self.process_count].batch(self.local_batch(global_batch))
+
+    def iterate(self, dataset, place=None):
+        """A grain iterable over ``dataset``, decoded in this stream's worker processes (none: in
+        this process). With ``place`` (host batch -> device arrays), a thread keeps host batches
+        ready and another places them on the devices ahead of their use (the two buffers of
+        ``grain.experimental.device_put``, with the run's own placement over the mesh)."""
+        import grain
+        from grain.experimental import ThreadPrefetchIterDataset
+
+        iterable = dataset.to_iter_dataset()
+        if self.workers > 0:
+            _absl_flags_parsed()
+            iterable = iterable.mp_prefetch(grain.MultiprocessingOptions(num_workers=self.workers))
+        if place is not None:
+            iterable = ThreadPrefetchIterDataset(iterable, prefetch_buffer_size=HOST_BUFFER).map(place)
+            iterable = ThreadPrefetchIterDataset(iterable, prefetch_buffer_size=DEVICE_BUFFER)
+        return iterable
+
+    def train_iterator(self, global_batch: int, *, start: int, saved: dict | None = None,
+                       place=None) -> TrainBatches:
+        """Training batches from batch ``start`` (the step); ``saved`` is a checkpoint's
+        :meth:`TrainBatches.state` for that step; ``place`` as in :meth:`iterate`."""
+        return TrainBatches(self, global_batch, start, saved, place)
+
+
+class TrainBatches:
+    """The training iterator: ``next()`` gives this process's next local batch (numpy), and
+    :meth:`state` what a checkpoint stores to continue from here (see the module docstring)."""
+
+    def __init__(self, stream: Stream, global_batch: int, start: int, saved: dict | None, place=None):
+        self.stream = stream
+        dataset = stream.train_dataset(global_batch)
+        if saved is not None and int(saved['batch']) != start:
+            raise DataError(f'the checkpoint of step {start} holds the data iterator of batch {saved["batch"]}')
+        same_workers = saved is not None and int(saved['workers']) == stream.workers
+        self.origin = int(saved['origin']) if same_workers else start
+        self.taken = start
+        self._iterator = iter(stream.iterate(dataset[self.origin:], place))
+        if same_workers:
+            self._iterator.set_state(saved['grain'])
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> dict:
+        batch = next(self._iterator)
+        self.taken += 1
+        return batch
+
+    def state(self) -> dict:
+        """JSON-able: the batches taken, where this iterator began, its workers and grain's state."""
+        return {'batch': self.taken, 'origin': self.origin, 'workers': self.stream.workers,
+                'grain': self._iterator.get_state()}
+
+    def close(self) -> None:
+        close = getattr(self._iterator, 'close', None)
+        if close:
+            close()
+
+
+def _absl_flags_parsed() -> None:
+    """grain's worker processes read absl flags; a program that never parsed them (cnnzoo's
+    command line is argparse) marks them parsed with their defaults."""
+    from absl import flags
+
+    if not flags.FLAGS.is_parsed():
+        flags.FLAGS.mark_as_parsed()
+
+
+def first_image_size(source) -> tuple[int, int]:
+    """``(width, height)`` of a source's first image (what ``data.image_size=0`` means for a
+    device preset)."""
+    record = source[0]
+    image = image_ops.decode(record['image'], record['where'])
+    return image.size
+
+
+def open_stream(data, *, seed: int, image_size: int = 0, process_index: int = 0, process_count: int = 1,
+                cifar_arrays=None, eval_only: bool = False) -> Stream:
+    """The :class:`Stream` of a config's data section. ``image_size=0`` takes the data's own size
+    (its first training image, which must be square). ``cifar_arrays`` is a loaded CIFAR
+    :class:`~cnnzoo.data.Dataset` for ``data.source`` 'auto'/'archive' (streamed from memory).
+    ``eval_only``: an image folder may lack its training split (the evaluation split stands in)."""
+    from cnnzoo.data import sources
+
+    data_dir = os.path.expanduser(data.data_dir) if data.data_dir else None
+    stats = {}  # torchvision's ImageNet statistics unless the data brings its own
+    if data.source == 'folder':
+        if eval_only:
+            held_out = sources.folder_eval_source(data.folder, data.eval_split)
+            train = held_out
+        else:
+            train, held_out = sources.folder_sources(data.folder, data.train_split, data.eval_split)
+        name, split = data.folder, held_out.split
+    elif data.source == 'tfds':
+        from cnnzoo.data.datasets import default_data_dir
+
+        train, held_out = sources.tfds_sources(data.name, data_dir or default_data_dir(),
+                                               train_split=data.train_split, eval_split=data.eval_split,
+                                               manual_dir=data.manual_dir)
+        name, split = data.name, held_out.split
+    else:
+        ds = cifar_arrays
+        train = sources.ArraySource(ds.train_images, ds.train_labels, name=f'{data.name} train', classes=ds.class_names)
+        held_out = sources.ArraySource(ds.test_images, ds.test_labels, name=f'{data.name} {ds.eval_split}',
+                                       classes=ds.class_names)
+        name, split = data.name, ds.eval_split
+        stats = {'mean': ds.mean, 'std': ds.std}  # CIFAR's own, as on the device path
+    if len(train) == 0 or len(held_out) == 0:
+        raise DataError(f'{name}: the {"training" if len(train) == 0 else "evaluation"} split is empty')
+    num_classes = getattr(train, 'num_classes', None) or len(train.classes) or int(max(train.labels)) + 1
+    if not image_size:
+        width, height = first_image_size(train)
+        if width != height:
+            raise DataError(f'{name}: images are {width}x{height}, not square; set config.data.image_size '
+                            '(they are resized to it) or use config.data.augment=imagenet')
+        image_size = width
+    workers = default_workers() if data.workers == -1 else data.workers
+    return Stream(train=train, eval=held_out, num_classes=num_classes, class_names=tuple(train.classes),
+                  preset=data.augment, image_size=image_size, seed=seed, workers=workers,
+                  process_index=process_index, process_count=process_count, eval_split=split, name=name,
+                  **stats)
