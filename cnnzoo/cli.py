@@ -468,6 +468,10 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     'compare-accuracy': ('cnnzoo.cli', 'compare_accuracy_main',
                          'one recipe trained in JAX and in PyTorch: accuracy and time'),
     'sweep': ('cnnzoo.sweep', 'sweep_main', "train every point x seed of an experiment file's grid"),
+    'cifar-to-folder': ('cnnzoo.data.commands', 'cifar_to_folder_main',
+                        'a small image folder (JPEG files) from a CIFAR archive'),
+    'input-benchmark': ('cnnzoo.data.commands', 'input_benchmark_main',
+                        "the streaming path's images/s per worker, beside the train step's"),
     'report': ('cnnzoo.report', 'report_main', "a sweep's (or a run's) table and figures, from its files"),
 }
 

@@ -266,8 +266,6 @@ def _check_data(data, training) -> None:
         raise ConfigError(f'config.data.name={data.name!r} with config.data.source={data.source!r}: the archive '
                           f'readers know {", ".join(CIFAR_NAMES)}; use --config.data.source=tfds for a '
                           'tensorflow-datasets dataset, or source=folder with data.folder')
-    if data.source == 'folder' and not data.folder:
-        raise ConfigError('config.data.source=folder needs config.data.folder=PATH (PATH/train/<class>/<image>)')
     if data.validation_size < 0:
         raise ConfigError('config.data.validation_size must be >= 0')
     if data.workers < -1:

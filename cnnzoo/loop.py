@@ -36,6 +36,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import dataclasses
+import gc
 import math
 import os
 import signal
@@ -230,7 +231,10 @@ def place_batch(mesh, local: dict, keys=('image', 'label', 'mask')) -> dict:
     """A streamed batch on the mesh: each process gives its share (``local``, numpy), split along
     ``data``; together they are the global batch (``jax.make_array_from_process_local_data``)."""
     sharding = NamedSharding(mesh, P('data'))
-    return {k: jax.make_array_from_process_local_data(sharding, np.asarray(local[k])) for k in keys if k in local}
+    # A copy: grain's worker processes hand over batches in shared memory, which is released only
+    # once nothing refers to it, and a CPU device array may keep referring to the buffer it was
+    # made from.
+    return {k: jax.make_array_from_process_local_data(sharding, np.array(local[k])) for k in keys if k in local}
 
 
 def eval_inputs(setup: Setup, batch_size: int):
@@ -272,9 +276,10 @@ def make_evaluator(setup: Setup, batch_size: int):
     def evaluate(state, guard=None):
         """``guard(fn)`` runs each batch (the loop's makes a stop signal cut the evaluation short)."""
         sums = None
-        for x in batches():
-            out = guard(partial(eval_batch, state, x)) if guard else eval_batch(state, x)
-            sums = out if sums is None else jax.tree_util.tree_map(jnp.add, sums, out)
+        with _closing(iter(batches())) as inputs:
+            for x in inputs:
+                out = guard(partial(eval_batch, state, x)) if guard else eval_batch(state, x)
+                sums = out if sums is None else jax.tree_util.tree_map(jnp.add, sums, out)
         sums = to_host(sums)
         results = [{'loss': float(loss) / float(count), 'accuracy': float(correct) / float(count),
                     'count': int(count)}
@@ -283,6 +288,20 @@ def make_evaluator(setup: Setup, batch_size: int):
         return results if setup.replicas > 1 else results[0]
 
     return evaluate
+
+
+@contextlib.contextmanager
+def _closing(iterator):
+    """``iterator``, closed at the end when it can be: a grain iterator's worker processes and the
+    shared memory of its batches are released then (the collection frees the batches that reference
+    cycles still hold), not at the interpreter's exit, where Python warns of each as leaked."""
+    try:
+        yield iterator
+    finally:
+        close = getattr(iterator, 'close', None)
+        if close is not None:
+            close()
+            gc.collect()
 
 
 def eval_logits(setup: Setup, state, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -297,7 +316,8 @@ def eval_logits(setup: Setup, state, batch_size: int) -> tuple[np.ndarray, np.nd
         images = _scale_and_normalize(batch['image'], mean=ds.mean, std=ds.std)
         return state.apply_fn(state.variables(), images, train=False), batch['label'], batch['mask']
 
-    out = [to_host(apply(state, x)) for x in batches()]
+    with _closing(iter(batches())) as inputs:
+        out = [to_host(apply(state, x)) for x in inputs]
     logits, labels, mask = (np.concatenate([o[k] for o in out]) for k in range(3))
     return logits[mask], labels[mask]
 
@@ -510,6 +530,7 @@ class _StreamFeed:
 
     def close(self):
         self.batches.close()
+        gc.collect()  # as in _closing: release the batches' shared memory now
 
 
 def _feed(config, setup, start_step: int, saved: dict | None):

@@ -41,7 +41,7 @@ from cnnzoo.config import ConfigError
 # Settings that do not define a run: where data is read from and what is printed.
 IGNORED_KEYS = {'seed', 'data.source', 'data.archive', 'data.data_dir', 'training.progress_bar',
                 'training.log_every_steps', 'training.checkpoint_every_steps', 'training.keep_checkpoints',
-                'training.eval_batch_size', 'training.compilation_cache'}
+                'training.eval_batch_size', 'training.compilation_cache', 'data.workers', 'data.manual_dir'}
 SKIP_DIRS = {'checkpoints', 'best', 'tb', 'plots'}
 
 

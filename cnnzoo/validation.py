@@ -32,6 +32,8 @@ def check_config(config, *, devices: bool = True) -> None:
     if config.training.num_seeds > 1 and config.init.torch_checkpoint:
         raise ConfigError(f'config.training.num_seeds={config.training.num_seeds} with config.init.torch_checkpoint: '
                           'replicas start from their own seeds; train from a checkpoint one seed at a time')
+    if config.data.source == 'folder' and not config.data.folder:  # an experiment file may leave it to the command line
+        raise ConfigError('config.data.source=folder needs --config.data.folder=PATH (PATH/train/<class>/<image>)')
     _check_schedule(config)
     _check_augment(config)
     _check_model(config)

@@ -27,9 +27,10 @@ class RunError(RuntimeError):
 
 
 # Keys that may differ between the first start of a run and a resume: they change where data is
-# read from or what is printed, not the trajectory.
+# read from, how fast, or what is printed, not the trajectory (a streamed run resumes on the same
+# batches with another number of workers: cnnzoo.data.streaming).
 RESUMABLE_CHANGES = {
-    'data.source', 'data.archive', 'data.data_dir',
+    'data.source', 'data.archive', 'data.data_dir', 'data.folder', 'data.manual_dir', 'data.workers',
     'training.progress_bar', 'training.log_every_steps', 'training.compilation_cache',
 }
 

@@ -40,8 +40,7 @@ EXPANSION_COPIES = {
     'crop_flip': ('crop_flip',),
     'crop_flip_color_blur': ('crop_flip', 'crop_flip_color_blur'),
     'cutout': ('cutout',),
-    'imagenet': (),  # never expanded: the streaming path augments online
-}
+}  # 'imagenet' is not here: it crops on the host, in the streaming path, which augments online
 _EXPAND_CHUNK = 2048  # images per jitted call; fixed, because each chunk's draws fold in its index
 GREY = np.array([0.299, 0.587, 0.114], np.float32)  # ITU-R 601 luma, as torchvision (numpy: importing starts no backend)
 
@@ -145,8 +144,9 @@ def expansion(key, images: np.ndarray, preset: str, *, mean=(0.0, 0.0, 0.0)) -> 
     cutout; colour jitter and blur lose under half a grey level, as when such copies are saved as
     image files). Deterministic in ``key``: a resumed run rebuilds the same set.
     """
-    if preset not in AUGMENT_PRESETS:
-        raise ValueError(f'unknown augmentation {preset!r}; presets: {", ".join(AUGMENT_PRESETS)}')
+    if preset not in EXPANSION_COPIES:
+        raise ValueError(f'augmentation {preset!r} does not expand a dataset; presets that do: '
+                         f'{", ".join(EXPANSION_COPIES)}')
     mean = jnp.asarray(mean, jnp.float32)
     parts = [np.asarray(images)]
     for c, copy_preset in enumerate(EXPANSION_COPIES[preset]):

@@ -197,3 +197,33 @@ def tfds_sources(name: str, data_dir: str, *, train_split: str = 'train', eval_s
 def _first_line(e: BaseException) -> str:
     text = str(e).strip()
     return text.splitlines()[0][:200] if text else type(e).__name__
+
+
+def write_image_folder(images, labels, class_names, directory: str, *, quality: int = 95) -> int:
+    """Writes ``images`` (N, H, W, 3 uint8) as ``directory/<class name>/<i>.jpg``; returns N."""
+    from PIL import Image
+
+    for name in class_names:
+        os.makedirs(os.path.join(directory, name), exist_ok=True)
+    for i, (image, label) in enumerate(zip(images, labels, strict=True)):
+        Image.fromarray(image).save(os.path.join(directory, class_names[int(label)], f'{i:06d}.jpg'), quality=quality)
+    return len(images)
+
+
+def cifar_to_folder(archive: str, out: str, *, per_class_train: int = 100, per_class_val: int = 20,
+                    name: str = 'cifar10') -> tuple[int, int]:
+    """An image folder (``out/train/<class>/``, ``out/val/<class>/``) of the first ``per_class_*``
+    images of each class of an official CIFAR archive, as JPEG files: a small real folder to try the
+    streaming path on. Returns the numbers of training and validation images written."""
+    import numpy as np
+
+    from cnnzoo.data.archives import read_archive
+
+    x_train, y_train, x_test, y_test, names = read_archive(os.path.expanduser(archive), name)
+
+    def first(labels, per_class):
+        return np.sort(np.concatenate([np.flatnonzero(labels == c)[:per_class] for c in range(len(names))]))
+
+    train, val = first(y_train, per_class_train), first(y_test, per_class_val)
+    return (write_image_folder(x_train[train], y_train[train], names, os.path.join(out, 'train')),
+            write_image_folder(x_test[val], y_test[val], names, os.path.join(out, 'val')))

@@ -166,7 +166,8 @@ class Stream:
         iterable = dataset.to_iter_dataset()
         if self.workers > 0:
             _absl_flags_parsed()
-            iterable = iterable.mp_prefetch(grain.MultiprocessingOptions(num_workers=self.workers))
+            iterable = iterable.mp_prefetch(grain.MultiprocessingOptions(num_workers=self.workers),
+                                            worker_init_fn=exit_with_parent)
         if place is not None:
             iterable = ThreadPrefetchIterDataset(iterable, prefetch_buffer_size=HOST_BUFFER).map(place)
             iterable = ThreadPrefetchIterDataset(iterable, prefetch_buffer_size=DEVICE_BUFFER)
@@ -212,6 +213,27 @@ class TrainBatches:
         close = getattr(self._iterator, 'close', None)
         if close:
             close()
+
+
+def exit_with_parent(worker_index: int = 0, worker_count: int = 0, *, interval: float = 0.5) -> None:
+    """Run in each grain worker as it starts: the worker ends itself once its parent is gone.
+
+    A run killed with SIGKILL cannot stop its workers, and an orphaned worker would go on holding
+    its share of the machine and the parent's standard output (a scheduler or a pipe reading that
+    output would wait for it). A daemon thread checks every ``interval`` seconds whether the worker
+    was handed to another parent, and then exits the process.
+    """
+    import threading
+    import time
+
+    parent = os.getppid()
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(interval)
+        os._exit(0)
+
+    threading.Thread(target=watch, daemon=True, name='cnnzoo-parent-watch').start()
 
 
 def _absl_flags_parsed() -> None:

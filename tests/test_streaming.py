@@ -1,0 +1,399 @@
+"""The streaming input path (cnnzoo.data.streaming): sources, presets, sharding, exact resume, and
+the torchvision-checkpoint evaluation against the PyTorch twin.
+
+Data: image folders generated here with pillow (a few dozen small JPEG and PNG files in three
+classes, odd sizes, some grey), tfds ``mock_data`` for an image dataset (no network), the tiny CIFAR
+archive of the suite streamed from memory, and the real CIFAR JPEGs (../shared/data) through the
+folder source when they are there.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from cnnzoo.data import DataError
+from cnnzoo.data import images as image_ops
+from cnnzoo.data.sources import ArraySource, FolderSource, folder_sources, write_image_folder
+from cnnzoo.data.streaming import Stream, TrainBatches
+from tiny_run import EXPERIMENT, ROOT, TRAIN, assert_bitwise_equal, run_script, tiny_overrides
+
+CLASSES = ('cat', 'dog', 'fox')
+EVALUATE = os.path.join(ROOT, 'scripts', 'evaluate.py')
+
+
+def make_folder(root, *, train=8, val=3, seed=0):
+    """``root/{train,val}/{cat,dog,fox}/``: JPEGs and PNGs of random sizes (40-89 px), every fifth grey."""
+    rng = np.random.default_rng(seed)
+    for split, n in (('train', train), ('val', val)):
+        for c, name in enumerate(CLASSES):
+            directory = os.path.join(root, split, name)
+            os.makedirs(directory, exist_ok=True)
+            for i in range(n):
+                w, h = (int(v) for v in rng.integers(40, 90, 2))
+                pixels = np.clip(rng.integers(0, 120, (h, w, 3)) + 60 * c, 0, 255).astype(np.uint8)
+                image = Image.fromarray(pixels)
+                image = image.convert('L') if i % 5 == 0 else image
+                image.save(os.path.join(directory, f'{i:03d}.{"png" if i % 3 == 0 else "jpg"}'))
+    return str(root)
+
+
+@pytest.fixture(scope='module')
+def folder(tmp_path_factory):
+    return make_folder(tmp_path_factory.mktemp('folder'))
+
+
+def coordinates(width, height):
+    """An RGB image whose red channel is the column and green the row (mod 256): crops are readable."""
+    x, y = np.meshgrid(np.arange(width), np.arange(height))
+    return Image.fromarray(np.stack([x % 256, y % 256, np.zeros_like(x)], -1).astype(np.uint8))
+
+
+# --- presets --------------------------------------------------------------------------------------
+
+def test_eval_preset_is_torchvisions_resize_and_centre_crop_by_hand():
+    # 320x256: the shorter side is already 256 (no resize); CenterCrop(224) starts at row 16, column 48.
+    out = image_ops.to_array(image_ops.center_crop(image_ops.resize_shorter_side(coordinates(320, 256), 256), 224))
+    assert out.shape == (224, 224, 3)
+    assert out[0, 0, 0] == 48 and out[0, 0, 1] == 16 and out[-1, -1, 0] == (48 + 223) % 256 and out[-1, -1, 1] == 16 + 223
+    # 300x200 -> shorter side 256, longer int(256 * 300 / 200) = 384; portrait the other way round.
+    assert image_ops.resize_shorter_side(coordinates(300, 200), 256).size == (384, 256)
+    assert image_ops.resize_shorter_side(coordinates(200, 301), 256).size == (256, int(256 * 301 / 200))
+    # an odd margin: (233 - 224) / 2 = 4.5 rounds half to even (torchvision's round()) -> 4
+    assert image_ops.to_array(image_ops.center_crop(coordinates(233, 224), 224))[0, 0, 0] == 4
+    assert image_ops.eval_resize(224) == 256 and image_ops.eval_resize(299) == 342
+    # smaller than the crop: zero-padded, centred
+    small = image_ops.to_array(image_ops.center_crop(Image.new('RGB', (4, 2), (9, 9, 9)), 6))
+    assert small.shape == (6, 6, 3) and small[2:4, 1:5].min() == 9 and small[0].max() == 0
+
+
+def test_random_resized_crop_box_falls_back_to_the_clamped_centre_crop():
+    # 400x50 with at least 90% of the area: every try is taller than 50 pixels, so the fallback:
+    # the ratio 8 > 4/3 is clamped to a 67x50 window (round(50 * 4/3)) in the middle.
+    box = image_ops.random_resized_crop_box(np.random.default_rng(0), 400, 50, scale=(0.9, 1.0))
+    assert box == (0, (400 - 67) // 2, 50, 67)
+    # a square image with scale and ratio 1: the whole image
+    assert image_ops.random_resized_crop_box(np.random.default_rng(0), 60, 60, scale=(1, 1), ratio=(1, 1)) == (0, 0, 60, 60)
+
+
+def test_random_resized_crops_stay_within_the_image_and_the_ranges():
+    rng = np.random.default_rng(1)
+    for _ in range(300):
+        top, left, h, w = image_ops.random_resized_crop_box(rng, 500, 375)
+        assert 0 <= top and top + h <= 375 and 0 <= left and left + w <= 500
+        assert 0.08 * 0.9 <= h * w / (500 * 375) <= 1.0  # rounding to whole pixels
+        assert 3 / 4 * 0.9 <= w / h <= 4 / 3 * 1.1
+
+
+def test_training_preset_with_the_whole_image_is_the_image_or_its_mirror():
+    image = coordinates(48, 48)
+    seen = set()
+    for seed in range(8):
+        rng = np.random.default_rng(seed)
+        # scale and ratio 1 on a square: the crop is the whole image and the resize an identity
+        top, left, h, w = image_ops.random_resized_crop_box(np.random.default_rng(seed), 48, 48, scale=(1, 1),
+                                                            ratio=(1, 1))
+        assert (top, left, h, w) == (0, 0, 48, 48)
+        box = image_ops.random_resized_crop_box(rng, 48, 48, scale=(1, 1), ratio=(1, 1))
+        out = image_ops.resize(image.crop((box[1], box[0], box[1] + box[3], box[0] + box[2])), 48, 48)
+        flipped = rng.random() < 0.5
+        expected = image_ops.to_array(image)[:, ::-1] if flipped else image_ops.to_array(image)
+        out = image_ops.to_array(out.transpose(Image.FLIP_LEFT_RIGHT) if flipped else out)
+        np.testing.assert_array_equal(out, expected)
+        seen.add(flipped)
+    assert seen == {True, False}
+
+
+def test_host_transform_is_deterministic_in_the_examples_position(folder):
+    train, _ = folder_sources(folder)
+    stream = Stream(train=train, eval=train, num_classes=3, class_names=CLASSES, preset='imagenet', image_size=24,
+                    seed=3)
+    a, b = stream.train_dataset(6), stream.train_dataset(6)
+    for i in (0, 5):
+        for key in ('image', 'label', 'index'):
+            np.testing.assert_array_equal(a[i][key], b[i][key])
+    assert a[0]['image'].shape == (6, 24, 24, 3) and a[0]['image'].dtype == np.uint8
+    other = Stream(train=train, eval=train, num_classes=3, class_names=CLASSES, preset='imagenet', image_size=24,
+                   seed=4).train_dataset(6)
+    assert not np.array_equal(other[0]['index'], a[0]['index'])  # another seed, another order
+
+
+# --- sources --------------------------------------------------------------------------------------
+
+def test_folder_source_reads_torchvisions_layout(folder, tmp_path):
+    train, val = folder_sources(folder)
+    assert train.classes == CLASSES and val.classes == CLASSES and val.split == 'val'
+    assert len(train) == 24 and len(val) == 9
+    assert train.labels == sorted(train.labels)  # class by class, files sorted
+    assert [os.path.basename(f) for f in train.files[:3]] == ['000.png', '001.jpg', '002.jpg']
+    (tmp_path / 'train' / 'a').mkdir(parents=True)
+    Image.new('RGB', (5, 7)).save(tmp_path / 'train' / 'a' / 'x.JPG')  # extensions compare without case
+    (tmp_path / 'train' / 'a' / 'notes.txt').write_text('not an image')
+    one = FolderSource(str(tmp_path), 'train')
+    assert len(one) == 1 and one[0]['label'] == 0
+    grey = image_ops.decode(train[0]['image'], 'x')  # file 000 of every class is grey
+    assert grey.mode == 'RGB' and image_ops.to_array(grey).shape[-1] == 3
+
+
+def test_folder_problems_are_one_line_errors(folder, tmp_path):
+    make_folder(tmp_path, train=2, val=1)
+    os.makedirs(tmp_path / 'train' / 'empty')
+    with pytest.raises(DataError, match=r'class folder .*train/empty has no images') as e:
+        folder_sources(str(tmp_path))
+    assert '\n' not in str(e.value)
+    os.rmdir(tmp_path / 'train' / 'empty')
+    os.makedirs(tmp_path / 'val' / 'wolf')
+    Image.new('RGB', (5, 5)).save(tmp_path / 'val' / 'wolf' / 'a.png')
+    with pytest.raises(DataError, match='classes the training split lacks: wolf'):
+        folder_sources(str(tmp_path))
+    with pytest.raises(DataError, match='not found'):
+        folder_sources(str(tmp_path / 'nowhere'))
+    os.rename(tmp_path / 'val', tmp_path / 'held')
+    with pytest.raises(DataError, match='no evaluation split'):
+        folder_sources(str(tmp_path))
+
+
+def test_a_corrupt_image_is_a_one_line_error_naming_the_file(tmp_path):
+    make_folder(tmp_path, train=4, val=2)
+    bad = tmp_path / 'train' / 'dog' / '002.jpg'
+    bad.write_bytes(bad.read_bytes()[:40])  # a truncated JPEG
+    train, _ = folder_sources(str(tmp_path))
+    with pytest.raises(DataError, match=r'cannot decode .*dog/002\.jpg') as e:
+        image_ops.decode(train[train.files.index(str(bad))]['image'], str(bad))
+    assert '\n' not in str(e.value)
+    # through the command line, in a run: exit status 2 and that one line, wherever the file falls
+    cmd = [sys.executable, TRAIN, '--config', EXPERIMENT, '--workdir', str(tmp_path / 'run'),
+           *folder_flags(tmp_path), '--config.training.num_steps=6']
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 2, result.stdout + result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and 'cannot decode' in lines[0] and 'dog/002.jpg' in lines[0], result.stderr
+
+
+def folder_flags(root, **extra):
+    flags = {'data.source': 'folder', 'data.folder': str(root), 'data.augment': 'imagenet', 'data.image_size': '32',
+             'data.workers': '0', 'model.stage_sizes': '(1, 1, 1)', 'training.batch_size': '4',
+             'training.eval_batch_size': '4', 'training.log_every_steps': '1', 'training.progress_bar': 'False',
+             'training.checkpoint_every_steps': '3'}
+    flags.update(extra)
+    return [f'--config.{k}={v}' for k, v in flags.items()]
+
+
+def test_tfds_image_dataset_through_mock_data_trains_a_few_steps(tmp_path, capsys):
+    """mnist as tensorflow-datasets gives it (28x28 grey, read by tfds's ArrayRecord data source),
+    under tfds.testing.mock_data: no file and no network is touched."""
+    import tensorflow_datasets as tfds
+
+    from cnnzoo.config import apply_overrides, load_config_file
+    from cnnzoo.loop import train_and_evaluate
+
+    overrides = [(f.split('=', 1)[0][len('--config.'):], f.split('=', 1)[1]) for f in folder_flags('', **{
+        'data.source': 'tfds', 'data.name': 'mnist', 'data.data_dir': str(tmp_path / 'tfds'), 'data.augment': 'crop_flip',
+        'data.image_size': '0', 'data.folder': '', 'training.num_steps': '4', 'training.eval_batch_size': '8'})]
+    config = apply_overrides(load_config_file(EXPERIMENT), overrides)
+    with tfds.testing.mock_data(num_examples=24):
+        summary = train_and_evaluate(config, str(tmp_path / 'run'))
+    assert summary['step'] == 4
+    records = [json.loads(line) for line in open(tmp_path / 'run' / 'metrics.jsonl')]
+    assert all(np.isfinite(r['loss']) for r in records)
+    out = capsys.readouterr().out
+    assert 'of 28x28 streamed' in out  # the size is the data's own (grey, made RGB)
+    assert 'accuracy' in out and 'on 24 images' in out  # every mock example evaluated once
+
+
+def test_real_cifar_jpegs_through_the_folder_source(tmp_path):
+    from conftest import SHARED_PACK
+
+    if not os.path.exists(SHARED_PACK):
+        pytest.skip('the real CIFAR-10 JPEG copy (../shared/data) is not on this machine')
+    pack = np.load(SHARED_PACK)
+    names = [str(n) for n in pack['class_names']]
+    raw, offsets, labels = pack['train_jpeg'], pack['train_offsets'], pack['train_labels']
+    for i in range(60):  # the pack's own JPEG bytes, as files
+        directory = tmp_path / 'train' / names[labels[i]]
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / f'{i:05d}.jpg').write_bytes(raw[offsets[i]:offsets[i + 1]].tobytes())
+    (tmp_path / 'val').mkdir()
+    train = FolderSource(str(tmp_path), 'train')
+    assert len(train) == 60 and set(train.classes) <= set(names)
+    stream = Stream(train=train, eval=train, num_classes=len(train.classes), class_names=train.classes,
+                    preset='none', image_size=32, seed=0)
+    batch = stream.eval_dataset(20)[0]  # the evaluation order is the source's
+    np.testing.assert_array_equal(batch['index'], np.arange(20))
+    for i in (0, 19):  # decoded as PIL decodes the file, nothing resized
+        np.testing.assert_array_equal(batch['image'][i], np.asarray(Image.open(train.files[i]).convert('RGB')))
+    assert batch['image'].shape == (20, 32, 32, 3) and batch['mask'].all()
+
+
+@pytest.mark.parametrize('overrides, message', [
+    ({'data.augment': 'imagenet'}, "augment='imagenet' crops on the host"),
+    ({'data.loader': 'grain', 'training.num_seeds': 2}, 'num_seeds=2'),
+    ({'data.loader': 'grain', 'data.augment_mode': 'expand'}, "augment_mode='expand'"),
+    ({'data.loader': 'grain', 'data.validation_size': 100}, 'data.eval_split'),
+    ({'data.source': 'folder'}, 'needs --config.data.folder'),
+    ({'data.name': 'imagenette'}, "source='auto'"),
+    ({'data.source': 'tfds', 'data.name': 'imagenette', 'data.loader': 'device'}, 'use --config.data.loader=grain'),
+    ({'data.workers': -2}, 'data.workers'),
+    ({'data.loader': 'grain', 'data.image_size': 16, 'model.name': 'inception_v3'}, 'at least 299x299'),
+])
+def test_streaming_keys_are_checked_up_front(overrides, message):
+    from cnnzoo.config import ConfigError, load_config_file
+    from cnnzoo.validation import check_config
+
+    config = load_config_file(EXPERIMENT)
+    with pytest.raises(ConfigError, match=message) as e:
+        for key, value in overrides.items():
+            section, name = key.split('.')
+            config[section][name] = value
+        check_config(config)
+    assert '\n' not in str(e.value)
+
+
+# --- sharding and resume --------------------------------------------------------------------------
+
+def array_stream(n=24, *, process_index=0, process_count=1, workers=0, preset='imagenet', size=16):
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 255, (n, 20, 20, 3), dtype=np.uint8)
+    source = ArraySource(images, np.arange(n) % 3, classes=CLASSES)
+    return Stream(train=source, eval=source, num_classes=3, class_names=CLASSES, preset=preset, image_size=size,
+                  seed=0, workers=workers, process_index=process_index, process_count=process_count)
+
+
+def test_two_process_shares_cover_every_example_once_per_epoch_and_make_the_one_process_batches():
+    n, batch = 24, 8  # 3 global batches an epoch
+    one = array_stream(n).train_dataset(batch)
+    shares = [array_stream(n, process_index=p, process_count=2).train_dataset(batch) for p in (0, 1)]
+    for epoch in range(2):
+        seen = []
+        for b in range(epoch * 3, epoch * 3 + 3):
+            parts = [share[b] for share in shares]
+            assert all(len(part['index']) == batch // 2 for part in parts)
+            seen += [int(i) for part in parts for i in part['index']]
+            # together, the two shares are the one-process batch: same examples, same crops
+            whole = one[b]
+            order = np.argsort(whole['index'])
+            merged = {k: np.concatenate([part[k] for part in parts]) for k in ('index', 'image')}
+            merged_order = np.argsort(merged['index'])
+            np.testing.assert_array_equal(merged['index'][merged_order], whole['index'][order])
+            np.testing.assert_array_equal(merged['image'][merged_order], whole['image'][order])
+        assert sorted(seen) == list(range(n)), f'epoch {epoch}'
+    assert not np.array_equal(one[0]['index'], one[3]['index'])  # each epoch its own order
+
+
+def test_eval_batches_are_padded_masked_and_split_over_processes():
+    shares = [array_stream(10, process_index=p, process_count=2).eval_dataset(4) for p in (0, 1)]
+    assert len(shares[0]) == len(shares[1]) == 3  # ceil(10 / 4) batches of 2 per process
+    indices = [int(i) for share in shares for b in range(3) for i, m in zip(share[b]['index'], share[b]['mask'])
+               if m]
+    assert sorted(indices) == list(range(10))
+    assert sum(int(share[b]['mask'].sum()) for share in shares for b in range(3)) == 10
+
+
+def take(batches, k):
+    return [next(batches) for _ in range(k)]
+
+
+def assert_same_batches(a, b):
+    assert len(a) == len(b)
+    for x, y in zip(a, b):
+        for key in ('image', 'label', 'index'):
+            np.testing.assert_array_equal(np.asarray(x[key]), np.asarray(y[key]))
+
+
+def test_iterator_state_resumes_exactly_with_workers_and_with_another_worker_count():
+    with_workers = array_stream(workers=2)
+    batches = TrainBatches(with_workers, 4, 0, None)
+    take(batches, 3)
+    saved = json.loads(json.dumps(batches.state()))  # what the checkpoint holds
+    expected = take(batches, 4)
+    batches.close()
+    assert saved['batch'] == 3 and saved['workers'] == 2 and saved['grain']
+    again = TrainBatches(with_workers, 4, 3, saved)  # grain's own state, the same workers
+    assert_same_batches(take(again, 4), expected)
+    again.close()
+    rebuilt = TrainBatches(array_stream(workers=0), 4, 3, saved)  # another worker count: rebuilt at batch 3
+    assert_same_batches(take(rebuilt, 4), expected)
+    with pytest.raises(DataError, match='holds the data iterator of batch 3'):
+        TrainBatches(array_stream(workers=0), 4, 5, saved)
+
+
+def streamed_overrides(tiny_cifar10, cache_dir, **extra):
+    return tiny_overrides(tiny_cifar10, cache_dir, **{'data.loader': 'grain', 'data.workers': '0', **extra})
+
+
+@pytest.fixture(scope='module')
+def streamed_reference(tiny_cifar10, cache_dir, tmp_path_factory):
+    """The tiny run of tests/tiny_run.py, its CIFAR streamed through grain from memory, uninterrupted."""
+    from cnnzoo.config import apply_overrides, load_config_file
+    from cnnzoo.loop import train_and_evaluate
+
+    workdir = tmp_path_factory.mktemp('streamed_reference')
+    config = apply_overrides(load_config_file(EXPERIMENT), streamed_overrides(tiny_cifar10, cache_dir))
+    return train_and_evaluate(config, str(workdir)), workdir
+
+
+def test_streamed_run_killed_then_resumed_with_other_workers_is_bitwise_identical(streamed_reference, tiny_cifar10,
+                                                                                 cache_dir, tmp_path):
+    summary, reference_dir = streamed_reference
+    assert summary['step'] == 30 and [r['step'] for r in summary['evals']] == [10, 20, 30]
+    code, out = run_script(tmp_path, streamed_overrides(tiny_cifar10, cache_dir, **{'data.workers': '1'}),
+                           signal_at_step=13, sig=signal.SIGKILL)
+    assert code == -signal.SIGKILL, out
+    assert 'streamed by 1 worker' in out
+    from cnnzoo.config import apply_overrides, load_config_file
+    from cnnzoo.loop import train_and_evaluate
+
+    config = apply_overrides(load_config_file(EXPERIMENT), streamed_overrides(tiny_cifar10, cache_dir))
+    resumed = train_and_evaluate(config, str(tmp_path))  # no workers now: the iterator is rebuilt
+    assert resumed['step'] == 30
+    assert_bitwise_equal(resumed['state'].checkpoint_items(), summary['state'].checkpoint_items())
+
+    def records(directory):
+        return [{k: v for k, v in json.loads(line).items() if k != 'images_per_sec'}
+                for line in open(os.path.join(directory, 'metrics.jsonl'))]
+
+    assert records(tmp_path) == records(reference_dir)
+
+
+# --- torchvision checkpoints ----------------------------------------------------------------------
+
+def test_torch_checkpoint_evaluation_on_a_folder_agrees_with_the_pytorch_twin(folder, tmp_path):
+    import torch
+
+    from cnnzoo.torch.models import create_torch_model
+
+    torch.manual_seed(0)
+    twin = create_torch_model('resnet18', num_classes=3)
+    with torch.no_grad():  # BN statistics away from 0/1, so that the conversion of every tensor shows
+        for module in twin.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.running_mean.uniform_(-0.1, 0.1)
+                module.running_var.uniform_(0.5, 1.5)
+    path = tmp_path / 'resnet18.pth'
+    torch.save(twin.state_dict(), path)
+    cmd = [sys.executable, EVALUATE, '--config', EXPERIMENT, '--torch-checkpoint', str(path),
+           *folder_flags(folder, **{'model.name': 'resnet18', 'model.stage_sizes': '(2, 2, 2, 2)',
+                                    'data.image_size': '48', 'training.eval_batch_size': '3'})]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert 'on 9 images' in result.stdout
+    agreement = float(result.stdout.split('top-1 agreement ')[1].split('%')[0])
+    difference = float(result.stdout.split('max logit difference ')[1].split()[0])
+    assert agreement == 100.0 and difference < 1e-4, result.stdout
+    # a checkpoint whose classifier has another class count is refused in one line
+    torch.save(create_torch_model('resnet18', num_classes=5).state_dict(), tmp_path / 'five.pth')
+    cmd[cmd.index(str(path))] = str(tmp_path / 'five.pth')
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 1 and result.stderr.count('\n') == 1 and '5 outputs' in result.stderr, result.stderr
+
+
+def test_write_image_folder_round_trips_through_the_folder_source(tmp_path):
+    images = np.random.default_rng(0).integers(0, 255, (6, 8, 8, 3), dtype=np.uint8)
+    write_image_folder(images, [0, 1, 2, 0, 1, 2], CLASSES, str(tmp_path / 'train'))
+    source = FolderSource(str(tmp_path), 'train')
+    assert source.classes == CLASSES and source.labels == [0, 0, 1, 1, 2, 2]
