@@ -274,13 +274,10 @@ def test_two_process_shares_cover_every_example_once_per_epoch_and_make_the_one_
             parts = [share[b] for share in shares]
             assert all(len(part['index']) == batch // 2 for part in parts)
             seen += [int(i) for part in parts for i in part['index']]
-            # together, the two shares are the one-process batch: same examples, same crops
-            whole = one[b]
-            order = np.argsort(whole['index'])
-            merged = {k: np.concatenate([part[k] for part in parts]) for k in ('index', 'image')}
-            merged_order = np.argsort(merged['index'])
-            np.testing.assert_array_equal(merged['index'][merged_order], whole['index'][order])
-            np.testing.assert_array_equal(merged['image'][merged_order], whole['image'][order])
+            # side by side, the two shares are the one-process batch: same examples in the same
+            # order (the device presets draw by position), same crops
+            for key in ('index', 'image', 'label'):
+                np.testing.assert_array_equal(np.concatenate([part[key] for part in parts]), one[b][key])
         assert sorted(seen) == list(range(n)), f'epoch {epoch}'
     assert not np.array_equal(one[0]['index'], one[3]['index'])  # each epoch its own order
 
@@ -358,6 +355,34 @@ def test_streamed_run_killed_then_resumed_with_other_workers_is_bitwise_identica
                 for line in open(os.path.join(directory, 'metrics.jsonl'))]
 
     assert records(tmp_path) == records(reference_dir)
+
+
+@pytest.mark.slow  # two processes of about half a minute each; the shares themselves are tested above
+def test_two_processes_with_two_devices_each_train_the_one_process_streamed_run(tiny_cifar10, cache_dir, tmp_path):
+    """Each process reads its share of every global batch and places it on its two devices: after
+    two steps the four-device run is the one-device run up to the order of float sums (as on the
+    device path, tests/test_scale.py, whose one-step tolerance this is)."""
+    import jax
+
+    from cnnzoo.config import apply_overrides, load_config_file
+    from cnnzoo.loop import train_and_evaluate
+    from test_scale import ONE_STEP, _free_port, _launch, rel_diff
+
+    overrides = streamed_overrides(tiny_cifar10, cache_dir, **{'training.num_steps': '2', 'training.num_epochs': '0'})
+    config = apply_overrides(load_config_file(EXPERIMENT), overrides)
+    reference = jax.tree_util.tree_leaves(train_and_evaluate(config, str(tmp_path / 'one'))['state'].params)
+    worker = os.path.join(os.path.dirname(__file__), 'distributed_worker.py')
+    port = _free_port()
+    procs = [_launch([worker, str(tmp_path / f'params{i}.npz')], tmp_path / 'run', overrides, port, i) for i in range(2)]
+    outputs = [proc.communicate(timeout=600)[0] for proc in procs]
+    assert [proc.returncode for proc in procs] == [0, 0], outputs
+    assert 'streamed by 0 worker' in outputs[0] and '4 cpu device(s)' in outputs[0]
+    copies = [np.load(tmp_path / f'params{i}.npz') for i in range(2)]
+    for key in copies[0].files:  # every device copy in both processes: the same bits
+        np.testing.assert_array_equal(copies[0][key], copies[1][key])
+    diff = rel_diff(reference, [copies[0][f'{i}_0'] for i in range(len(reference))])
+    print(f'streamed: 2 processes x 2 devices against 1 process x 1 device, 2 steps: {diff:.2e}')
+    assert diff < 10 * ONE_STEP
 
 
 # --- torchvision checkpoints ----------------------------------------------------------------------

@@ -4,7 +4,7 @@ Training examples form one endless, deterministic sequence, built from grain's r
 datasets (``grain.MapDataset``):
 
     source --shuffle(seed_e)--> epoch e's order of every example --random_map--> decoded, cropped
-    --[p::P]--> process p's share --batch(B / P)--> local batches
+    --process_share--> process p's part of every batch --batch(B / P)--> local batches
 
 - Epoch ``e`` is a permutation of the training set drawn from the run's seed (grain's index shuffle,
   a new seed each epoch); epochs follow each other without a gap, so a batch may straddle two of
@@ -12,9 +12,10 @@ datasets (``grain.MapDataset``):
 - The host transform (:mod:`cnnzoo.data.images`: decode, the ImageNet crop or a resize) draws from
   a generator keyed by the example's position in that sequence, so it does not depend on which
   process or worker computes it, and a run over 2 processes sees the batches of a run over 1.
-- Process ``p`` of ``P`` reads the positions ``p, p + P, p + 2P, ...``: its share of every global
-  batch (``B / P`` examples), assembled into one array over the mesh by
-  ``jax.make_array_from_process_local_data``. No process reads another's files.
+- Process ``p`` of ``P`` reads the ``p``-th block of ``B / P`` positions of every global batch
+  (:func:`process_share`); the blocks, assembled into one array over the mesh by
+  ``jax.make_array_from_process_local_data``, are the one-process batch in its order. No process
+  reads another's files.
 - Decoding and cropping run in ``data.workers`` grain worker processes (``mp_prefetch``), then a
   thread keeps batches ready on the host and another places them on the devices ahead of the step.
 
@@ -35,6 +36,7 @@ import math
 import os
 from collections.abc import Iterator
 
+import grain
 import numpy as np
 
 from cnnzoo.data import images as image_ops
@@ -137,30 +139,27 @@ class Stream:
 
     def train_dataset(self, global_batch: int):
         """The endless sequence of this process's training batches, as a grain MapDataset."""
-        import grain
-
         examples = (grain.MapDataset.source(self.train)
                     .shuffle(seed=stream_seed(self.seed, _ORDER_STREAM)).repeat(None)
                     .random_map(HostTransform(self.preset, self.image_size, train=True),
                                 seed=stream_seed(self.seed, _AUGMENT_STREAM)))
-        return examples[self.process_index::self.process_count].batch(self.local_batch(global_batch),
-                                                                     drop_remainder=True)
+        local = self.local_batch(global_batch)
+        return process_share(examples, global_batch, self.process_index, self.process_count).batch(
+            local, drop_remainder=True)
 
     def eval_dataset(self, global_batch: int):
         """This process's share of the padded evaluation batches (each with a ``mask``)."""
-        import grain
-
         padded = math.ceil(len(self.eval) / global_batch) * global_batch
         examples = grain.MapDataset.range(padded).map(
             _EvalExample(self.eval, HostTransform(self.preset, self.image_size, train=False)))
-        return examples[self.process_index::self.process_count].batch(self.local_batch(global_batch))
+        return process_share(examples, global_batch, self.process_index, self.process_count).batch(
+            self.local_batch(global_batch))
 
     def iterate(self, dataset, place=None):
         """A grain iterable over ``dataset``, decoded in this stream's worker processes (none: in
         this process). With ``place`` (host batch -> device arrays), a thread keeps host batches
         ready and another places them on the devices ahead of their use (the two buffers of
         ``grain.experimental.device_put``, with the run's own placement over the mesh)."""
-        import grain
         from grain.experimental import ThreadPrefetchIterDataset
 
         iterable = dataset.to_iter_dataset()
@@ -178,6 +177,38 @@ class Stream:
         """Training batches from batch ``start`` (the step); ``saved`` is a checkpoint's
         :meth:`TrainBatches.state` for that step; ``place`` as in :meth:`iterate`."""
         return TrainBatches(self, global_batch, start, saved, place)
+
+
+def process_share(examples, global_batch: int, index: int, count: int):
+    """Process ``index``'s part of ``examples``: the ``index``-th contiguous block of
+    ``global_batch / count`` positions of every global batch, so that the processes' local batches,
+    laid side by side along the mesh's ``data`` axis, are the one-process batch in its order (the
+    device presets draw their crops by position in the batch)."""
+    if count == 1:
+        return examples
+    return _ProcessShare(examples, global_batch, index, count)
+
+
+class _ProcessShare(grain.MapDataset):
+    """See :func:`process_share`: position ``j`` of the share is position ``(j // L) * B + index * L
+    + j % L`` of ``parent`` (``L = B / count``)."""
+
+    def __init__(self, parent, global_batch: int, index: int, count: int):
+        super().__init__(parent)
+        self._batch, self._local, self._index = global_batch, global_batch // count, index
+        self._length = len(parent) // global_batch * self._local
+
+    def __len__(self) -> int:
+        return self._length
+
+    def __getitem__(self, j):
+        if isinstance(j, slice):
+            return self.slice(j)
+        block, offset = divmod(j, self._local)
+        return self._parent[block * self._batch + self._index * self._local + offset]
+
+    def __str__(self) -> str:
+        return f'ProcessShare[{self._index}]'
 
 
 class TrainBatches:
