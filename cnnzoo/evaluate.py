@@ -86,6 +86,7 @@ def evaluate_torch_checkpoint(config, path: str, *, compare: bool = True) -> dic
         theirs = twin_logits(twin, ds.eval, transform)
         diff = np.abs(theirs - logits)
         result.update(torch_pipeline=transform.name, torch_accuracy=float(np.mean(np.argmax(theirs, -1) == labels)),
+                      distinct_predictions=int(len(np.unique(np.argmax(logits, -1)))),
                       top1_agreement=float(np.mean(np.argmax(theirs, -1) == np.argmax(logits, -1))),
                       max_logit_difference=float(diff.max()),
                       max_relative_difference=float(diff.max() / max(np.abs(theirs).max(), 1e-12)))

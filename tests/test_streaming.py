@@ -21,10 +21,9 @@ from cnnzoo.data import DataError
 from cnnzoo.data import images as image_ops
 from cnnzoo.data.sources import ArraySource, FolderSource, folder_sources, write_image_folder
 from cnnzoo.data.streaming import Stream, TrainBatches
-from tiny_run import EXPERIMENT, ROOT, TRAIN, assert_bitwise_equal, run_script, tiny_overrides
+from tiny_run import EXPERIMENT, TRAIN, assert_bitwise_equal, run_script, tiny_overrides
 
 CLASSES = ('cat', 'dog', 'fox')
-EVALUATE = os.path.join(ROOT, 'scripts', 'evaluate.py')
 
 
 def make_folder(root, *, train=8, val=3, seed=0):
@@ -387,34 +386,51 @@ def test_two_processes_with_two_devices_each_train_the_one_process_streamed_run(
 
 # --- torchvision checkpoints ----------------------------------------------------------------------
 
-def test_torch_checkpoint_evaluation_on_a_folder_agrees_with_the_pytorch_twin(folder, tmp_path):
+def test_torch_checkpoint_evaluation_on_a_folder_agrees_with_the_pytorch_twin(folder, tmp_path, capsys):
     import torch
 
     from cnnzoo.torch.models import create_torch_model
 
+    from cnnzoo.torch.pipeline import eval_transform, open_image
+
+    # A twin trained a little on the folder's training images (in PyTorch), so that its predictions
+    # differ between images and its BatchNorm statistics are its own: agreement is then a real test.
     torch.manual_seed(0)
     twin = create_torch_model('resnet18', num_classes=3)
-    with torch.no_grad():  # BN statistics away from 0/1, so that the conversion of every tensor shows
-        for module in twin.modules():
-            if isinstance(module, torch.nn.BatchNorm2d):
-                module.running_mean.uniform_(-0.1, 0.1)
-                module.running_var.uniform_(0.5, 1.5)
+    train, _ = folder_sources(folder)
+    transform = eval_transform('imagenet', 48)
+    x = torch.stack([transform(open_image(train[i]['image'])) for i in range(len(train))])
+    y = torch.tensor(train.labels)
+    optimizer = torch.optim.Adam(twin.parameters(), lr=1e-3)
+    twin.train()
+    for _ in range(8):
+        optimizer.zero_grad()
+        torch.nn.functional.cross_entropy(twin(x), y).backward()
+        optimizer.step()
     path = tmp_path / 'resnet18.pth'
     torch.save(twin.state_dict(), path)
-    cmd = [sys.executable, EVALUATE, '--config', EXPERIMENT, '--torch-checkpoint', str(path),
-           *folder_flags(folder, **{'model.name': 'resnet18', 'model.stage_sizes': '(2, 2, 2, 2)',
-                                    'data.image_size': '48', 'training.eval_batch_size': '3'})]
-    result = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert 'on 9 images' in result.stdout
-    agreement = float(result.stdout.split('top-1 agreement ')[1].split('%')[0])
-    difference = float(result.stdout.split('max logit difference ')[1].split()[0])
-    assert agreement == 100.0 and difference < 1e-4, result.stdout
-    # a checkpoint whose classifier has another class count is refused in one line
+    flags = folder_flags(folder, **{'model.name': 'resnet18', 'model.stage_sizes': '(2, 2, 2, 2)',
+                                    'data.image_size': '48', 'training.eval_batch_size': '3'})
+    from cnnzoo.config import apply_overrides, load_config_file
+    from cnnzoo.evaluate import evaluate_torch_checkpoint
+
+    config = apply_overrides(load_config_file(EXPERIMENT), [f[len('--config.'):].split('=', 1) for f in flags])
+    r = evaluate_torch_checkpoint(config, str(path))
+    assert r['count'] == 9 and r['top1_agreement'] == 1.0 and r['max_logit_difference'] < 1e-4, r
+    assert r['distinct_predictions'] >= 2, r  # an agreement of predictions that are not all one class
+    assert r['accuracy'] == r['torch_accuracy']
+    # the console command prints those figures; a classifier of another class count is one line
+    from cnnzoo.cli import evaluate_main
+
+    args = ['--config', EXPERIMENT, '--torch-checkpoint', str(path), *flags]
+    assert evaluate_main(args) == 0
+    out = capsys.readouterr().out
+    assert 'on 9 images' in out and 'top-1 agreement 100.00%' in out, out
     torch.save(create_torch_model('resnet18', num_classes=5).state_dict(), tmp_path / 'five.pth')
-    cmd[cmd.index(str(path))] = str(tmp_path / 'five.pth')
-    result = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 1 and result.stderr.count('\n') == 1 and '5 outputs' in result.stderr, result.stderr
+    args[args.index(str(path))] = str(tmp_path / 'five.pth')
+    assert evaluate_main(args) == 1
+    err = capsys.readouterr().err
+    assert err.count('\n') == 1 and 'has 5 outputs, the data 3 classes' in err, err
 
 
 def test_write_image_folder_round_trips_through_the_folder_source(tmp_path):

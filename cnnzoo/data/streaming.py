@@ -34,7 +34,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-from collections.abc import Iterator
 
 import grain
 import numpy as np
