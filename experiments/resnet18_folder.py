@@ -14,9 +14,11 @@ Run:
     python scripts/train.py --config experiments/resnet18_folder.py --workdir runs/resnet18_folder \
         --config.data.folder=runs/cifar_folder --config.data.image_size=64 --config.training.num_steps=20
 
-Expected: on that 1,000-image folder, 20 steps take a few minutes on two CPU cores and the loss falls
-from about 2.3 (ln 10); the validation accuracy stays near chance (10-20%) at this length. The
-point is the path, not the number.
+Expected: on that 1,000-image folder (10 classes), 20 steps at 64x64 took 3 min 47 s on two busy
+CPU cores (1 min 47 s of it start-up and compilation); the training loss, thrown up to 5-7 by the
+learning rate of 0.1 in the first steps, came back to 3.0 by step 20, and the validation accuracy
+was 15% at step 15 and 13% at step 20: near chance (10%) at this length. The point is the path,
+not the number.
 """
 
 from cnnzoo.config import default_config
