@@ -6,7 +6,8 @@ import os
 
 from cnnzoo import config as config_lib
 from cnnzoo.checkpoints import Checkpoints
-from cnnzoo.loop import build, is_streamed, make_evaluator
+from cnnzoo.feeds import is_streamed, make_evaluator
+from cnnzoo.loop import build
 from cnnzoo.validation import check_config
 from cnnzoo.workdir import RunError, has_checkpoint
 
@@ -56,7 +57,7 @@ def evaluate_torch_checkpoint(config, path: str, *, compare: bool = True) -> dic
     """
     import numpy as np
 
-    from cnnzoo.loop import eval_logits
+    from cnnzoo.feeds import eval_logits
     from cnnzoo.torch.convert import ConversionError, init_from_state_dict, load_torch_checkpoint
 
     check_config(config)

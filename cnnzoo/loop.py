@@ -36,8 +36,6 @@ from __future__ import annotations
 import atexit
 import contextlib
 import dataclasses
-import gc
-import math
 import os
 import signal
 import sys
@@ -54,11 +52,12 @@ from jax.sharding import PartitionSpec as P
 from cnnzoo import data as data_lib
 from cnnzoo.checkpoints import Checkpoints
 from cnnzoo.distributed import is_primary
+from cnnzoo.feeds import is_streamed, make_evaluator, make_feed
+from cnnzoo.mesh import make_mesh, place, replicate, to_host
 from cnnzoo.models import create_model
 from cnnzoo.progress import Progress, Throughput, format_duration
-from cnnzoo.training import (TrainState, init_variables, make_eval_step, make_optimizer,
-                             make_schedule, make_train_step, over_replicas, replica, replica_axes,
-                             steps_from_epochs)
+from cnnzoo.training import (TrainState, init_variables, make_optimizer,
+                             make_schedule, make_train_step, over_replicas, replica, steps_from_epochs)
 from cnnzoo.config import CIFAR_NAMES, data_loader
 from cnnzoo.validation import check_against_data, check_config, stream_image_size
 from cnnzoo.workdir import (MetricsLog, RunError, WorkdirLock, has_checkpoint, provisional_files,
@@ -169,37 +168,6 @@ def replica_dirs(config, workdir: str) -> list[str]:
     return [os.path.join(workdir, f'seed{seed}') for seed in replica_seeds(config)]
 
 
-def make_mesh(seed_devices: int = 1):
-    """The run's mesh: every device of every process, as ``seeds`` x ``data`` (``seed_devices`` x the rest)."""
-    n = jax.device_count()
-    return jax.make_mesh((seed_devices, n // seed_devices), ('seeds', 'data'),
-                         axis_types=(jax.sharding.AxisType.Auto,) * 2)
-
-
-def place(mesh, value, spec=P()):
-    """``value`` (a host or single-device array) laid out on ``mesh`` as ``spec`` says; in a
-    multi-process run each process places only its own devices' parts, from its own ``value``."""
-    host = np.asarray(value)
-    return jax.make_array_from_callback(host.shape, NamedSharding(mesh, spec), lambda index: host[index])
-
-
-def to_host(tree):
-    """``jax.device_get``, also for arrays split over several processes' devices (gathered first)."""
-    def fetch(x):
-        if isinstance(x, jax.Array) and not x.is_fully_addressable and not x.is_fully_replicated:
-            from jax.experimental import multihost_utils
-
-            return np.asarray(multihost_utils.process_allgather(x, tiled=True))
-        return jax.device_get(x)
-
-    return jax.tree_util.tree_map(fetch, tree)
-
-
-def replicate(mesh, value):
-    """``value`` copied to every device of ``mesh`` (:func:`place` with nothing split)."""
-    return place(mesh, value)
-
-
 def _variables_from_torch(config, model, variables):
     """``variables`` overwritten by ``config.init.torch_checkpoint`` (a PyTorch state_dict file)."""
     from cnnzoo.torch.convert import (
@@ -225,105 +193,6 @@ def step_stream(seed: int):
 
 def _path(text: str) -> str | None:
     return os.path.expanduser(text) if text else None
-
-
-def place_batch(mesh, local: dict, keys=('image', 'label', 'mask')) -> dict:
-    """A streamed batch on the mesh: each process gives its share (``local``, numpy), split along
-    ``data``; together they are the global batch (``jax.make_array_from_process_local_data``)."""
-    sharding = NamedSharding(mesh, P('data'))
-    # A copy: grain's worker processes hand over batches in shared memory, which is released only
-    # once nothing refers to it, and a CPU device array may keep referring to the buffer it was
-    # made from.
-    return {k: jax.make_array_from_process_local_data(sharding, np.array(local[k])) for k in keys if k in local}
-
-
-def eval_inputs(setup: Setup, batch_size: int):
-    """``(inputs, to_batch)``: ``inputs()`` iterates the evaluation split's batches as the step's
-    inputs, ``to_batch(x)`` (inside jit) makes the padded, masked batch ``{'image', 'label', 'mask'}``
-    of one, sharded along ``data``. Every held-out example is in exactly one batch, once."""
-    ds = setup.dataset
-    sharding = NamedSharding(setup.mesh, P('data'))
-    if is_streamed(ds):  # the padded batches of cnnzoo.data.streaming, placed ahead of their use
-        dataset = ds.eval_dataset(batch_size)
-        return (lambda: ds.iterate(dataset, place=partial(place_batch, setup.mesh)),
-                lambda batch: jax.lax.with_sharding_constraint(batch, sharding))
-    n = len(ds.test_images)
-    num_batches = math.ceil(n / batch_size)
-    pad = num_batches * batch_size - n
-    images = replicate(setup.mesh, np.concatenate([ds.test_images, np.zeros((pad, *ds.test_images.shape[1:]), np.uint8)]))
-    labels = replicate(setup.mesh, np.concatenate([ds.test_labels, np.zeros(pad, ds.test_labels.dtype)]).astype(np.int32))
-    mask = replicate(setup.mesh, np.arange(num_batches * batch_size) < n)
-
-    def to_batch(i):
-        batch = {k: jax.lax.dynamic_slice_in_dim(v, i * batch_size, batch_size)
-                 for k, v in (('image', images), ('label', labels), ('mask', mask))}
-        return jax.lax.with_sharding_constraint(batch, sharding)
-
-    return (lambda: range(num_batches)), to_batch
-
-
-def make_evaluator(setup: Setup, batch_size: int):
-    """``evaluate(state) -> {'loss', 'accuracy', 'count'}`` over every held-out example exactly once
-    (a list of those, one per replica, when ``setup.replicas > 1``)."""
-    ds = setup.dataset
-    eval_step = make_eval_step(preprocess=partial(_scale_and_normalize, mean=ds.mean, std=ds.std))
-    if setup.replicas > 1:  # every replica on the same batch; the sums get a leading replica axis
-        one_replica = eval_step
-        eval_step = lambda state, batch: jax.vmap(one_replica, in_axes=(replica_axes(state), None))(state, batch)  # noqa: E731
-    batches, to_batch = eval_inputs(setup, batch_size)
-    eval_batch = jax.jit(lambda state, x: eval_step(state, to_batch(x)))
-
-    def evaluate(state, guard=None):
-        """``guard(fn)`` runs each batch (the loop's makes a stop signal cut the evaluation short)."""
-        sums = None
-        with _closing(iter(batches())) as inputs:
-            for x in inputs:
-                out = guard(partial(eval_batch, state, x)) if guard else eval_batch(state, x)
-                sums = out if sums is None else jax.tree_util.tree_map(jnp.add, sums, out)
-        sums = to_host(sums)
-        results = [{'loss': float(loss) / float(count), 'accuracy': float(correct) / float(count),
-                    'count': int(count)}
-                   for loss, correct, count in zip(*(np.atleast_1d(sums[k]) for k in ('loss_sum', 'correct', 'count')),
-                                                   strict=True)]
-        return results if setup.replicas > 1 else results[0]
-
-    return evaluate
-
-
-@contextlib.contextmanager
-def _closing(iterator):
-    """``iterator``, closed at the end when it can be: a grain iterator's worker processes and the
-    shared memory of its batches are released then (the collection frees the batches that reference
-    cycles still hold), not at the interpreter's exit, where Python warns of each as leaked."""
-    try:
-        yield iterator
-    finally:
-        close = getattr(iterator, 'close', None)
-        if close is not None:
-            close()
-            gc.collect()
-
-
-def eval_logits(setup: Setup, state, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
-    """``(logits (N, classes), labels (N,))`` of one state over the evaluation split, in order, on the
-    host (padding dropped): what a comparison of predictions needs beyond the evaluator's sums."""
-    ds = setup.dataset
-    batches, to_batch = eval_inputs(setup, batch_size)
-
-    @jax.jit
-    def apply(state, x):
-        batch = to_batch(x)
-        images = _scale_and_normalize(batch['image'], mean=ds.mean, std=ds.std)
-        return state.apply_fn(state.variables(), images, train=False), batch['label'], batch['mask']
-
-    with _closing(iter(batches())) as inputs:
-        out = [to_host(apply(state, x)) for x in inputs]
-    logits, labels, mask = (np.concatenate([o[k] for o in out]) for k in range(3))
-    return logits[mask], labels[mask]
-
-
-def _scale_and_normalize(images, *, mean, std):
-    return data_lib.normalize(images.astype(jnp.float32) / 255.0, mean, std)
 
 
 class _StopSignals:
@@ -458,7 +327,7 @@ def _train(config, workdir: str, signals: _StopSignals) -> dict:
                 closing.callback(bests[-1].close)
             logs.append(MetricsLog(directory, resume_step=int(state.step), write=is_primary()))
             closing.callback(logs[-1].close)
-        feed = _feed(config, setup, int(state.step), ckpts.restored_data)
+        feed = make_feed(config, setup, replica_seeds(config), int(state.step), ckpts.restored_data)
         closing.callback(feed.close)
         return _loop(config, workdir, setup, state, ckpts, bests or [ckpts], progress, signals, started, logs, feed)
 
@@ -471,72 +340,6 @@ def _one_seed_config(config, seed: int):
     one.seed = seed
     one.training.num_seeds = 1
     return one
-
-
-def is_streamed(data) -> bool:
-    """Whether a run's data is streamed (grain) rather than held whole on the device."""
-    return not isinstance(data, data_lib.Dataset)
-
-
-class _DeviceFeed:
-    """Training batches from the set held on the device: the step's input is the epoch's order,
-    and the step gathers its batch (``data.take_batch``) inside jit. Nothing to checkpoint."""
-
-    def __init__(self, config, setup):
-        ds, seeds = setup.dataset, replica_seeds(config)
-        self.several, self.spe, self.batch_size = len(seeds) > 1, setup.steps_per_epoch, config.training.batch_size
-        self.images = replicate(setup.mesh, ds.train_images)
-        self.labels = replicate(setup.mesh, ds.train_labels.astype(np.int32))
-        self.seeds, self.num_train = seeds, len(ds.train_images)
-        self.perm, self.perm_epoch = None, None
-
-    def next(self, step: int):
-        epoch = step // self.spe
-        if epoch != self.perm_epoch:
-            perms = [data_lib.epoch_permutation(seed, epoch, self.num_train) for seed in self.seeds]
-            self.perm, self.perm_epoch = (jnp.stack(perms) if self.several else perms[0]), epoch
-        return self.perm
-
-    def batch(self, perm, step):
-        """Inside jit: the batch of ``step`` (replica k's from its own order when there are several)."""
-        index = step % self.spe
-        if self.several:
-            return jax.vmap(lambda p: data_lib.take_batch(self.images, self.labels, p, index, self.batch_size))(perm)
-        return data_lib.take_batch(self.images, self.labels, perm, index, self.batch_size)
-
-    def state(self):
-        return None
-
-    def close(self):
-        pass
-
-
-class _StreamFeed:
-    """Training batches streamed by grain (cnnzoo.data.streaming), placed on the mesh ahead of the
-    step; the iterator's state goes into each checkpoint."""
-
-    def __init__(self, config, setup, start_step: int, saved: dict | None):
-        self.batches = setup.dataset.train_iterator(config.training.batch_size, start=start_step, saved=saved,
-                                                    place=partial(place_batch, setup.mesh, keys=('image', 'label')))
-
-    def next(self, step: int):
-        return next(self.batches)
-
-    def batch(self, batch, step):
-        return batch
-
-    def state(self):
-        return self.batches.state()
-
-    def close(self):
-        self.batches.close()
-        gc.collect()  # as in _closing: release the batches' shared memory now
-
-
-def _feed(config, setup, start_step: int, saved: dict | None):
-    if is_streamed(setup.dataset):
-        return _StreamFeed(config, setup, start_step, saved)
-    return _DeviceFeed(config, setup)
 
 
 def _loop(config, workdir, setup, state, ckpts, bests, progress, signals, started, logs, feed) -> dict:
