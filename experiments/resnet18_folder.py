@@ -6,11 +6,11 @@ sub-folders in sorted order and the class count is the data's. Training crops ar
 preset at ``data.image_size`` (224 by default; smaller is faster on a CPU), then SGD with momentum
 0.9, weight decay 1e-4, learning rate 0.1 with a cosine decay, batch 64.
 
-A folder to try it on, made from the CIFAR-10 archive (100 JPEGs a class for training, 20 for
-validation):
+A folder to try it on, made from CIFAR-10 (100 JPEGs a class for training, 20 for validation;
+``--archive PATH`` names the archive, else it is found as a run finds CIFAR):
 
 Run:
-    python scripts/cifar_to_folder.py --archive ~/Downloads/cifar-10-python.tar.gz --out runs/cifar_folder
+    python scripts/cifar_to_folder.py --out runs/cifar_folder
     python scripts/train.py --config experiments/resnet18_folder.py --workdir runs/resnet18_folder \
         --config.data.folder=runs/cifar_folder --config.data.image_size=64 --config.training.num_steps=20
 

@@ -141,14 +141,29 @@ INCEPTION_SHORT = ('Mixed_5b', 'Mixed_6a', 'Mixed_6e', 'Mixed_7a', 'Mixed_7b')
 GOOGLENET_SHORT = ('inception3a', 'maxpool3', 'inception4a', 'inception4d', 'maxpool4', 'inception5b')
 
 
-def shortened(model):
+def shortened(model, *, blocks: int | None = None):
     """``model`` with the Inception networks' module lists cut to the modules above (every module
-    kind kept); any other model unchanged."""
+    kind kept) and, with ``blocks``, a ResNet's stages cut to at most that many blocks (every block
+    kind, the strided first blocks and the shortcuts kept); any other model unchanged."""
+    if blocks and getattr(model, 'stage_sizes', None):
+        model = model.clone(stage_sizes=tuple(min(n, blocks) for n in model.stage_sizes))
     if getattr(model, 'mixed', None):  # Inception v3
         model = model.clone(mixed=tuple(m for m in model.mixed if m[0] in INCEPTION_SHORT))
     if getattr(model, 'layout', None) and any(m[0] == 'inception3a' for m in model.layout):  # GoogLeNet
         model = model.clone(layout=tuple(m for m in model.layout if m[0] in GOOGLENET_SHORT))
     return model
+
+
+def distinct_networks(names, network) -> list[str]:
+    """The names among ``names`` whose ``network(name)`` (a module) differs from every earlier
+    one's: the fast lane's models first, then the shorter of two names (resnet20 before resnet1202)."""
+    seen, kept = set(), set()
+    for name in sorted(names, key=lambda n: (n not in FAST_LANE_MODELS, len(n), n)):
+        signature = repr(network(name))
+        if signature not in seen:
+            seen.add(signature)
+            kept.add(name)
+    return [name for name in names if name in kept]
 
 
 def registry_params(names):

@@ -10,7 +10,7 @@ from cnnzoo.models import (ACTIVATIONS, BasicBlock, Bottleneck, count_params, cr
                            cifar_fields)
 from cnnzoo.models import registry
 from cnnzoo.training import AUX_COLLECTION
-from conftest import registry_params, shortened
+from conftest import distinct_networks, registry_params, shortened
 
 IMAGENET_MODELS = ('resnet18', 'resnet34', 'resnet50', 'resnet101', 'resnet152', 'plain18', 'plain34')
 
@@ -112,11 +112,17 @@ def test_parameter_count_is_pinned(name):
 # the exception: nearly every branch of every module has shapes of its own, and op by op they took
 # 230 s (googlenet) and 86 s (inception_v3) against about half that as one compiled function.
 JIT_GRADIENT = frozenset({'googlenet', 'inception_v3'})
-@pytest.mark.parametrize('name', registry_params(list_models()))
+def gradient_network(name: str):
+    """The network the gradient test runs for ``name``: the Inception networks with one module of
+    each kind and the ResNets with at most two blocks a stage (conftest.shortened; every layer
+    kind kept). Full depth costs minutes here (resnet1202 took 87 s op by op); the full networks'
+    parameter counts are pinned above and their CIFAR forms run in test_cifar_adaptation_runs_at_32_pixels."""
+    return shortened(create_model(name, num_classes=7), blocks=2)
+
+
+@pytest.mark.parametrize('name', registry_params(distinct_networks(list_models(), gradient_network)))
 def test_model_runs_and_every_parameter_gets_a_gradient(name):
-    # The Inception networks with one module of each kind (conftest.shortened): the full module
-    # lists cost minutes here; their parameter counts are pinned above.
-    model = shortened(create_model(name, num_classes=7))
+    model = gradient_network(name)
     size = min_input_size(name)
     maybe_jit = jax.jit if name in JIT_GRADIENT else (lambda f: f)
     x = jax.random.normal(jax.random.key(1), (2, size, size, 3))

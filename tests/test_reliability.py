@@ -38,7 +38,8 @@ BAD_VALUES = [
     ('model.dtype', 'bfloat16', 'config.model.dtype is set by the run (config.training.dtype)'),
     ('data.augment', 'fancy', "config.data.augment='fancy': choose one of none, crop_flip"),
     ('data.augment_mode', 'always', "config.data.augment_mode='always'; choose one of online, expand"),
-    ('data.name', 'mnist', "config.data.name='mnist'; choose one of cifar10, cifar100"),
+    ('data.name', 'mnist', "config.data.name='mnist' with config.data.source='archive': the archive readers know "
+                           'cifar10, cifar100'),
     ('schedule.ratio', '5::2', "config.schedule.ratio='5::2'"),
     ('schedule.ratio', 'a:b:c', "config.schedule.ratio='a:b:c'"),
     ('schedule.ratio', '0:0:0', "config.schedule.ratio='0:0:0'"),

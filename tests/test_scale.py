@@ -196,12 +196,12 @@ def test_a_coordinator_that_never_answers_is_a_bounded_wait_and_one_line(tmp_pat
 # ---------------------------------------------------------------------------------------------
 # Several seeds in one program (training.num_seeds)
 
-SEEDS = 3
+SEEDS = 2  # replicated seeds run 0.04x as fast on CPU (grouped convolutions): two show the mechanism
 
 
 @pytest.fixture(scope='module')
 def seeds_run(runs, tiny_cifar10, cache_dir, tmp_path_factory):
-    """``num_seeds=3`` for the 20 steps of ``runs``, uninterrupted, in this process."""
+    """``num_seeds=SEEDS`` for the 20 steps of ``runs``, uninterrupted, in this process."""
     config = tiny_config(tiny_cifar10, cache_dir, **SETTINGS, **{'training.num_seeds': str(SEEDS)})
     workdir = tmp_path_factory.mktemp('seeds')
     summary = train_and_evaluate(config, str(workdir))
@@ -252,7 +252,7 @@ def test_each_replica_directory_reads_as_a_one_seed_run(seeds_run):
         assert evals[-1]['accuracy'] == summary['replicas'][k]['final']['accuracy']
         result = evaluate_checkpoint(str(directory), which='best')
         assert result['accuracy'] == summary['replicas'][k]['best_accuracy']
-    with pytest.raises(RunError, match='holds 3 seeds trained together; evaluate one of them'):
+    with pytest.raises(RunError, match=f'holds {SEEDS} seeds trained together; evaluate one of them'):
         evaluate_checkpoint(str(workdir))
 
 

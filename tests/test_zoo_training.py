@@ -21,7 +21,7 @@ from cnnzoo.config import default_config
 from cnnzoo.data import augment, epoch_permutation, load_dataset, normalize, take_batch
 from cnnzoo.models import cifar_fields, create_model, list_models, min_input_size
 from cnnzoo.training import TrainState, init_variables, make_optimizer, make_train_step
-from conftest import FAST_LANE_MODELS, registry_params, shortened
+from conftest import distinct_networks, registry_params, shortened
 
 BATCH = 8
 
@@ -29,24 +29,14 @@ BATCH = 8
 def trained_model(name: str, num_classes: int = 10):
     """The network this file trains for ``name``: its CIFAR variant, at most two blocks a stage, the
     Inception networks shortened (``conftest.shortened``)."""
-    model = create_model(name, num_classes=num_classes, **cifar_fields(name))
-    if getattr(model, 'stage_sizes', None):
-        model = model.clone(stage_sizes=tuple(min(n, 2) for n in model.stage_sizes))
-    return shortened(model)
+    return shortened(create_model(name, num_classes=num_classes, **cifar_fields(name)), blocks=2)
 
 
 def distinct_models() -> list[str]:
     """Every registered model whose trained network differs from an earlier one's: cut to two blocks
     a stage, resnet56 and resnet1202 are the same network (as resnet101 and resnet152 are resnet50),
     and training it again would test nothing new."""
-    seen, names = set(), set()
-    # The fast lane's models first, then the shallower of two names (resnet20 before resnet110).
-    for name in sorted(list_models(), key=lambda n: (n not in FAST_LANE_MODELS, len(n), n)):
-        signature = repr(trained_model(name))
-        if signature not in seen:
-            seen.add(signature)
-            names.add(name)
-    return [name for name in list_models() if name in names]
+    return distinct_networks(list_models(), trained_model)
 
 
 @pytest.fixture(scope='module')

@@ -9,14 +9,15 @@ from cnnzoo.cli import run_cli, split_flags, wants_help
 from cnnzoo.config import ConfigError
 
 USAGE_CIFAR_TO_FOLDER = """\
-usage: cnnzoo cifar-to-folder --archive FILE --out DIR [--per-class-train N] [--per-class-val N] [--name cifar10|cifar100]
+usage: cnnzoo cifar-to-folder --out DIR [--archive FILE] [--per-class-train N] [--per-class-val N] [--name cifar10|cifar100]
        (python scripts/cifar_to_folder.py takes the same arguments)
 
-Writes the first N images of every class of an official CIFAR archive as JPEG files in an image
-folder, DIR/train/<class>/ and DIR/val/<class>/ (torchvision's ImageFolder layout): real images to
-try the streaming path on (experiments/resnet18_folder.py).
+Writes the first N images of every class of CIFAR as JPEG files in an image folder,
+DIR/train/<class>/ and DIR/val/<class>/ (torchvision's ImageFolder layout): real images to try the
+streaming path on (experiments/resnet18_folder.py).
 
-  --archive FILE        cifar-10-python.tar.gz (or the binary one, or cifar-100-python.tar.gz)
+  --archive FILE        cifar-10-python.tar.gz (or the binary one, or cifar-100-python.tar.gz); without
+                        it, CIFAR is found as a run finds it (the data directory, or a tfds download)
   --out DIR             the folder to write
   --per-class-train N   training images a class (default 100), from the training set
   --per-class-val N     validation images a class (default 20), from the test set
@@ -44,15 +45,14 @@ def cifar_to_folder_main(argv: Sequence[str]) -> int:
         flags, overrides = split_flags(argv, {'archive', 'out', 'per-class-train', 'per-class-val', 'name'})
         if overrides:
             raise ConfigError('cifar-to-folder takes no --config.KEY=VALUE')
-        for required in ('archive', 'out'):
-            if required not in flags:
-                raise ConfigError(f'--{required} is required (cnnzoo cifar-to-folder --help)')
+        if 'out' not in flags:
+            raise ConfigError('--out is required (cnnzoo cifar-to-folder --help)')
         from cnnzoo.data.sources import cifar_to_folder
 
         name = flags.get('name', 'cifar10')
         if name not in ('cifar10', 'cifar100'):
             raise ConfigError(f'--name {name!r}: choose cifar10 or cifar100')
-        n_train, n_val = cifar_to_folder(flags['archive'], flags['out'], name=name,
+        n_train, n_val = cifar_to_folder(flags.get('archive'), flags['out'], name=name,
                                          per_class_train=_int(flags, 'per-class-train', 100),
                                          per_class_val=_int(flags, 'per-class-val', 20))
         print(f'wrote {n_train} training and {n_val} validation images to {flags["out"]}/train and '

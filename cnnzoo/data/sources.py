@@ -210,16 +210,20 @@ def write_image_folder(images, labels, class_names, directory: str, *, quality: 
     return len(images)
 
 
-def cifar_to_folder(archive: str, out: str, *, per_class_train: int = 100, per_class_val: int = 20,
+def cifar_to_folder(archive: str | None, out: str, *, per_class_train: int = 100, per_class_val: int = 20,
                     name: str = 'cifar10') -> tuple[int, int]:
     """An image folder (``out/train/<class>/``, ``out/val/<class>/``) of the first ``per_class_*``
-    images of each class of an official CIFAR archive, as JPEG files: a small real folder to try the
-    streaming path on. Returns the numbers of training and validation images written."""
+    images of each class of CIFAR, as JPEG files: a small real folder to try the streaming path on.
+    ``archive=None`` finds CIFAR as a run does (``data.source='auto'``: an archive in the data
+    directory, data tfds prepared, or a download). Returns the numbers of images written."""
     import numpy as np
 
-    from cnnzoo.data.archives import read_archive
+    from cnnzoo.data.datasets import load_dataset
 
-    x_train, y_train, x_test, y_test, names = read_archive(os.path.expanduser(archive), name)
+    ds = load_dataset(name, source='archive' if archive else 'auto',
+                      archive=os.path.expanduser(archive) if archive else None)
+    x_train, y_train, x_test, y_test, names = (ds.train_images, ds.train_labels, ds.test_images, ds.test_labels,
+                                               ds.class_names)
 
     def first(labels, per_class):
         return np.sort(np.concatenate([np.flatnonzero(labels == c)[:per_class] for c in range(len(names))]))
