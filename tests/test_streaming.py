@@ -207,6 +207,32 @@ def test_tfds_image_dataset_through_mock_data_trains_a_few_steps(tmp_path, capsy
     assert 'accuracy' in out and 'on 24 images' in out  # every mock example evaluated once
 
 
+def test_unprepared_tfds_data_is_prepared_through_the_builder_or_refused_in_one_line(tmp_path, monkeypatch):
+    """Data not prepared as ArrayRecord: with the network (here: said to answer), the builder
+    prepares it (mock_data makes that a no-op) and the reader opens; without, one line says how."""
+    import tensorflow_datasets as tfds
+
+    from cnnzoo.data.sources import TfdsSource
+
+    real = tfds.data_source
+    calls = []
+
+    def first_not_prepared(*args, **kwargs):
+        calls.append(kwargs.get('download'))
+        if len(calls) == 1:
+            raise FileNotFoundError('not prepared')
+        return real(*args, **kwargs)
+
+    with tfds.testing.mock_data(num_examples=6):
+        monkeypatch.setattr(tfds, 'data_source', first_not_prepared)
+        source = TfdsSource('mnist', 'train', str(tmp_path), network_check=lambda: True)
+        assert len(source) == 6 and calls == [False, False] and source.num_classes == 10
+        monkeypatch.setattr(tfds, 'data_source', lambda *a, **k: (_ for _ in ()).throw(FileNotFoundError('gone')))
+        with pytest.raises(DataError, match='not prepared as ArrayRecord .* no network: prepare it with `tfds build mnist') as e:
+            TfdsSource('mnist', 'train', str(tmp_path), network_check=lambda: False)
+        assert '\n' not in str(e.value)
+
+
 def test_real_cifar_jpegs_through_the_folder_source(tmp_path):
     from conftest import SHARED_PACK
 
