@@ -10,8 +10,6 @@ folder source when they are there.
 import json
 import os
 import signal
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -21,7 +19,7 @@ from cnnzoo.data import DataError
 from cnnzoo.data import images as image_ops
 from cnnzoo.data.sources import ArraySource, FolderSource, folder_sources, write_image_folder
 from cnnzoo.data.streaming import Stream, TrainBatches
-from tiny_run import EXPERIMENT, TRAIN, assert_bitwise_equal, run_script, tiny_overrides
+from tiny_run import EXPERIMENT, assert_bitwise_equal, run_script, tiny_overrides
 
 CLASSES = ('cat', 'dog', 'fox')
 
