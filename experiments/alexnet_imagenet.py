@@ -16,25 +16,15 @@ validation set, with their own (two-GPU, LRN) architecture and 10-crop testing; 
 recipe and layout are torchvision's. Not run here: it needs a GPU machine and the ImageNet data.
 """
 
-from cnnzoo.config import default_config
+import os
+
+from cnnzoo.config import load_config_file
 
 
 def get_config():
-    config = default_config()
+    # torchvision's recipe of experiments/resnet50_imagenet.py, with AlexNet's rate and steps
+    config = load_config_file(os.path.join(os.path.dirname(os.path.abspath(__file__)), 'resnet50_imagenet.py'))
     config.model.name = 'alexnet'
-    config.data.name = 'imagenet2012'
-    config.data.source = 'tfds'
-    config.data.loader = 'grain'
-    config.data.augment = 'imagenet'
-    config.training.batch_size = 256
-    config.training.eval_batch_size = 250
-    config.training.num_epochs = 90.0
-    config.training.num_steps = 0
-    config.training.checkpoint_every_steps = 2000
-    config.training.log_every_steps = 100
-    config.schedule.name = 'piecewise'
-    config.schedule.boundaries_epochs = (30, 60)
-    config.schedule.decay_factor = 0.1
     config.optimizer.learning_rate = 0.01
-    config.optimizer.weight_decay = 1e-4
+    config.schedule.boundaries_epochs = (30, 60)
     return config

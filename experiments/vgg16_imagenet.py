@@ -17,25 +17,13 @@ the paper's Table 3 gives 27.0% top-1 error for D at a single 256 scale, with it
 procedure). Not run here: it needs a GPU machine and the ImageNet data.
 """
 
-from cnnzoo.config import default_config
+import os
+
+from cnnzoo.config import load_config_file
 
 
 def get_config():
-    config = default_config()
+    # the recipe of experiments/alexnet_imagenet.py (torchvision's for both), with VGG-16
+    config = load_config_file(os.path.join(os.path.dirname(os.path.abspath(__file__)), 'alexnet_imagenet.py'))
     config.model.name = 'vgg16'
-    config.data.name = 'imagenet2012'
-    config.data.source = 'tfds'
-    config.data.loader = 'grain'
-    config.data.augment = 'imagenet'
-    config.training.batch_size = 256
-    config.training.eval_batch_size = 250
-    config.training.num_epochs = 90.0
-    config.training.num_steps = 0
-    config.training.checkpoint_every_steps = 2000
-    config.training.log_every_steps = 100
-    config.schedule.name = 'piecewise'
-    config.schedule.boundaries_epochs = (30, 60)
-    config.schedule.decay_factor = 0.1
-    config.optimizer.learning_rate = 0.01
-    config.optimizer.weight_decay = 1e-4
     return config
