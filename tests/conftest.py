@@ -14,6 +14,15 @@ import shutil
 import tarfile
 import tempfile
 
+# The suite's programs are tiny and compiling them is most of its time: LLVM at -O0 compiles the
+# zoo's training steps in about half the time (resnet50's in tests/test_zoo_training.py: 61 -> 38 s),
+# and the large operations (convolutions, matrix products) are library calls that the level does
+# not change. Runs and references alike compile this way, here and in the subprocesses (which
+# inherit the environment; ``env_with_devices`` keeps the flag), so comparisons stay like for like.
+# Set XLA_FLAGS yourself to test another level.
+if 'XLA_FLAGS' not in os.environ:
+    os.environ['XLA_FLAGS'] = '--xla_backend_optimization_level=0'
+
 if 'JAX_COMPILATION_CACHE_DIR' not in os.environ:
     os.environ['JAX_COMPILATION_CACHE_DIR'] = tempfile.mkdtemp(prefix='cnnzoo-tests-xla-cache-')
     atexit.register(shutil.rmtree, os.environ['JAX_COMPILATION_CACHE_DIR'], ignore_errors=True)
@@ -23,6 +32,14 @@ import pytest
 
 SHARED_PACK = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), '..', 'shared',
                            'data', 'cifar10_jpeg.npz')
+
+
+def env_with_devices(devices: int, **extra) -> dict:
+    """This process's environment for a subprocess with ``devices`` simulated CPU devices (the suite's
+    own XLA flags kept)."""
+    flags = ' '.join(f for f in os.environ.get('XLA_FLAGS', '').split()
+                     if not f.startswith('--xla_force_host_platform_device_count'))
+    return {**os.environ, 'XLA_FLAGS': f'{flags} --xla_force_host_platform_device_count={devices}'.strip(), **extra}
 
 
 def real_cifar10_images(n_train, n_test):

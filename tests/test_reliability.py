@@ -22,6 +22,7 @@ from cnnzoo.config import ConfigError
 from cnnzoo.evaluate import evaluate_checkpoint
 from cnnzoo.loop import _interruptible, _Stopped, _StopSignals, train_and_evaluate
 from cnnzoo.workdir import RunError
+from conftest import env_with_devices
 from tiny_run import (EXPERIMENT, TOTAL_STEPS, TRAIN, assert_bitwise_equal, restore, run_script, tiny_config,
                       tiny_overrides)
 
@@ -99,7 +100,7 @@ def test_batch_that_does_not_divide_over_the_devices_is_refused(tmp_path):
             "from cnnzoo.validation import check_config\n"
             f"c = apply_overrides(load_config_file({EXPERIMENT!r}), [('training.batch_size', '15')])\n"
             "check_config(c)\n")
-    env = {**os.environ, 'XLA_FLAGS': '--xla_force_host_platform_device_count=2', 'JAX_PLATFORMS': 'cpu'}
+    env = env_with_devices(2, JAX_PLATFORMS='cpu')
     result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, env=env, timeout=120)
     assert result.returncode == 1
     assert 'config.training.batch_size=15 does not divide over 2 devices' in result.stderr

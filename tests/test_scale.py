@@ -35,6 +35,7 @@ import pytest
 
 from cnnzoo.checkpoints import Checkpoints
 from cnnzoo.loop import build, train_and_evaluate
+from conftest import env_with_devices
 from tiny_run import EXPERIMENT, TRAIN, tiny_config, tiny_overrides
 
 STEPS = 20
@@ -52,7 +53,7 @@ def rel_diff(a, b) -> float:
 
 def train_on_devices(devices: int, workdir, overrides) -> str:
     """scripts/train.py in a process with ``devices`` simulated CPU devices; returns its output."""
-    env = dict(os.environ, XLA_FLAGS=f'--xla_force_host_platform_device_count={devices}')
+    env = env_with_devices(devices)
     cmd = [sys.executable, TRAIN, '--config', EXPERIMENT, '--workdir', str(workdir)]
     result = subprocess.run(cmd + [f'--config.{k}={v}' for k, v in overrides], env=env, capture_output=True,
                             text=True, timeout=600)
@@ -125,7 +126,7 @@ def _free_port() -> int:
 
 
 def _launch(command, workdir, overrides, port, process_id, *extra):
-    env = dict(os.environ, XLA_FLAGS='--xla_force_host_platform_device_count=2')
+    env = env_with_devices(2)
     cmd = [sys.executable, *command, '--config', EXPERIMENT, '--workdir', str(workdir), *extra,
            '--coordinator', f'127.0.0.1:{port}', '--num-processes', '2', '--process-id', str(process_id)]
     return subprocess.Popen(cmd + [f'--config.{k}={v}' for k, v in overrides], env=env, stdout=subprocess.PIPE,
@@ -308,7 +309,7 @@ def test_seeds_spread_over_devices_are_the_runs_of_their_seeds(runs, seeds_run, 
 
 
 def test_a_batch_that_does_not_divide_over_the_devices_is_one_line(tiny_cifar10, cache_dir, tmp_path):
-    env = dict(os.environ, XLA_FLAGS='--xla_force_host_platform_device_count=4')
+    env = env_with_devices(4)
     cmd = [sys.executable, TRAIN, '--config', EXPERIMENT, '--workdir', str(tmp_path / 'run')]
     overrides = tiny_overrides(tiny_cifar10, cache_dir, **{'training.batch_size': '30'})
     result = subprocess.run(cmd + [f'--config.{k}={v}' for k, v in overrides], env=env, capture_output=True,
