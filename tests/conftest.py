@@ -161,14 +161,31 @@ GOOGLENET_SHORT = ('inception3a', 'maxpool3', 'inception4a', 'inception4d', 'max
 def shortened(model, *, blocks: int | None = None):
     """``model`` with the Inception networks' module lists cut to the modules above (every module
     kind kept) and, with ``blocks``, a ResNet's stages cut to at most that many blocks (every block
-    kind, the strided first blocks and the shortcuts kept); any other model unchanged."""
+    kind, the strided first blocks and the shortcuts kept) and a VGG's stages to at most that many
+    convolutions (so VGG-16 and -19 train as VGG-13 does; C's 1x1 layers kept); any other model
+    unchanged."""
     if blocks and getattr(model, 'stage_sizes', None):
         model = model.clone(stage_sizes=tuple(min(n, blocks) for n in model.stage_sizes))
+    if blocks and 'M' in (getattr(model, 'config', None) or ()):  # VGG: a stage's first and last convolutions
+        model = model.clone(config=_vgg_stages_cut(model.config, blocks))
     if getattr(model, 'mixed', None):  # Inception v3
         model = model.clone(mixed=tuple(m for m in model.mixed if m[0] in INCEPTION_SHORT))
     if getattr(model, 'layout', None) and any(m[0] == 'inception3a' for m in model.layout):  # GoogLeNet
         model = model.clone(layout=tuple(m for m in model.layout if m[0] in GOOGLENET_SHORT))
     return model
+
+
+def _vgg_stages_cut(config, blocks):
+    """A VGG layer list with each stage (the convolutions between two 'M') cut to its first
+    ``blocks - 1`` convolutions and its last (configuration C's 1x1 convolutions are last)."""
+    out, stage = [], []
+    for entry in config:
+        if entry == 'M':
+            out += (stage if len(stage) <= blocks else stage[:blocks - 1] + stage[-1:]) + ['M']
+            stage = []
+        else:
+            stage.append(entry)
+    return tuple(out + stage)
 
 
 def distinct_networks(names, network) -> list[str]:

@@ -34,8 +34,8 @@ def trained_model(name: str, num_classes: int = 10):
 
 def distinct_models() -> list[str]:
     """Every registered model whose trained network differs from an earlier one's: cut to two blocks
-    a stage, resnet56 and resnet1202 are the same network (as resnet101 and resnet152 are resnet50),
-    and training it again would test nothing new."""
+    a stage, resnet56 and resnet1202 are the same network (as resnet101 and resnet152 are resnet50,
+    and vgg16 and vgg19 are vgg13), and training it again would test nothing new."""
     return distinct_networks(list_models(), trained_model)
 
 
