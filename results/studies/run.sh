@@ -9,7 +9,9 @@
 #
 # Extra flags go to scripts/sweep.py (e.g. --only GLOB). The ablation ran its twelve points without
 # the inverted bottleneck first (--only '*-standard,*-relu_before_add,*-square'): on two CPU cores
-# XLA's depthwise convolution makes one inverted-bottleneck epoch take about an hour.
+# XLA's depthwise convolution made one inverted-bottleneck epoch take about an hour. The column ran
+# afterwards (--only '*-inverted_bottleneck') with the CPU forms of depthwise and 1x1 convolutions
+# (cnnzoo/models/layers.py, commit d3060d7): 35-50 minutes a run on the shared cores.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 RUNS=${RUNS:-/tmp/studies}
