@@ -249,8 +249,9 @@ def heat_maps(directory, points, coords, axes, study) -> str:
                 bright = (m - vmin) / ((vmax - vmin) or 1) > 0.6
                 ax.text(j, i, f'{m:.2f}' + (f'\n±{s:.2f}' if s is not None else ''), ha='center', va='center',
                         fontsize=8, color='black' if bright else 'white')
+        slant = max(len(str(v)) for v in col_values) > 12  # long labels would run into each other
         ax.set_xticks(range(len(col_values)), [str(v) for v in col_values],
-                      rotation=20 if max(len(str(v)) for v in col_values) > 12 else 0, ha="right" if max(len(str(v)) for v in col_values) > 12 else "center")
+                      rotation=20 if slant else 0, ha='right' if slant else 'center')
         first = ax is grid[0][0]
         ax.set_yticks(range(len(row_values)), [str(v) for v in row_values] if first else [])
         ax.set_xlabel(label(cols_axis))

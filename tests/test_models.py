@@ -115,8 +115,8 @@ JIT_GRADIENT = frozenset({'googlenet', 'inception_v3'})
 def gradient_network(name: str):
     """The network the gradient test runs for ``name``: the Inception networks with one module of
     each kind, the ResNets with at most two blocks a stage and the VGGs with at most two convolutions
-    a stage (conftest.shortened; every layer kind kept). Full depth costs minutes here (resnet1202 took 87 s op by op); the full networks'
-    parameter counts are pinned above and their CIFAR forms run in test_cifar_adaptation_runs_at_32_pixels."""
+    a stage (conftest.shortened; every layer kind kept). Full depth costs minutes here (resnet1202
+    took 87 s op by op); the full networks' parameter counts are pinned above and their CIFAR forms run in test_cifar_adaptation_runs_at_32_pixels."""
     return shortened(create_model(name, num_classes=7), blocks=2)
 
 
