@@ -26,9 +26,7 @@ from typing import Any
 
 import ml_collections
 
-
-class ConfigError(ValueError):
-    """A bad experiment file, key or value; the message is one line."""
+from cnnzoo.errors import ConfigError, first_line
 
 
 def default_config() -> ml_collections.ConfigDict:
@@ -133,7 +131,7 @@ def load_experiment_module(path: str):
     try:
         spec.loader.exec_module(module)
     except Exception as e:  # noqa: BLE001 - any failure of a user's file is reported in one line
-        raise ConfigError(f'{path}: {type(e).__name__}: {_first_line(e)}') from e
+        raise ConfigError(f'{path}: {first_line(e, typed=True)}') from e
     return module
 
 
@@ -145,18 +143,13 @@ def load_config_file(path: str, *args: str) -> ml_collections.ConfigDict:
     try:
         config = module.get_config(*args)
     except AttributeError as e:
-        raise ConfigError(f'{path}: {_first_line(e)}') from e
+        raise ConfigError(f'{path}: {first_line(e)}') from e
     except (TypeError, KeyError, ValueError) as e:
-        raise ConfigError(f'{path}: {_first_line(e)}') from e
+        raise ConfigError(f'{path}: {first_line(e)}') from e
     if not isinstance(config, ml_collections.ConfigDict):
         raise ConfigError(f'{path}: get_config() must return a ConfigDict')
     validate(config)
     return config
-
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip().strip('\'"')
-    return text.splitlines()[0] if text else type(e).__name__
 
 
 def parse_value(text: str) -> Any:
@@ -201,7 +194,7 @@ def set_override(config: ml_collections.ConfigDict, dotted: str, text: str) -> N
     try:
         node[leaf] = value
     except (TypeError, ValueError) as e:
-        raise ConfigError(f'--config.{dotted}: {_first_line(e)}') from e
+        raise ConfigError(f'--config.{dotted}: {first_line(e)}') from e
 
 
 def _same_kind(old: Any, new: Any) -> bool:

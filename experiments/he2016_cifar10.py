@@ -37,7 +37,7 @@ def get_config():
 
 
 def get_sweep():
-    """The grid of Table 6 / Figure 6 as override dicts (scripts/sweep.py; the form: cnnzoo.sweep)."""
+    """The grid of Table 6 / Figure 6 as override dicts (scripts/sweep.py; the form: cnnzoo.studies.sweep)."""
     sweep = []
     for name in DEPTHS:
         overrides = {'model.name': name}

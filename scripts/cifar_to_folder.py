@@ -4,7 +4,7 @@ The same as `cnnzoo cifar-to-folder` (--help lists the flags); the logic is in c
 """
 import sys
 
-from cnnzoo.data.commands import cifar_to_folder_main
+from cnnzoo.cli.data import cifar_to_folder_main
 
 if __name__ == '__main__':
     sys.exit(cifar_to_folder_main(sys.argv[1:]))

@@ -4,7 +4,7 @@ The same as `cnnzoo models` (--help says what is measured); the logic is in cnnz
 """
 import sys
 
-from cnnzoo.cli import models_main
+from cnnzoo.cli.models import models_main
 
 if __name__ == '__main__':
     sys.exit(models_main(sys.argv[1:]))

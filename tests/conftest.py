@@ -135,7 +135,7 @@ def reference(tiny_cifar10, cache_dir, tmp_path_factory):
     resume test must end equal to. Tests must not change its workdir (copy it first)."""
     from tiny_run import tiny_config
 
-    from cnnzoo.loop import train_and_evaluate
+    from cnnzoo.run.loop import train_and_evaluate
 
     workdir = tmp_path_factory.mktemp('reference')
     summary = train_and_evaluate(tiny_config(tiny_cifar10, cache_dir), str(workdir))

@@ -6,7 +6,7 @@ import jax
 import numpy as np
 import pytest
 
-from cnnzoo.benchmark import markdown_table, run_benchmark, step_stats, write_report
+from cnnzoo.bench.speed import markdown_table, run_benchmark, step_stats, write_report
 from cnnzoo.data.augment import crop_flip_draws, random_crop_flip, to_float
 
 torch = pytest.importorskip('torch')
@@ -38,7 +38,7 @@ def test_benchmark_reports_every_variant(tmp_path):
 
 
 def test_a_variant_that_fails_is_a_row_not_a_crash(monkeypatch):
-    import cnnzoo.benchmark as bench
+    import cnnzoo.bench.speed as bench
 
     def no_compiler(model_name, variant, **kwargs):
         raise RuntimeError('InvalidCxxCompiler: No working C++ compiler found\nmore detail')
@@ -57,7 +57,7 @@ def test_an_unknown_variant_is_a_one_line_error():
 
 
 def test_torch_crop_flip_is_the_jax_augmentation():
-    from cnnzoo.torch.benchmark import crop_flip
+    from cnnzoo.torch.ops import crop_flip
 
     images = np.random.default_rng(0).integers(0, 256, (6, 32, 32, 3), dtype=np.uint8)
     rng = jax.random.PRNGKey(3)

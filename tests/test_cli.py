@@ -12,7 +12,8 @@ import typing
 
 import pytest
 
-from cnnzoo.cli import COMMANDS, exit_status
+from cnnzoo.cli import COMMANDS
+from cnnzoo.cli.common import exit_status
 from cnnzoo.config import apply_overrides, default_config, load_config_file, to_json
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -27,7 +28,7 @@ def cnnzoo(*args, timeout=120):
 
 
 def schema_keys(node, prefix=''):
-    """Every leaf key of a config, dotted, computed here independently of cnnzoo.schema_help."""
+    """Every leaf key of a config, dotted, computed here independently of cnnzoo.cli.help."""
     keys = []
     for key, value in node.items():
         keys += schema_keys(value, f'{prefix}{key}.') if isinstance(value, dict) else [f'{prefix}{key}']
@@ -148,8 +149,8 @@ def test_exit_status_of_a_stopped_run_is_128_plus_the_signal():
 def test_train_hands_extend_to_the_loop_and_maps_its_summary(monkeypatch, tmp_path):
     """In process, the loop replaced: ``--extend`` (the flag a refused longer run names) reaches
     train_and_evaluate, and a summary stopped by SIGINT is exit status 130."""
-    import cnnzoo.loop
-    from cnnzoo.cli import train_main
+    import cnnzoo.run.loop
+    from cnnzoo.cli.train import train_main
 
     calls = []
 
@@ -157,7 +158,7 @@ def test_train_hands_extend_to_the_loop_and_maps_its_summary(monkeypatch, tmp_pa
         calls.append((config.model.name, workdir, extend))
         return {'stopped_by': 'SIGINT' if extend else None}
 
-    monkeypatch.setattr(cnnzoo.loop, 'train_and_evaluate', fake_train)
+    monkeypatch.setattr(cnnzoo.run.loop, 'train_and_evaluate', fake_train)
     args = ['--config', EXPERIMENT, '--workdir', str(tmp_path), '--config.model.name=plain20']
     assert train_main(args) == 0
     assert train_main([*args, '--extend']) == 130
@@ -182,7 +183,7 @@ def run_console(workdir, overrides, *, sigterm_at_step=None):
 def test_sigterm_exits_143_after_saving_and_the_rerun_exits_0(tiny_cifar10, cache_dir, tmp_path):
     from tiny_run import tiny_overrides
 
-    from cnnzoo.workdir import has_checkpoint
+    from cnnzoo.run.workdir import has_checkpoint
 
     overrides = tiny_overrides(tiny_cifar10, cache_dir, **{'training.num_epochs': '1'})
     status, out = run_console(tmp_path, overrides, sigterm_at_step=3)

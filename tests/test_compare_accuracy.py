@@ -15,16 +15,15 @@ import jax
 import numpy as np
 import pytest
 
-import torch
-
 from cnnzoo import data as data_lib
-from cnnzoo.checkpoints import Checkpoints
+from cnnzoo.bench.accuracy import compare_accuracy, markdown, relative_difference, write
 from cnnzoo.config import apply_overrides, load_config_file
-from cnnzoo.loop import build, step_stream
-from cnnzoo.torch.compare_accuracy import compare_accuracy, markdown, relative_difference, write
+from cnnzoo.errors import RunError
+from cnnzoo.run.checkpoints import Checkpoints
+from cnnzoo.run.setup import build
 from cnnzoo.torch.recipe import TorchRun, train_torch
+from cnnzoo.training import step_stream
 from cnnzoo.training.steps import step_keys
-from cnnzoo.workdir import RunError
 
 pytestmark = pytest.mark.usefixtures('one_torch_thread')
 

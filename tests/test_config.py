@@ -8,7 +8,8 @@ import sys
 import pytest
 
 from cnnzoo import config as config_lib
-from cnnzoo.cli import parse_train_args, split_flags
+from cnnzoo.cli.common import split_flags
+from cnnzoo.cli.train import parse_train_args
 from cnnzoo.config import ConfigError, apply_overrides, default_config, load_config_file
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -6,20 +6,23 @@ that the whole file takes about a minute on two cores.
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 
 import numpy as np
 import pytest
-
-from cnnzoo import config as config_lib
-from cnnzoo.checkpoints import Checkpoints
-from cnnzoo.evaluate import evaluate_checkpoint
-from cnnzoo.loop import build, train_and_evaluate
-from cnnzoo.workdir import RunError, WorkdirLock
 from tiny_run import (EXPERIMENT, TOTAL_STEPS, TRAIN, assert_bitwise_equal, restore, run_script, tiny_config,
                       tiny_overrides)
+
+from cnnzoo import config as config_lib
+from cnnzoo.errors import RunError
+from cnnzoo.run.checkpoints import Checkpoints
+from cnnzoo.run.evaluate import evaluate_checkpoint
+from cnnzoo.run.loop import train_and_evaluate
+from cnnzoo.run.setup import build
+from cnnzoo.run.workdir import WorkdirLock
 
 
 def test_uninterrupted_run_writes_everything(reference):
@@ -109,7 +112,7 @@ def test_finished_run_started_again_only_reports(reference, tiny_cifar10, cache_
 
 
 def test_a_start_that_never_checkpointed_binds_no_config(tiny_cifar10, cache_dir, tmp_path):
-    from cnnzoo.workdir import write_or_check_config
+    from cnnzoo.run.workdir import write_or_check_config
 
     write_or_check_config(str(tmp_path), tiny_config(tiny_cifar10, cache_dir))
     other = tiny_config(tiny_cifar10, cache_dir, **{'training.batch_size': '10'})
@@ -140,7 +143,7 @@ def test_expand_mode_trains_on_the_originals_plus_fixed_copies(tiny_cifar10, cac
 
 
 def test_a_run_started_before_the_schema_gained_a_key_still_resumes(tiny_cifar10, cache_dir, tmp_path):
-    from cnnzoo.workdir import write_or_check_config
+    from cnnzoo.run.workdir import write_or_check_config
 
     config = tiny_config(tiny_cifar10, cache_dir)
     saved = json.loads(config_lib.to_json(config))
@@ -156,7 +159,7 @@ def test_a_run_started_before_the_schema_gained_a_key_still_resumes(tiny_cifar10
 def test_compilation_cache_goes_to_the_users_cache_unless_jax_has_one(monkeypatch, tmp_path):
     import jax
 
-    from cnnzoo.loop import use_compilation_cache
+    from cnnzoo.run.setup import use_compilation_cache
 
     monkeypatch.setenv('XDG_CACHE_HOME', str(tmp_path))
     configured = jax.config.jax_compilation_cache_dir
@@ -169,3 +172,36 @@ def test_compilation_cache_goes_to_the_users_cache_unless_jax_has_one(monkeypatc
         assert jax.config.jax_compilation_cache_dir == '/elsewhere'
     finally:
         jax.config.update('jax_compilation_cache_dir', configured)
+
+
+def test_a_run_written_before_the_replica_axis_restores_resumes_and_evaluates(tmp_path, cache_dir):
+    """tests/data/run_e622304: a one-seed run of 4 steps written by e622304's code (its state saved
+    without a replica axis, as the orbax item 'default'). Its checkpoint restores bitwise equal to the
+    state today's code reaches in the same 4 steps; both runs, extended to 8 steps, end bitwise equal,
+    records included; its best checkpoint evaluates to the accuracy it recorded."""
+    from conftest import write_cifar10_python_archive
+
+    archive = str(tmp_path / 'cifar-10-python.tar.gz')
+    write_cifar10_python_archive(archive, real=False)  # the images the old run trained on
+    old = tmp_path / 'old'
+    shutil.copytree(os.path.join(os.path.dirname(__file__), 'data', 'run_e622304'), old,
+                    ignore=shutil.ignore_patterns('README.md'))
+    where = [('data.archive', archive), ('data.data_dir', cache_dir)]
+    best = evaluate_checkpoint(str(old), which='best', overrides=where)
+    assert best['step'] == 4 and best['accuracy'] == json.loads(open(old / 'metrics.jsonl').readlines()[-1])['accuracy']
+
+    four = tiny_config(archive, cache_dir, **{'training.num_steps': '4', 'training.checkpoint_every_steps': '4'})
+    today = train_and_evaluate(four, str(tmp_path / 'today'))
+    assert_bitwise_equal(restore(four, old).checkpoint_items(), today['state'].checkpoint_items())
+
+    eight = tiny_config(archive, cache_dir, **{'training.num_steps': '8', 'training.checkpoint_every_steps': '4'})
+    resumed = train_and_evaluate(eight, str(old), extend=True)
+    extended = train_and_evaluate(eight, str(tmp_path / 'today'), extend=True)
+    assert resumed['step'] == extended['step'] == 8
+    assert_bitwise_equal(resumed['state'].checkpoint_items(), extended['state'].checkpoint_items())
+
+    def records(workdir):
+        return [{k: v for k, v in json.loads(line).items() if k != 'images_per_sec'}
+                for line in open(workdir / 'metrics.jsonl')]
+
+    assert records(old) == records(tmp_path / 'today')

@@ -4,13 +4,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-
-from cnnzoo.models import (ACTIVATIONS, BasicBlock, Bottleneck, count_params, create_model,
-                           get_activation, list_models, min_input_size, register_model,
-                           cifar_fields)
-from cnnzoo.models import registry
-from cnnzoo.training import AUX_COLLECTION
 from conftest import distinct_networks, registry_params, shortened
+
+from cnnzoo.models import (ACTIVATIONS, BasicBlock, Bottleneck, cifar_fields, count_params, create_model,
+                           get_activation, list_models, min_input_size, register_model, registry)
+from cnnzoo.training import AUX_COLLECTION
 
 IMAGENET_MODELS = ('resnet18', 'resnet34', 'resnet50', 'resnet101', 'resnet152', 'plain18', 'plain34')
 
@@ -112,6 +110,8 @@ def test_parameter_count_is_pinned(name):
 # the exception: nearly every branch of every module has shapes of its own, and op by op they took
 # 230 s (googlenet) and 86 s (inception_v3) against about half that as one compiled function.
 JIT_GRADIENT = frozenset({'googlenet', 'inception_v3'})
+
+
 def gradient_network(name: str):
     """The network the gradient test runs for ``name``: the Inception networks with one module of
     each kind, the ResNets with at most two blocks a stage and the VGGs with at most two convolutions

@@ -16,15 +16,16 @@ import sys
 import threading
 
 import pytest
-
-from cnnzoo.checkpoints import Checkpoints
-from cnnzoo.config import ConfigError
-from cnnzoo.evaluate import evaluate_checkpoint
-from cnnzoo.loop import _interruptible, _Stopped, _StopSignals, train_and_evaluate
-from cnnzoo.workdir import RunError
 from conftest import env_with_devices
 from tiny_run import (EXPERIMENT, TOTAL_STEPS, TRAIN, assert_bitwise_equal, restore, run_script, tiny_config,
                       tiny_overrides)
+
+from cnnzoo.config import ConfigError
+from cnnzoo.errors import RunError
+from cnnzoo.run.checkpoints import Checkpoints
+from cnnzoo.run.evaluate import evaluate_checkpoint
+from cnnzoo.run.loop import train_and_evaluate
+from cnnzoo.run.signals import Stopped, StopSignals, interruptible
 
 # (key, bad value, text the one-line error must contain)
 BAD_VALUES = [
@@ -97,7 +98,7 @@ def test_bad_value_on_the_command_line_is_exit_2_and_one_line(key, value, tmp_pa
 
 def test_batch_that_does_not_divide_over_the_devices_is_refused(tmp_path):
     code = ("from cnnzoo.config import load_config_file, apply_overrides\n"
-            "from cnnzoo.validation import check_config\n"
+            "from cnnzoo.run.validation import check_config\n"
             f"c = apply_overrides(load_config_file({EXPERIMENT!r}), [('training.batch_size', '15')])\n"
             "check_config(c)\n")
     env = env_with_devices(2, JAX_PLATFORMS='cpu')
@@ -170,13 +171,13 @@ def killed_at_15(tiny_cifar10, cache_dir, tmp_path_factory):
 
 
 def _damage_data_file(checkpoint):
-    data = os.path.join(checkpoint, 'default', 'ocdbt.process_0', 'd')
+    data = os.path.join(checkpoint, 'state', 'ocdbt.process_0', 'd')
     largest = max((os.path.join(data, n) for n in os.listdir(data)), key=os.path.getsize)
     os.truncate(largest, os.path.getsize(largest) // 2)
 
 
 def _empty_metadata(checkpoint):
-    open(os.path.join(checkpoint, 'default', '_METADATA'), 'w').close()
+    open(os.path.join(checkpoint, 'state', '_METADATA'), 'w').close()
 
 
 @pytest.mark.slow
@@ -305,10 +306,10 @@ def test_full_disk_during_a_save_is_one_line_and_leaves_no_partial_checkpoint(ti
 
 def test_a_stop_signal_interrupts_a_long_wait_at_once():
     release = threading.Event()
-    with _StopSignals() as signals:
+    with StopSignals() as signals:
         threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGTERM)).start()
-        with pytest.raises(_Stopped, match='SIGTERM'):
-            _interruptible(lambda: release.wait(60), signals)  # a compilation that would take a minute
+        with pytest.raises(Stopped, match='SIGTERM'):
+            interruptible(lambda: release.wait(60), signals)  # a compilation that would take a minute
     release.set()
     assert signals.received == 'SIGTERM'
 
@@ -345,13 +346,13 @@ def test_a_run_shorter_than_one_step_and_a_workdir_that_is_a_file_are_refused(ti
                            str(tmp_path / 'run'))
     assert not (tmp_path / 'run').exists()
     (tmp_path / 'file').write_text('not a directory')
-    with pytest.raises(RunError, match='is a file, not a directory'):
+    with pytest.raises(ConfigError, match="is a file, not a directory"):
         train_and_evaluate(tiny_config(tiny_cifar10, cache_dir), str(tmp_path / 'file'))
     assert (tmp_path / 'file').read_text() == 'not a directory'
 
 
 def test_an_os_error_that_stops_a_command_is_one_line_and_status_1(tmp_path, capsys):
-    from cnnzoo.cli import run_cli
+    from cnnzoo.cli.common import run_cli
 
     def write_into_a_missing_directory():
         with open(tmp_path / 'missing' / 'metrics.jsonl', 'w') as f:

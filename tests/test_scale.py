@@ -32,11 +32,12 @@ import time
 import jax
 import numpy as np
 import pytest
-
-from cnnzoo.checkpoints import Checkpoints
-from cnnzoo.loop import build, train_and_evaluate
 from conftest import env_with_devices
 from tiny_run import EXPERIMENT, TRAIN, tiny_config, tiny_overrides
+
+from cnnzoo.run.checkpoints import Checkpoints
+from cnnzoo.run.loop import train_and_evaluate
+from cnnzoo.run.setup import build
 
 STEPS = 20
 SETTINGS = {'training.batch_size': '40', 'optimizer.learning_rate': '0.01', 'training.num_steps': str(STEPS),
@@ -62,9 +63,12 @@ def train_on_devices(devices: int, workdir, overrides) -> str:
 
 
 def params_at(config, workdir, step=None):
+    """The parameters of a one-seed run's checkpoint (its one replica's)."""
+    from cnnzoo.training import replica
+
     ckpts = Checkpoints(str(workdir), keep=2)
     try:
-        return ckpts.restore(build(config).state, 'latest' if step is None else step).params
+        return replica(ckpts.restore(build(config).state, 'latest' if step is None else step), 0).params
     finally:
         ckpts.close()
 
@@ -219,7 +223,7 @@ def test_each_replica_is_the_run_of_its_seed(runs, seeds_run, tiny_cifar10, cach
     # The initialisations are bitwise those of the one-seed runs (vmap draws the same numbers).
     initial = build(config).state
     for k in range(SEEDS):
-        single = build(tiny_config(tiny_cifar10, cache_dir, **SETTINGS, seed=str(k))).state
+        single = replica(build(tiny_config(tiny_cifar10, cache_dir, **SETTINGS, seed=str(k))).state, 0)
         for a, b in zip(jax.tree_util.tree_leaves(replica(initial, k).params),
                         jax.tree_util.tree_leaves(single.params), strict=True):
             np.testing.assert_array_equal(a, b)
@@ -236,9 +240,9 @@ def test_each_replica_is_the_run_of_its_seed(runs, seeds_run, tiny_cifar10, cach
 
 
 def test_each_replica_directory_reads_as_a_one_seed_run(seeds_run):
-    from cnnzoo.evaluate import evaluate_checkpoint
-    from cnnzoo.report import read_run
-    from cnnzoo.workdir import RunError
+    from cnnzoo.errors import RunError
+    from cnnzoo.run.evaluate import evaluate_checkpoint
+    from cnnzoo.run.workdir import read_run
 
     config, workdir, summary = seeds_run
     assert [r['seed'] for r in summary['replicas']] == list(range(SEEDS))
@@ -281,7 +285,7 @@ def test_killed_seeds_run_resumes_bitwise(seeds_run, tiny_cifar10, cache_dir, tm
 
 
 def test_the_report_reads_the_replicas_as_seeds_of_one_point(seeds_run):
-    from cnnzoo.report import find_runs
+    from cnnzoo.run.workdir import find_runs
 
     _, workdir, _ = seeds_run
     assert sorted(os.path.basename(r.directory) for r in find_runs(str(workdir))) == [f'seed{k}' for k in range(SEEDS)]

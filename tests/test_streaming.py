@@ -14,12 +14,12 @@ import signal
 import numpy as np
 import pytest
 from PIL import Image
+from tiny_run import EXPERIMENT, assert_bitwise_equal, run_script, tiny_overrides
 
 from cnnzoo.data import DataError
 from cnnzoo.data import images as image_ops
 from cnnzoo.data.sources import ArraySource, FolderSource, folder_sources, write_image_folder
 from cnnzoo.data.streaming import Stream, TrainBatches
-from tiny_run import EXPERIMENT, assert_bitwise_equal, run_script, tiny_overrides
 
 CLASSES = ('cat', 'dog', 'fox')
 
@@ -164,7 +164,7 @@ def test_a_corrupt_image_is_a_one_line_error_naming_the_file(tmp_path, capsys):
         image_ops.decode(train[train.files.index(str(bad))]['image'], str(bad))
     assert '\n' not in str(e.value)
     # through the console command, in a run: exit status 2 and that one line, wherever the file falls
-    from cnnzoo.cli import train_main
+    from cnnzoo.cli.train import train_main
 
     capsys.readouterr()
     status = train_main(['--config', EXPERIMENT, '--workdir', str(tmp_path / 'run'), *folder_flags(tmp_path),
@@ -189,7 +189,7 @@ def test_tfds_image_dataset_through_mock_data_trains_a_few_steps(tmp_path, capsy
     import tensorflow_datasets as tfds
 
     from cnnzoo.config import apply_overrides, load_config_file
-    from cnnzoo.loop import train_and_evaluate
+    from cnnzoo.run.loop import train_and_evaluate
 
     overrides = [(f.split('=', 1)[0][len('--config.'):], f.split('=', 1)[1]) for f in folder_flags('', **{
         'data.source': 'tfds', 'data.name': 'mnist', 'data.data_dir': str(tmp_path / 'tfds'), 'data.augment': 'crop_flip',
@@ -268,7 +268,7 @@ def test_real_cifar_jpegs_through_the_folder_source(tmp_path):
 ])
 def test_streaming_keys_are_checked_up_front(overrides, message):
     from cnnzoo.config import ConfigError, load_config_file
-    from cnnzoo.validation import check_config
+    from cnnzoo.run.validation import check_config
 
     config = load_config_file(EXPERIMENT)
     with pytest.raises(ConfigError, match=message) as e:
@@ -352,7 +352,7 @@ def streamed_overrides(tiny_cifar10, cache_dir, **extra):
 def streamed_reference(tiny_cifar10, cache_dir, tmp_path_factory):
     """The tiny run of tests/tiny_run.py, its CIFAR streamed through grain from memory, uninterrupted."""
     from cnnzoo.config import apply_overrides, load_config_file
-    from cnnzoo.loop import train_and_evaluate
+    from cnnzoo.run.loop import train_and_evaluate
 
     workdir = tmp_path_factory.mktemp('streamed_reference')
     config = apply_overrides(load_config_file(EXPERIMENT), streamed_overrides(tiny_cifar10, cache_dir))
@@ -368,7 +368,7 @@ def test_streamed_run_killed_then_resumed_with_other_workers_is_bitwise_identica
     assert code == -signal.SIGKILL, out
     assert 'streamed by 1 worker' in out
     from cnnzoo.config import apply_overrides, load_config_file
-    from cnnzoo.loop import train_and_evaluate
+    from cnnzoo.run.loop import train_and_evaluate
 
     config = apply_overrides(load_config_file(EXPERIMENT), streamed_overrides(tiny_cifar10, cache_dir))
     resumed = train_and_evaluate(config, str(tmp_path))  # no workers now: the iterator is rebuilt
@@ -388,10 +388,10 @@ def test_two_processes_with_two_devices_each_train_the_one_process_streamed_run(
     two steps the four-device run is the one-device run up to the order of float sums (as on the
     device path, tests/test_scale.py, whose one-step tolerance this is)."""
     import jax
+    from test_scale import ONE_STEP, _free_port, _launch, rel_diff
 
     from cnnzoo.config import apply_overrides, load_config_file
-    from cnnzoo.loop import train_and_evaluate
-    from test_scale import ONE_STEP, _free_port, _launch, rel_diff
+    from cnnzoo.run.loop import train_and_evaluate
 
     overrides = streamed_overrides(tiny_cifar10, cache_dir, **{'training.num_steps': '2', 'training.num_epochs': '0'})
     config = apply_overrides(load_config_file(EXPERIMENT), overrides)
@@ -417,7 +417,6 @@ def test_torch_checkpoint_evaluation_on_a_folder_agrees_with_the_pytorch_twin(fo
     import torch
 
     from cnnzoo.torch.models import create_torch_model
-
     from cnnzoo.torch.pipeline import eval_transform, open_image
 
     # A twin trained a little on the folder's training images (in PyTorch), so that its predictions
@@ -439,7 +438,7 @@ def test_torch_checkpoint_evaluation_on_a_folder_agrees_with_the_pytorch_twin(fo
     flags = folder_flags(folder, **{'model.name': 'resnet18', 'model.stage_sizes': '(2, 2, 2, 2)',
                                     'data.image_size': '48', 'training.eval_batch_size': '3'})
     from cnnzoo.config import apply_overrides, load_config_file
-    from cnnzoo.evaluate import evaluate_torch_checkpoint
+    from cnnzoo.run.evaluate import evaluate_torch_checkpoint
 
     config = apply_overrides(load_config_file(EXPERIMENT), [f[len('--config.'):].split('=', 1) for f in flags])
     r = evaluate_torch_checkpoint(config, str(path))
@@ -447,7 +446,7 @@ def test_torch_checkpoint_evaluation_on_a_folder_agrees_with_the_pytorch_twin(fo
     assert r['distinct_predictions'] >= 2, r  # an agreement of predictions that are not all one class
     assert r['accuracy'] == r['torch_accuracy']
     # the console command prints those figures; a classifier of another class count is one line
-    from cnnzoo.cli import evaluate_main
+    from cnnzoo.cli.evaluate import evaluate_main
 
     args = ['--config', EXPERIMENT, '--torch-checkpoint', str(path), *flags]
     assert evaluate_main(args) == 0

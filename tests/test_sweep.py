@@ -17,9 +17,10 @@ import sys
 import numpy as np
 import pytest
 
+from cnnzoo.cli.sweep import sweep_main
 from cnnzoo.config import ConfigError
-from cnnzoo.report import write_report
-from cnnzoo.sweep import build_points, point_name, sweep_main
+from cnnzoo.studies.report import write_report
+from cnnzoo.studies.sweep import build_points, point_name
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SWEEP = os.path.join(ROOT, 'scripts', 'sweep.py')

@@ -24,19 +24,19 @@ import torch
 import torch.nn.functional as F
 
 from cnnzoo.config import default_config, load_config_file
-from cnnzoo.loop import build
+from cnnzoo.errors import RunError
 from cnnzoo.models import ACTIVATIONS, create_model
 from cnnzoo.models.googlenet import TABLE1
 from cnnzoo.models.inception import MIXED
 from cnnzoo.models.normalization import LocalResponseNorm
+from cnnzoo.run.setup import build
 from cnnzoo.torch import (ConversionError, create_torch_model, flax_to_torch, init_from_state_dict, key_map,
                           load_variables, make_torch_optimizer, split_outputs, torch_to_flax, torch_twin,
                           twin_variables)
 from cnnzoo.torch import layers as torch_layers
 from cnnzoo.torch.vgg import torch_lrn
-from cnnzoo.training import cross_entropy, make_optimizer
+from cnnzoo.training import cross_entropy, make_optimizer, replica
 from cnnzoo.training.steps import AUX_COLLECTION
-from cnnzoo.workdir import RunError
 
 pytestmark = pytest.mark.usefixtures('one_torch_thread')
 
@@ -632,7 +632,7 @@ def test_conversion_needs_no_torch(resnet20_pair):
 
 
 def test_importing_cnnzoo_does_not_import_torch():
-    code = 'import cnnzoo, cnnzoo.models, cnnzoo.loop, cnnzoo.torch, sys; assert "torch" not in sys.modules'
+    code = 'import cnnzoo, cnnzoo.models, cnnzoo.run.loop, cnnzoo.torch, sys; assert "torch" not in sys.modules'
     out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
 
@@ -658,7 +658,7 @@ def test_finetune_from_torch_checkpoint_through_config(tmp_path, monkeypatch):
         stand_in.update(random_variables(shapes_of(model, image_shape[0]), seed=5))
         return stand_in
 
-    monkeypatch.setattr('cnnzoo.loop.init_variables', init_variables)
+    monkeypatch.setattr('cnnzoo.run.setup.init_variables', init_variables)
     twin = create_torch_model('resnet18', num_classes=1000)  # torchvision's layout and class count
     with torch.no_grad():
         for m in twin.modules():
@@ -672,17 +672,17 @@ def test_finetune_from_torch_checkpoint_through_config(tmp_path, monkeypatch):
     config.init.torch_checkpoint = str(path)
     config.training.batch_size = 4
     config.training.eval_batch_size = 4
-    setup = build(config, dataset=tiny_dataset())
+    state = replica(build(config, dataset=tiny_dataset()).state, 0)
 
     model = create_model('resnet18', num_classes=1000)
     expected = flat(torch_to_flax(twin.state_dict(), model))
-    got = flat({'params': setup.state.params, 'batch_stats': setup.state.batch_stats})
+    got = flat({'params': state.params, 'batch_stats': state.batch_stats})
     assert got.keys() == expected.keys()
     for k in got:
         if "['head']" in k:
             continue
         assert np.array_equal(got[k], expected[k]), k
-    head = setup.state.params['head']
+    head = state.params['head']
     assert head['kernel'].shape == (512, 10)
     assert np.array_equal(head['kernel'], stand_in['params']['head']['kernel'])
 

@@ -9,9 +9,9 @@ import sys
 import jax
 import numpy as np
 
-from cnnzoo.checkpoints import Checkpoints
 from cnnzoo.config import apply_overrides, load_config_file
-from cnnzoo.loop import build, is_streamed
+from cnnzoo.run.checkpoints import Checkpoints
+from cnnzoo.run.setup import build
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRAIN = os.path.join(ROOT, 'scripts', 'train.py')
@@ -51,7 +51,7 @@ def run_script(workdir, overrides, *, signal_at_step=None, sig=signal.SIGKILL):
 
 def restore(config, workdir, which='latest'):
     setup = build(config)
-    ckpts = Checkpoints(str(workdir), keep=2, data=is_streamed(setup.dataset))
+    ckpts = Checkpoints(str(workdir), keep=2)
     state = ckpts.restore(setup.state, which)
     ckpts.close()
     return state

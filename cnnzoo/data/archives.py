@@ -20,11 +20,9 @@ import zlib
 
 import numpy as np
 
+from cnnzoo.errors import DataError
+
 PIXELS = 32 * 32 * 3
-
-
-class DataError(ValueError):
-    """Bad or missing data; the message is one line and names the file."""
 
 
 LAYOUTS = {

@@ -23,7 +23,8 @@ import socket
 
 import numpy as np
 
-from cnnzoo.data.archives import ARCHIVE_NAMES, NUM_CLASSES, DataError, read_archive
+from cnnzoo.data.archives import ARCHIVE_NAMES, NUM_CLASSES, read_archive
+from cnnzoo.errors import DataError
 
 DOWNLOAD_PAGE = 'https://www.cs.toronto.edu/~kriz/cifar.html'
 TFDS_NAMES = {'cifar10': 'cifar10', 'cifar100': 'cifar100'}

@@ -29,7 +29,7 @@ import math
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from cnnzoo.data.archives import DataError
+from cnnzoo.errors import DataError, first_line
 
 # torchvision's ImageNet statistics (per channel, images in [0, 1]), used with every streamed set.
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -52,7 +52,7 @@ def decode(data, where: str = 'image') -> Image.Image:
             image = Image.open(io.BytesIO(data))
             image.load()
         except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-            raise DataError(f'cannot decode {where}: {type(e).__name__}: {_first_line(e)}; '
+            raise DataError(f'cannot decode {where}: {first_line(e, typed=True)}; '
                             'remove or replace the file') from None
     return image if image.mode == 'RGB' else image.convert('RGB')
 
@@ -124,8 +124,3 @@ def random_resized_crop_flip(image: Image.Image, rng: np.random.Generator, size:
 def eval_resize(size: int) -> int:
     """The shorter side before the centre crop: 256 for 224, 342 for 299."""
     return int(round(size / EVAL_CROP_FRACTION))
-
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip()
-    return text.splitlines()[0] if text else 'unreadable'

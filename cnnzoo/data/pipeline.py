@@ -11,8 +11,7 @@ import numpy as np
 
 from cnnzoo.data.augment import expansion
 
-# The data order draws from its own stream of the run's seed (the loop folds 0 in for the
-# initialisation and 1 for the per-step randomness).
+# The data order draws from its own stream of the run's seed (cnnzoo.training.rngs lists them all).
 _ORDER_STREAM = 2
 # The fixed augmented copies of augment_mode='expand' draw from a fourth.
 _EXPAND_STREAM = 3

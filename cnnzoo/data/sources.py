@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import os
 
-from cnnzoo.data.archives import DataError
+from cnnzoo.errors import DataError, first_line
 
 # What torchvision's ImageFolder reads, compared without case.
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.ppm', '.bmp', '.pgm', '.tif', '.tiff', '.webp')
@@ -136,7 +136,7 @@ class TfdsSource:
         try:
             builder = tfds.builder(name, data_dir=data_dir)
         except Exception as e:  # noqa: BLE001 - tfds raises many kinds; report one line
-            raise DataError(f'tensorflow-datasets has no dataset {name!r}: {_first_line(e)}') from None
+            raise DataError(f'tensorflow-datasets has no dataset {name!r}: {first_line(e)}') from None
         features = builder.info.features
         if 'image' not in features or 'label' not in features:
             raise DataError(f'tfds dataset {name} is not an image classification set '
@@ -156,7 +156,7 @@ class TfdsSource:
 
         if not download or not (manual_dir or (network_check or network_available)()):
             raise DataError(f'tfds dataset {name} ({split}) is not prepared as ArrayRecord in {data_dir} '
-                            f'({_first_line(error)}) and there is no network: prepare it with '
+                            f'({first_line(error)}) and there is no network: prepare it with '
                             f'`tfds build {name} --data_dir={data_dir} --file_format=array_record`') from None
         try:
             builder = tfds.builder(name, data_dir=data_dir, file_format='array_record')
@@ -164,7 +164,7 @@ class TfdsSource:
             builder.download_and_prepare(download_config=config)
             return tfds.data_source(name, split=split, data_dir=data_dir, download=False)
         except Exception as e:  # noqa: BLE001
-            raise DataError(f'tensorflow-datasets could not prepare {name} in {data_dir}: {_first_line(e)}') from None
+            raise DataError(f'tensorflow-datasets could not prepare {name} in {data_dir}: {first_line(e)}') from None
 
     def __len__(self) -> int:
         return len(self.reader)
@@ -188,15 +188,10 @@ def tfds_sources(name: str, data_dir: str, *, train_split: str = 'train', eval_s
         try:
             splits = tfds.builder(name, data_dir=data_dir).info.splits
         except Exception as e:  # noqa: BLE001
-            raise DataError(f'tensorflow-datasets has no dataset {name!r}: {_first_line(e)}') from None
+            raise DataError(f'tensorflow-datasets has no dataset {name!r}: {first_line(e)}') from None
         eval_split = next((s for s in TFDS_EVAL_SPLITS if s in splits), 'test')
     train = TfdsSource(name, train_split, data_dir, manual_dir=manual_dir, network_check=network_check)
     return train, TfdsSource(name, eval_split, data_dir, manual_dir=manual_dir, network_check=network_check)
-
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip()
-    return text.splitlines()[0][:200] if text else type(e).__name__
 
 
 def write_image_folder(images, labels, class_names, directory: str, *, quality: int = 95) -> int:

@@ -20,7 +20,7 @@ datasets (``grain.MapDataset``):
   thread keeps batches ready on the host and another places them on the devices ahead of the step.
 
 Exact resume: the iterator's state (grain's ``get_state()``) is saved in each checkpoint
-(:class:`cnnzoo.checkpoints.Checkpoints` with ``data=True``) beside the number of batches taken;
+(:class:`cnnzoo.run.checkpoints.Checkpoints` with ``data=True``) beside the number of batches taken;
 restored with the same number of workers it continues exactly there. grain's state of a
 multi-worker iterator is laid out per worker, so with another worker count the iterator is rebuilt
 at the checkpoint's batch instead (the datasets are random access): the same batches either way.
@@ -39,7 +39,7 @@ import grain
 import numpy as np
 
 from cnnzoo.data import images as image_ops
-from cnnzoo.data.archives import DataError
+from cnnzoo.errors import DataError
 
 # Presets whose work is done on the host; the others (cnnzoo.data.augment) run on the device after
 # the host has only decoded (and resized, when data.image_size asks) the images.

@@ -60,8 +60,8 @@ import jax.numpy as jnp
 
 from cnnzoo.models.layers import Activation, adaptive_avg_pool, conv, get_activation, torch_max_pool
 from cnnzoo.models.normalization import BatchNorm, RunningVar
+from cnnzoo.models.outputs import AUX_COLLECTION
 from cnnzoo.models.registry import check_fields, register_model
-from cnnzoo.training.steps import AUX_COLLECTION
 
 # Szegedy et al. 2015, Table 1. For each Inception module, the widths of its branches:
 # (#1x1, #3x3 reduce, #3x3, #5x5 reduce, #5x5, pool proj); the module outputs

@@ -73,8 +73,8 @@ import jax.numpy as jnp
 
 from cnnzoo.models.layers import Activation, conv_general_dilated, get_activation
 from cnnzoo.models.normalization import BatchNorm, RunningVar
+from cnnzoo.models.outputs import AUX_COLLECTION
 from cnnzoo.models.registry import check_fields, register_model
-from cnnzoo.training.steps import AUX_COLLECTION
 
 
 def _pair(v) -> tuple[int, int]:

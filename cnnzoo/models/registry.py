@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 
 import flax.linen as nn
 
+
 class FieldError(ValueError):
     """A model field that does not exist or a value it does not allow; ``field`` names it."""
 

@@ -9,7 +9,7 @@ on numpy arrays, so a torch ``state_dict`` saved as numpy converts without torch
 twins (``create_torch_model``, ``torch_twin``, ``load_variables``, ``twin_variables``,
 ``split_outputs``) and
 ``make_torch_optimizer`` import torch when first used. The rest of cnnzoo imports this package only
-on demand: the comparison tools, and ``cnnzoo.loop`` when ``config.init.torch_checkpoint`` is set.
+on demand: the comparison tools, and ``cnnzoo.run.setup`` when ``config.init.torch_checkpoint`` is set.
 """
 
 from cnnzoo.torch.convert import (ConversionError, flax_to_torch, head_layers, init_from_state_dict,

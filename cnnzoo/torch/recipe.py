@@ -1,7 +1,7 @@
 """A cnnzoo config's recipe trained in PyTorch: the other half of ``scripts/compare_accuracy.py``.
 
 :func:`train_torch` trains the PyTorch twin of a config's model from the same starting point and
-with the same recipe as :func:`cnnzoo.loop.train_and_evaluate`, so that the two runs differ only in
+with the same recipe as :func:`cnnzoo.run.loop.train_and_evaluate`, so that the two runs differ only in
 the framework:
 
 - the same initial weights (the cnnzoo initialisation of ``config.seed``, converted);
@@ -40,13 +40,12 @@ import torch.nn.functional as F
 
 from cnnzoo import data as data_lib
 from cnnzoo.data.augment import crop_flip_draws, preset_keys
-from cnnzoo.loop import step_stream
-from cnnzoo.torch.benchmark import PAD, crop_flip, device, synchronize, to_model_input
+from cnnzoo.errors import RunError
 from cnnzoo.torch.models import load_variables, torch_twin, twin_loss
+from cnnzoo.torch.ops import PAD, crop_flip, device, synchronize, to_model_input
 from cnnzoo.torch.optim import make_torch_optimizer
-from cnnzoo.training import steps_from_epochs
+from cnnzoo.training import replica, step_stream, steps_from_epochs
 from cnnzoo.training.steps import step_keys
-from cnnzoo.workdir import RunError
 
 PRESETS = ('none', 'crop_flip')
 
@@ -69,7 +68,7 @@ def augmentation_draws(seed: int, steps, batch_size: int):
 
 
 class TorchRun:
-    """The twin of ``setup.model`` with the state of ``setup`` (a :class:`cnnzoo.loop.Setup`) and the
+    """The twin of ``setup.model`` with the state of ``setup`` (a :class:`cnnzoo.run.setup.Setup`) and the
     recipe of ``config``; :meth:`step` runs one training step, :meth:`evaluate` one evaluation.
 
     ``float64=True`` runs the twin in double precision (``training.dtype`` must be float32), a
@@ -90,7 +89,7 @@ class TorchRun:
         self.float_dtype = torch.float64 if float64 else torch.float32
         torch.manual_seed(config.seed)
         model = torch_twin(setup.model)
-        load_variables(model, jax.device_get(setup.state.variables()), setup.model)
+        load_variables(model, jax.device_get(replica(setup.state, 0).variables()), setup.model)
         model = model.to(dev, self.float_dtype)
         if self.bf16:
             model = model.to(memory_format=torch.channels_last)
@@ -172,7 +171,8 @@ class TorchRun:
         from cnnzoo.torch.convert import torch_to_flax
 
         state_dict = {k: v.detach().cpu() for k, v in self.model.state_dict().items()}
-        return torch_to_flax(state_dict, self.setup.model, template=jax.device_get(self.setup.state.variables()))
+        return torch_to_flax(state_dict, self.setup.model,
+                             template=jax.device_get(replica(self.setup.state, 0).variables()))
 
 
 def train_torch(config, setup, *, log=print) -> dict:

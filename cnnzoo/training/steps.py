@@ -5,11 +5,8 @@ integer labels: augmentation and normalisation run inside the step, on the devic
 The loop derives ``rng`` from ``(seed, step)`` with ``fold_in``, so nothing random is stored in the
 state and a resumed run draws exactly the same numbers.
 
-Auxiliary classifiers (GoogLeNet, Inception v3) are handled for every model the same way: in train
-mode a model sows ``{'logits': aux_logits, 'weight': w}`` into the ``'aux_outputs'`` collection,
-under any name; the loss adds ``w * cross_entropy(aux_logits)`` for each. ``__call__`` itself always
-returns the main logits only, and evaluation ignores auxiliary heads. Models are initialised with
-``train=False``, so a model builds its auxiliary heads when ``train or self.is_initializing()``.
+Auxiliary classifiers (GoogLeNet, Inception v3) are handled for every model the same way
+(:mod:`cnnzoo.models.outputs`): the loss adds each sown head's weighted cross-entropy.
 """
 
 from __future__ import annotations
@@ -22,7 +19,7 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-AUX_COLLECTION = 'aux_outputs'
+from cnnzoo.models.outputs import AUX_COLLECTION
 
 
 class TrainState(struct.PyTreeNode):
@@ -115,28 +112,71 @@ def make_train_step(*, preprocess: Callable, learning_rate_fn: Callable,
 
 
 def replica_axes(state: TrainState) -> TrainState:
-    """The ``jax.vmap`` axes of a state that holds several replicas (one per seed): the step is
-    shared, every other array has the replica axis first."""
+    """The ``jax.vmap`` axes of a state that holds replicas (one per seed): the step is shared, every
+    other array has the replica axis first."""
     return state.replace(step=None, params=0, batch_stats=0, opt_state=0)
 
 
-def over_replicas(train_step: Callable) -> Callable:
-    """``train_step`` for several independent replicas in one program, through ``jax.vmap``:
-    ``(state, batch (R, B, ...), rng (R, ...)) -> (state, metrics (R,))`` where ``state`` holds R
-    replicas (:func:`replica_axes`). Each replica's BatchNorm statistics are its own batch's."""
+def replica_count(state: TrainState) -> int:
+    """How many replicas ``state`` holds: the length of its leading replica axis."""
+    return jax.tree_util.tree_leaves(state.params)[0].shape[0]
 
-    def step(state, batch, rng):
-        axes = replica_axes(state)
-        return jax.vmap(train_step, in_axes=(axes, 0, 0), out_axes=(axes, 0))(state, batch, rng)
 
-    return step
+def _map_replicated(state: TrainState, fn: Callable) -> TrainState:
+    return state.replace(params=jax.tree_util.tree_map(fn, state.params),
+                         batch_stats=jax.tree_util.tree_map(fn, state.batch_stats),
+                         opt_state=jax.tree_util.tree_map(fn, state.opt_state))
 
 
 def replica(state: TrainState, index: int) -> TrainState:
-    """Replica ``index`` of a several-replica state, as a one-replica state."""
-    take = lambda tree: jax.tree_util.tree_map(lambda x: x[index], tree)  # noqa: E731
-    return state.replace(params=take(state.params), batch_stats=take(state.batch_stats),
-                         opt_state=take(state.opt_state))
+    """Replica ``index`` of a state that holds replicas, as a state of one model (no replica axis)."""
+    return _map_replicated(state, lambda x: x[index])
+
+
+def stack_replicas(states: list[TrainState]) -> TrainState:
+    """States of one model each (their steps equal) stacked into one state holding them as replicas."""
+    stacked = jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *states)
+    return stacked.replace(step=states[0].step)
+
+
+def per_replica(fn: Callable) -> Callable:
+    """``fn`` mapped over the leading replica axis of each of its arguments (and its result): vmapped
+    for several replicas, indexed out and put back for one, as :func:`over_replicas` does."""
+
+    def mapped(*args):
+        if jax.tree_util.tree_leaves(args)[0].shape[0] > 1:
+            return jax.vmap(fn)(*args)
+        out = fn(*(jax.tree_util.tree_map(lambda x: x[0], a) for a in args))
+        return jax.tree_util.tree_map(lambda x: x[None], out)
+
+    return mapped
+
+
+def over_replicas(fn: Callable, *, shared_batch: bool = False, returns_state: bool = True) -> Callable:
+    """``fn(state, batch, *keys)`` of one model, mapped over the replicas a state holds.
+
+    Every array of ``state`` but its step has a leading replica axis of length R, as have ``batch``
+    (unless ``shared_batch``: every replica sees the same batch) and each of ``keys``. ``fn`` returns
+    ``(state, metrics)`` (a train step), or only ``metrics`` with ``returns_state=False`` (an eval
+    step); the metrics gain the replica axis and the state keeps its layout. More than one replica is
+    ``jax.vmap``; one replica is indexed out and put back, so that a one-seed run compiles exactly the
+    program of ``fn`` itself (vmap would turn its convolutions into grouped ones: another program, and
+    on XLA's CPU backend a much slower one). Each replica's BatchNorm statistics are its own batch's.
+    """
+
+    def mapped(state, batch, *keys):
+        if replica_count(state) > 1:
+            axes = replica_axes(state)
+            in_axes = (axes, None if shared_batch else 0, *(0 for _ in keys))
+            return jax.vmap(fn, in_axes=in_axes, out_axes=(axes, 0) if returns_state else 0)(state, batch, *keys)
+        first = lambda tree: jax.tree_util.tree_map(lambda x: x[0], tree)  # noqa: E731
+        again = lambda tree: jax.tree_util.tree_map(lambda x: x[None], tree)  # noqa: E731
+        out = fn(replica(state, 0), batch if shared_batch else first(batch), *(first(k) for k in keys))
+        if returns_state:
+            return _map_replicated(out[0], lambda x: x[None]), again(out[1])
+        return again(out)
+
+    return mapped
 
 
 def make_eval_step(*, preprocess: Callable) -> Callable:

@@ -5,7 +5,7 @@
 "-before" variants build the JAX step as cnnzoo did before issue 4: ReLU as ``jax.nn.relu``
 (``max(x, 0)``) and every convolution through ``lax.conv_general_dilated`` (no matrix-product path
 for kernels larger than the image); the plain variants use cnnzoo as it is. PyTorch eager float32
-runs beside them. Everything else, the interleaved timing included, is cnnzoo.benchmark's.
+runs beside them. Everything else, the interleaved timing included, is cnnzoo.bench.speed's.
 Kept with the results it produced; not a tool.
 """
 import argparse
@@ -14,7 +14,7 @@ import sys
 import jax
 from jax import lax
 
-import cnnzoo.benchmark as bench
+import cnnzoo.bench.speed as bench
 from cnnzoo.models import layers, vgg
 
 

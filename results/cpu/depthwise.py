@@ -5,7 +5,7 @@
 
 Part 1 times the forward and backward pass (gradients for input and kernel) of one layer at each
 shape of resnet20's inverted bottleneck (expansion 6, batch 128): the depthwise 3x3 layers, then the
-1x1 expansions and projections; both forms jitted, interleaved in rounds, their outputs compared. Part 2 is cnnzoo.benchmark's interleaved
+1x1 expansions and projections; both forms jitted, interleaved in rounds, their outputs compared. Part 2 is cnnzoo.bench.speed's interleaved
 training-step benchmark of resnet20 with ``residual='inverted_bottleneck'``: "-before" builds the
 step with every depthwise and 1x1 layer through ``lax.conv_general_dilated`` (as before), the
 plain variant as cnnzoo is now, PyTorch eager float32 beside them. Kept with the results it
@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-import cnnzoo.benchmark as bench
+import cnnzoo.bench.speed as bench
 from cnnzoo.models import cifar_fields, layers
 
 # (height, channels, stride) of each depthwise layer of resnet20 with expansion 6: stage 1 expands

@@ -1,0 +1,76 @@
+"""Where and how a measurement was made: the device, the versions, the load, the command; and the
+``.json`` / ``.md`` pair every comparison writes."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import platform
+import sys
+
+import jax
+import numpy as np
+
+
+def loadavg() -> str:
+    try:
+        with open('/proc/loadavg') as f:
+            return f.read().strip()
+    except OSError:
+        return 'n/a'
+
+
+def _cpu_name() -> str:
+    try:
+        with open('/proc/cpuinfo') as f:
+            for line in f:
+                if line.startswith('model name'):
+                    return line.split(':', 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or 'unknown CPU'
+
+
+def jax_device_name() -> str:
+    device = jax.devices()[0]
+    return f'cpu: {_cpu_name()}' if device.platform == 'cpu' else f'{device.platform}: {device.device_kind}'
+
+
+def environment(**flags) -> dict:
+    """Where and how a run happened: devices, versions, thread counts, load, the command."""
+    import flax
+    import jaxlib
+    import optax
+
+    meta = {
+        'date': datetime.datetime.now().astimezone().isoformat(timespec='seconds'),
+        'command': ' '.join([os.path.basename(sys.executable), *sys.argv]),
+        'flags': flags,
+        'loadavg_before': loadavg(),
+        'cpu': _cpu_name(), 'cpu_count': os.cpu_count(), 'cpus_usable': len(os.sched_getaffinity(0)),
+        'jax_backend': jax.default_backend(), 'jax_device': jax_device_name(),
+        'jax_device_count': jax.device_count(),
+        'versions': {'python': platform.python_version(), 'jax': jax.__version__, 'jaxlib': jaxlib.__version__,
+                     'flax': flax.__version__, 'optax': optax.__version__, 'numpy': np.__version__},
+        'XLA_FLAGS': os.environ.get('XLA_FLAGS', ''),
+    }
+    if flags.get('torch_threads'):
+        import torch
+
+        meta['versions']['torch'] = torch.__version__
+        meta['torch_device'] = (f'cuda: {torch.cuda.get_device_name()}' if torch.cuda.is_available()
+                                else f'cpu: {_cpu_name()}')
+    return meta
+
+
+def write_json_and_markdown(prefix: str, body: dict, table: str) -> tuple[str, str]:
+    """``<prefix>.json`` (``body``) and ``<prefix>.md`` (``table`` under the command that made it)."""
+    os.makedirs(os.path.dirname(os.path.abspath(prefix)), exist_ok=True)
+    json_path, md_path = f'{prefix}.json', f'{prefix}.md'
+    with open(json_path, 'w') as f:
+        json.dump(body, f, indent=2, default=str)
+        f.write('\n')
+    with open(md_path, 'w') as f:
+        f.write(f'<!-- {body["meta"]["command"]} -->\n{table}\n')
+    return json_path, md_path

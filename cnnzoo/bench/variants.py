@@ -1,0 +1,83 @@
+"""What every variant of the speed comparison shares (:mod:`cnnzoo.bench.speed` for JAX,
+:mod:`cnnzoo.bench.torch_variants` for PyTorch): the fixed recipe, the result record, the interface the
+runner times, and the per-step statistics."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+IMAGE_SHAPE = (32, 32, 3)
+
+NUM_CLASSES = 10
+
+# Per-channel statistics used to normalise; any fixed values do for speed, these are CIFAR-10's.
+MEAN, STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
+
+LEARNING_RATE = 0.01
+
+
+@dataclasses.dataclass
+class Result:
+    """One model under one variant. Times in milliseconds unless named otherwise."""
+
+    model: str
+    variant: str
+    precision: str = ''
+    device: str = ''
+    batch_size: int = 0
+    train_ms: dict | None = None  # median, p10, p90, min, max of the timed steps
+    train_images_per_sec: float | None = None
+    train_images_per_sec_p10: float | None = None  # the slow end of the spread
+    train_images_per_sec_p90: float | None = None
+    first_step_s: float | None = None  # the first step, compilation included
+    warmup_s: float | None = None  # all warm-up steps, the first included
+    eval_ms: dict | None = None
+    eval_images_per_sec: float | None = None
+    memory_bytes: int | None = None
+    memory_source: str = ''
+    final_loss: float | None = None
+    steps: int = 0
+    error: str = ''  # why the variant could not run (e.g. torch.compile without a C++ compiler)
+
+
+class Variant:
+    """What the runner needs of a variant; built (and warmed up) by a ``make_*`` function."""
+
+    result: Result
+
+    def train_step(self) -> None:
+        """One training step, returned only when the device has finished it."""
+        raise NotImplementedError
+
+    def eval_step(self) -> None:
+        raise NotImplementedError
+
+    def loss(self) -> float:
+        raise NotImplementedError
+
+
+def step_stats(seconds: Sequence[float], batch_size: int) -> tuple[dict, float, float, float]:
+    """(ms summary, images/s at the median, images/s at p10 and p90 of the per-step rates)."""
+    ms = np.asarray(seconds, np.float64) * 1000.0
+    summary = {'median': float(np.median(ms)), 'p10': float(np.percentile(ms, 10)),
+               'p90': float(np.percentile(ms, 90)), 'min': float(ms.min()), 'max': float(ms.max())}
+    rates = batch_size / (ms / 1000.0)
+    return (summary, batch_size / (summary['median'] / 1000.0), float(np.percentile(rates, 10)),
+            float(np.percentile(rates, 90)))
+
+
+def synthetic_data(num_images: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Random uint8 CIFAR-shaped images and integer labels (speed does not depend on content)."""
+    rng = np.random.default_rng(seed)
+    images = rng.integers(0, 256, (num_images, *IMAGE_SHAPE), dtype=np.uint8)
+    return images, rng.integers(0, NUM_CLASSES, num_images).astype(np.int32)
+
+
+def timed(fn: Callable[[], object]) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0

@@ -1,0 +1,38 @@
+"""``cnnzoo models``: every registered model with its parameters and FLOPs."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from cnnzoo.cli.common import run_cli, wants_help
+from cnnzoo.errors import ConfigError
+
+USAGE_MODELS = """\
+usage: cnnzoo models [PATTERN]
+       (python scripts/models.py takes the same arguments)
+
+Lists every registered model (or those matching the glob PATTERN) with its parameters at 10 and
+1000 classes and its forward GFLOPs at 32x32 and 224x224: XLA's HLO cost analysis of one eval-mode
+forward pass (a multiply-add counts 2); nothing is run.
+
+example:
+  cnnzoo models 'vgg*'
+"""
+
+
+def models_main(argv: Sequence[str]) -> int:
+    def main():
+        if wants_help(argv):
+            print(USAGE_MODELS)
+            return 0
+        if len(argv) > 1 or any(a.startswith('-') for a in argv):
+            raise ConfigError(f'models takes one optional PATTERN, got {" ".join(argv)!r}')
+        from cnnzoo.models import list_models
+        from cnnzoo.models.summary import markdown_table, summary_rows
+
+        names = list_models(argv[0] if argv else None)
+        if not names:
+            raise ConfigError(f'no model matches {argv[0]!r}; known: {", ".join(list_models())}')
+        print(markdown_table(summary_rows(names)))
+
+    return run_cli(main)

@@ -1,0 +1,123 @@
+"""``cnnzoo train``: flags, the up-front checks, joining a multi-process run, then the loop."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+from cnnzoo.cli.common import HELP_FLAGS, checked, exit_status, run_cli, split_flags, split_switches, wants_help
+from cnnzoo.config import apply_overrides, load_config_file, to_json
+from cnnzoo.errors import ConfigError
+
+USAGE_TRAIN = """\
+usage: cnnzoo train --config EXPERIMENT.py --workdir DIR [--extend] [--dry-run] [--config.KEY=VALUE ...]
+                    [--coordinator HOST:PORT --num-processes N --process-id I | --distributed]
+       (python scripts/train.py takes the same arguments)
+
+Trains the config of an experiment file in DIR; the same command resumes it from its last checkpoint.
+
+  --config FILE        an experiment file defining get_config() (experiments/*.py)
+  --workdir DIR        the run's directory: config.json, metrics.jsonl, tb/, checkpoints/, best/
+  --extend             let a run go on with a longer training.num_steps or num_epochs than it had
+  --dry-run            check the config and print it resolved, as JSON; nothing is read, trained or
+                       written (--workdir not needed; the same as: cnnzoo config FILE ...)
+  --config.KEY=VALUE   set any key below (a Python literal, else a string)
+  -h, --help           this help; with --config.model.name=NAME or --config FILE, also the model's fields
+
+several processes or machines (README, "More devices and machines"): every process runs the same
+command with its own --process-id; the mesh spans all their devices; process 0 writes the files
+  --coordinator H:P    address of process 0's coordinator service (any free port on its machine)
+  --num-processes N    how many processes take part
+  --process-id I       this process's number, 0..N-1
+  --distributed        join with JAX's auto-detection instead (SLURM, Open MPI, TPU pods)
+  --distributed-timeout S  seconds to wait for the others before giving up (default 300)
+
+example:
+  cnnzoo train --config experiments/resnet20_cifar10.py --workdir runs/r20 --config.training.num_epochs=1
+  cnnzoo train --config experiments/resnet20_cifar10.py --config.model.name=plain20 --dry-run
+
+exit status: 0 done, 1 the run failed, 2 bad input, 128+N stopped by signal N after saving
+(143 SIGTERM, 130 Ctrl-C: run the same command to resume)
+"""
+
+
+DISTRIBUTED_FLAGS = {'coordinator', 'num-processes', 'process-id', 'distributed-timeout'}
+
+
+def parse_train_args(argv: Sequence[str], *, need_workdir: bool = True):
+    """``(config, workdir)`` from train's arguments; ``workdir`` is None when not needed and not given."""
+    config, workdir, _ = parse_train_flags(argv, need_workdir=need_workdir)
+    return config, workdir
+
+
+def parse_train_flags(argv: Sequence[str], *, need_workdir: bool = True):
+    """``(config, workdir, distributed flags)`` from train's arguments."""
+    flags, overrides = split_flags(argv, {'config', 'workdir'} | DISTRIBUTED_FLAGS)
+    for required in ('config', 'workdir') if need_workdir else ('config',):
+        if required not in flags:
+            raise ConfigError(f'--{required} is required (cnnzoo train --help)')
+    config = load_config_file(flags['config'])
+    apply_overrides(config, overrides)
+    return config, flags.get('workdir'), {k: v for k, v in flags.items() if k in DISTRIBUTED_FLAGS}
+
+
+def join_processes(flags: dict, auto: bool) -> bool:
+    """``jax.distributed.initialize`` from train's flags; False when the run is a single process."""
+    if not flags and not auto:
+        return False
+
+    def number(name):
+        text = flags.get(name)
+        if text is None:
+            return None
+        try:
+            return int(text)
+        except ValueError:
+            raise ConfigError(f'--{name} {text!r}: expected a whole number') from None
+
+    from cnnzoo.run.distributed import DEFAULT_TIMEOUT_S, initialize
+
+    timeout = number('distributed-timeout')
+    initialize(coordinator=flags.get('coordinator'), num_processes=number('num-processes'),
+               process_id=number('process-id'), timeout_s=DEFAULT_TIMEOUT_S if timeout is None else timeout)
+    return True
+
+
+def train_help(argv: Sequence[str]) -> str:
+    """Train's usage, every schema key, and the fields of the model that ``argv`` names, if any."""
+    from cnnzoo.cli.help import model_help, schema_help
+
+    _, rest = split_switches([a for a in argv if a not in HELP_FLAGS], {'extend', 'dry-run', 'distributed'})
+    flags, overrides = split_flags(rest, {'config', 'workdir'} | DISTRIBUTED_FLAGS)
+    parts = [USAGE_TRAIN, schema_help()]
+    named = [value for key, value in overrides if key == 'model.name']
+    if 'config' in flags:
+        named.append(apply_overrides(load_config_file(flags['config']), overrides).model.name)
+    if named:
+        parts.append(model_help(named[-1]))
+    return '\n\n'.join(part.rstrip() for part in parts)
+
+
+def train_main(argv: Sequence[str]) -> int:
+    def main():
+        if wants_help(argv):
+            print(train_help(argv))
+            return 0
+        switches, rest = split_switches(argv, {'extend', 'dry-run', 'distributed'})
+        config, workdir, distributed = parse_train_flags(rest, need_workdir='dry-run' not in switches)
+        if 'dry-run' in switches:
+            print(to_json(checked(config)))
+            print('dry run: the config is good; nothing was read, trained or written', file=sys.stderr)
+            return 0
+        from cnnzoo.run.validation import check_config, check_devices
+
+        # A bad value is refused before the training stack is imported, and before a process waits
+        # for the others of a multi-process run; the device count is known once it has joined.
+        check_config(config, devices=False)
+        join_processes(distributed, auto='distributed' in switches)
+        check_devices(config)
+        from cnnzoo.run.loop import train_and_evaluate
+
+        return exit_status(train_and_evaluate(config, workdir, extend='extend' in switches))
+
+    return run_cli(main)

@@ -1,0 +1,350 @@
+"""orbax checkpoints of a run: the last k under ``checkpoints/``, the best by eval accuracy under ``best/``.
+
+A checkpoint of ``checkpoints/`` holds, as orbax items:
+
+- ``state``: every array of the :class:`~cnnzoo.training.TrainState` (step, params, batch_stats,
+  optimizer state). A state of one replica (a one-seed run) is saved without its replica axis, as a
+  state of one model; several replicas are saved stacked. (Checkpoints written before the loop kept
+  its one-seed state with a replica axis name this item ``default``; they restore the same way.)
+- ``records``: what the loop keeps between two records of ``metrics.jsonl``: the sums of the
+  training window in progress, so that a run stopped inside a window and resumed writes the record
+  the uninterrupted run writes.
+- ``data``: for a streamed run, its data iterator's state, so that it resumes on the same batches.
+  Data held on the device needs nothing: its order and random numbers are derived from
+  ``(seed, epoch)`` and ``(seed, step)``.
+
+A best checkpoint (``best/``) holds one replica's arrays alone. orbax writes into a temporary
+directory and renames it when complete, so a run killed during a save leaves the previous
+checkpoint intact and the half-written one is ignored (and removed when the run starts again).
+
+Damage: a checkpoint that cannot be restored (a truncated or missing file, emptied metadata) is
+reported in one line, moved aside to ``damaged/<checkpoints|best>-<step>`` (never deleted: it may
+still be worth a look) and the next older one is tried. An error while saving (a full disk, a
+lost mount) is a one-line :class:`~cnnzoo.errors.RunError` naming the path, the error and the
+last good checkpoint; the half-written save is removed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import logging
+import os
+import re
+import shutil
+import sys
+import threading
+import time
+import traceback
+import warnings
+
+import jax
+import orbax.checkpoint as ocp
+
+from cnnzoo.errors import RunError, first_line
+
+
+class _NoOrbaxTracebacks(logging.Filter):
+    """orbax logs a failed background save with its whole traceback (hundreds of lines) before the
+    error reaches the loop, which reports it in one line; those records are dropped."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not ('/orbax/' in record.pathname and record.levelno >= logging.ERROR and record.exc_info)
+
+
+_ORBAX_FILTER = _NoOrbaxTracebacks()
+
+
+class Checkpoints:
+    """The checkpoints of one run directory. ``save`` and ``restore`` take and give states holding
+    replicas (:func:`cnnzoo.training.over_replicas`); ``save_best`` takes one replica's state."""
+
+    def __init__(self, workdir: str, *, keep: int, warn=None):
+        self.workdir = os.path.abspath(workdir)
+        logging.getLogger('absl').addFilter(_ORBAX_FILTER)  # adding the same filter twice is a no-op
+        _quiet_abandoned_writes()
+        self._warn = warn or (lambda text: print(f'warning: {text}', file=sys.stderr, flush=True))
+        handlers = {'state': ocp.StandardCheckpointHandler(), 'default': ocp.StandardCheckpointHandler(),
+                    'records': ocp.JsonCheckpointHandler(), 'data': ocp.JsonCheckpointHandler()}
+        self.last = ocp.CheckpointManager(
+            os.path.join(self.workdir, 'checkpoints'), item_handlers=handlers,
+            options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True, cleanup_tmp_directories=True))
+        self.restored_data = None  # the data item of the checkpoint restore() last read, if it had one
+        self.restored_records = None  # and its records item
+        self.best = ocp.CheckpointManager(
+            os.path.join(self.workdir, 'best'),
+            options=ocp.CheckpointManagerOptions(max_to_keep=1, create=True, best_fn=_accuracy,
+                                                 best_mode='max', cleanup_tmp_directories=True))
+
+    def __enter__(self) -> Checkpoints:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def latest_step(self) -> int | None:
+        return self.last.latest_step()
+
+    def save(self, state, *, force: bool = False, records: dict | None = None, data: dict | None = None) -> None:
+        """Saves ``state`` (holding replicas), the loop's ``records`` and a streamed run's ``data``."""
+        step = int(state.step)
+        if step in self.last.all_steps():
+            return
+        items = {'state': ocp.args.StandardSave(_on_disk(state)), 'records': ocp.args.JsonSave(records or {})}
+        if data is not None:
+            items['data'] = ocp.args.JsonSave(data)
+        self._guarded(self.last, step, lambda: self.last.save(step, args=ocp.args.Composite(**items), force=force))
+
+    def save_best(self, state, accuracy: float) -> None:
+        """Saves the state of one replica (no replica axis) as the best, if it is."""
+        step = int(state.step)
+        if step in self.best.all_steps():
+            return
+        self._guarded(self.best, step, lambda: self.best.save(
+            step, args=ocp.args.StandardSave(state.checkpoint_items()),
+            metrics={'accuracy': float(accuracy)}, force=True))
+
+    def restore(self, state, which: str | int = 'latest'):
+        """``state`` (a freshly initialised one holding replicas: it gives the tree structure, shapes
+        and shardings) with the arrays of a checkpoint: ``'latest'``, ``'best'`` or a step number.
+
+        ``'latest'`` falls back to older checkpoints past damaged ones, ``'best'`` to the latest
+        when the best is damaged or absent. Returns ``None`` when there is nothing to restore;
+        a step number that does not exist is a RunError listing the ones that do.
+        """
+        if which == 'best':
+            step = self.best.best_step()
+            if step is not None:
+                restored = self._restore_or_set_aside(self.best, step, state)
+                if restored is not None:
+                    return restored
+            return self.restore(state, 'latest')
+        if which == 'latest':
+            for step in sorted(self.last.all_steps(), reverse=True):
+                restored = self._restore_or_set_aside(self.last, step, state)
+                if restored is not None:
+                    return restored
+            return None
+        if which not in self.last.all_steps():
+            steps = sorted(self.last.all_steps()) + [f'{s} (best)' for s in self.best.all_steps()]
+            raise RunError(f'{self.workdir} has no checkpoint at step {which}; it has: '
+                           f'{", ".join(map(str, steps)) or "none"}')
+        restored = self._restore_or_set_aside(self.last, which, state)
+        if restored is None:
+            raise RunError(f'checkpoint step {which} of {self.workdir} is damaged (moved to {self.workdir}/damaged)')
+        return restored
+
+    def steps(self) -> dict:
+        """``{'latest': [...], 'best': [...]}``: the steps there are."""
+        return {'latest': sorted(self.last.all_steps()), 'best': sorted(self.best.all_steps())}
+
+    def _restore_or_set_aside(self, manager, step: int, state):
+        target = jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, _disk_layout(state))
+        try:
+            with _quiet_abandoned_reads():
+                if manager is self.best:
+                    arrays = manager.restore(step, args=ocp.args.StandardRestore(target))
+                else:
+                    present = set(manager.item_metadata(step).keys())
+                    name = 'state' if 'state' in present else 'default'
+                    items = {name: ocp.args.StandardRestore(target)}
+                    items.update({k: ocp.args.JsonRestore() for k in ('records', 'data') if k in present})
+                    restored = manager.restore(step, args=ocp.args.Composite(**items))
+                    arrays = restored[name]
+                    self.restored_records = restored['records'] if 'records' in present else None
+                    self.restored_data = restored['data'] if 'data' in present else None
+        except Exception as e:  # noqa: BLE001 - orbax and tensorstore raise many kinds; all mean "unreadable"
+            where = self._set_aside(manager, step)
+            self._warn(f'checkpoint {manager.directory}/{step} cannot be restored ({_unreadable(e)}); '
+                       f'moved to {where}, trying an older one')
+            return None
+        return _from_disk(arrays, state)
+
+    def _set_aside(self, manager, step: int) -> str:
+        kind = os.path.basename(str(manager.directory))
+        damaged = os.path.join(self.workdir, 'damaged')
+        target = os.path.join(damaged, f'{kind}-{step}')
+        if jax.process_index() == 0:  # in a multi-process run, process 0 moves it; the others wait
+            os.makedirs(damaged, exist_ok=True)
+            if os.path.exists(target):
+                target = f'{target}-{time.strftime("%Y%m%d-%H%M%S")}'
+            shutil.move(os.path.join(str(manager.directory), str(step)), target)
+        if jax.process_count() > 1:
+            from jax.experimental import multihost_utils
+
+            multihost_utils.sync_global_devices(f'cnnzoo: {kind} {step} set aside')
+        manager.reload()
+        return target
+
+    def _guarded(self, manager, step: int, save) -> None:
+        """Runs ``save``; an OS error (now, or from an earlier asynchronous save) is a one-line RunError."""
+        try:
+            manager.check_for_errors()
+            save()
+        except Exception as e:  # noqa: BLE001
+            self._save_failed(manager, step, e)
+
+    def wait(self) -> None:
+        for manager in (self.last, self.best):
+            try:
+                manager.wait_until_finished()
+            except Exception as e:  # noqa: BLE001
+                self._save_failed(manager, None, e)
+
+    def _save_failed(self, manager, step, error: Exception):
+        cause = _os_error(error)
+        if cause is None:
+            raise error
+        directory = str(manager.directory)
+        for name in os.listdir(directory) if os.path.isdir(directory) else ():
+            if '.orbax-checkpoint-tmp' in name:  # the half-written save: never read, but it holds space
+                shutil.rmtree(os.path.join(directory, name), ignore_errors=True)
+        good = [s for s in self.last.all_steps() if os.path.isdir(os.path.join(str(self.last.directory), str(s)))]
+        last = f'last good checkpoint: step {max(good)}' if good else 'no checkpoint was saved'
+        failed = re.search(r'/(\d+)\.orbax-checkpoint-tmp', str(error))  # an earlier asynchronous save
+        step = int(failed.group(1)) if failed else step
+        what = f'checkpoint step {step}' if step is not None else 'a checkpoint'
+        raise RunError(f'could not save {what} in {directory}: {cause}; {last}') from error
+
+    def close(self) -> None:
+        for manager in (self.last, self.best):
+            try:
+                manager.close()
+            except Exception as e:  # noqa: BLE001
+                if _os_error(e) is None:
+                    raise
+
+
+@contextlib.contextmanager
+def _quiet_abandoned_reads():
+    """When one array of a checkpoint fails to read, orbax abandons the reads of the others, and
+    Python reports each abandoned coroutine with a traceback on stderr: dozens of lines that bury
+    the one that matters. Those reports are dropped here; the failure itself is still raised."""
+    hook = sys.unraisablehook
+    sys.unraisablehook = lambda unraisable: None
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings('ignore', message='coroutine .* was never awaited', category=RuntimeWarning)
+            yield
+            gc.collect()
+    except BaseException:
+        gc.collect()
+        raise
+    finally:
+        sys.unraisablehook = hook
+
+
+def _from_orbax_teardown(exc: BaseException | None, tb=None) -> bool:
+    """Whether an exception is one of the echoes of a failed asynchronous save: its other writes
+    fail on, or call back into, event loops that orbax has already closed."""
+    if exc is None:
+        return False
+    frames = traceback.extract_tb(tb or exc.__traceback__)
+    return ('Event loop is closed' in str(exc) or 'RESOURCE_EXHAUSTED' in str(exc)
+            or any('/orbax/' in f.filename or '/asyncio/' in f.filename for f in frames))
+
+
+class _NoTeardownEchoes(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        return not ('never retrieved' in text and 'orbax' in text) and not (
+            record.exc_info and _from_orbax_teardown(record.exc_info[1], record.exc_info[2]))
+
+
+_TEARDOWN_FILTER = _NoTeardownEchoes()
+
+
+def _quiet_abandoned_writes() -> None:
+    """When an asynchronous save fails (a full disk), the writes orbax started beside the failed one
+    fail too as they are torn down, some before the error reaches the loop, and each prints its
+    traceback: a hundred lines around the one that says what happened. In a process that saves
+    checkpoints, those echoes (exceptions raised in orbax's or asyncio's own frames, and only those)
+    are dropped; the failure itself is reported by :meth:`Checkpoints._save_failed`."""
+    if getattr(_quiet_abandoned_writes, 'installed', False):
+        return
+    _quiet_abandoned_writes.installed = True
+    logging.getLogger('asyncio').addFilter(_TEARDOWN_FILTER)
+    logging.getLogger('absl').addFilter(_TEARDOWN_FILTER)
+    excepthook, unraisablehook, thread_hook = sys.excepthook, sys.unraisablehook, threading.excepthook
+
+    def quiet_excepthook(kind, value, tb):
+        if not _from_orbax_teardown(value, tb):
+            excepthook(kind, value, tb)
+
+    def quiet_unraisablehook(unraisable):
+        if not _from_orbax_teardown(unraisable.exc_value, unraisable.exc_traceback):
+            unraisablehook(unraisable)
+
+    def quiet_thread_hook(args):
+        if not _from_orbax_teardown(args.exc_value, args.exc_traceback):
+            thread_hook(args)
+
+    sys.excepthook, sys.unraisablehook, threading.excepthook = (quiet_excepthook, quiet_unraisablehook,
+                                                                quiet_thread_hook)
+
+
+def _os_error(error: BaseException) -> str | None:
+    """``'[Errno 28] No space left on device: PATH'``-like text when ``error`` is, or wraps, an OS
+    error; None otherwise."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, OSError):
+            return f'{error.strerror or error}' + (f' ({error.filename})' if error.filename else '')
+        text = str(error)
+        for marker in ('No space left on device', 'Read-only file system', 'Disk quota exceeded',
+                       'Input/output error', 'Permission denied'):
+            if marker in text:
+                return marker
+        error = error.__cause__ or error.__context__
+    return None
+
+
+def _unreadable(e: BaseException) -> str:
+    """Why a checkpoint could not be read, in one line (tensorstore's text goes on with its whole spec)."""
+    if 'error while reading array' in str(e):
+        return f'{type(e).__name__}: an array file is missing, truncated or unreadable'
+    return first_line(e, typed=True, limit=160)
+
+
+def _accuracy(metrics) -> float:
+    return metrics['accuracy']
+
+
+def _one_replica(state) -> bool:
+    from cnnzoo.training import replica_count
+
+    return replica_count(state) == 1
+
+
+def _on_disk(state) -> dict:
+    """What a checkpoint holds of a state holding replicas: one replica without its axis, several stacked."""
+    from cnnzoo.training import replica
+
+    return (replica(state, 0) if _one_replica(state) else state).checkpoint_items()
+
+
+def _disk_layout(state) -> dict:
+    """:func:`_on_disk`'s shapes, dtypes and shardings, without computing anything: the restore target."""
+    items = state.checkpoint_items()
+    if not _one_replica(state):
+        return items
+    from jax.sharding import NamedSharding
+    from jax.sharding import PartitionSpec as P
+
+    def one(x):
+        sharding = NamedSharding(x.sharding.mesh, P()) if hasattr(x.sharding, 'mesh') else x.sharding
+        return jax.ShapeDtypeStruct(x.shape[1:], x.dtype, sharding=sharding)
+
+    return {'step': items['step'], **{k: jax.tree_util.tree_map(one, v) for k, v in items.items() if k != 'step'}}
+
+
+def _from_disk(arrays: dict, state):
+    """``state`` with the restored ``arrays``, laid out as ``state`` is (its replica axis put back)."""
+    one = _one_replica(state)
+
+    def layout(a):
+        return {k: v if k == 'step' or not one else jax.tree_util.tree_map(lambda x: x[None], v) for k, v in a.items()}
+
+    shardings = jax.tree_util.tree_map(lambda x: x.sharding, state.checkpoint_items())
+    return state.replace(**jax.jit(layout, out_shardings=shardings)(arrays))

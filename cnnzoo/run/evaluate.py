@@ -1,0 +1,111 @@
+"""Restore a run's checkpoint and measure its accuracy on the test set."""
+
+from __future__ import annotations
+
+import os
+
+from cnnzoo import config as config_lib
+from cnnzoo.errors import RunError
+from cnnzoo.run.checkpoints import Checkpoints
+from cnnzoo.run.feeds import is_streamed, make_evaluator
+from cnnzoo.run.setup import build
+from cnnzoo.run.validation import check_config
+from cnnzoo.run.workdir import has_best, has_checkpoint, read_config
+from cnnzoo.training import replica
+
+
+def evaluate_checkpoint(workdir: str, *, which: str | int = 'best', overrides=()) -> dict:
+    """Test-set loss and accuracy of checkpoint ``which`` ('best', 'latest' or a step) of a run.
+
+    The run's ``config.json`` rebuilds the model and data; ``overrides`` (``(key, value)`` pairs as
+    on the command line) can point at the data elsewhere. Always evaluates on the official test
+    split, even when the run held out a validation split for its own evaluations.
+    """
+    config = read_config(workdir)
+    config_lib.apply_overrides(config, overrides)
+    config.data.validation_size = 0
+    check_config(config)
+    if config.training.num_seeds > 1:
+        raise RunError(f'{workdir} holds {config.training.num_seeds} seeds trained together; evaluate one '
+                       f'of them: --workdir {os.path.join(workdir, f"seed{config.seed}")} (and the others)')
+    if not has_checkpoint(workdir) and not has_best(workdir):  # a replica's directory has its best only
+        raise RunError(f'{workdir} has no checkpoint yet')
+    setup = build(config, initial_weights=False, training=False)  # the checkpoint replaces them
+    ckpts = Checkpoints(workdir, keep=config.training.keep_checkpoints)
+    try:
+        # 'best' falls back to the latest: a run stopped before its first evaluation has no best.
+        state = ckpts.restore(setup.state, which)
+    finally:
+        ckpts.close()
+    if state is None:
+        raise RunError(f'no checkpoint of {workdir} can be restored (the damaged ones are in {workdir}/damaged)')
+    result = make_evaluator(setup, config.training.eval_batch_size)(state)[0]
+    return {'model': config.model.name, 'step': int(state.step), **result}
+
+
+def evaluate_torch_checkpoint(config, path: str, *, compare: bool = True) -> dict:
+    """Accuracy of a PyTorch ``state_dict`` file (a torchvision checkpoint, say) converted to
+    ``config``'s model, on its data's evaluation split, and (``compare``) the agreement of its
+    predictions with the PyTorch twin's, which reads the same files through its own pipeline
+    (:mod:`cnnzoo.torch.pipeline`): top-1 agreement, the largest logit difference, both accuracies.
+
+    The whole state_dict is loaded, the classifier head included: its class count must be the
+    data's. The twin comparison is made for streamed data (an image folder or tfds).
+    """
+    import numpy as np
+
+    from cnnzoo.run.feeds import eval_logits
+    from cnnzoo.torch.convert import ConversionError, init_from_state_dict, load_torch_checkpoint
+
+    check_config(config)
+    setup = build(config, initial_weights=False, training=False)
+    try:
+        state_dict = load_torch_checkpoint(os.path.expanduser(path))
+        _check_head(path, state_dict, setup)
+        one = replica(setup.state, 0)  # the state of the one model a one-seed setup holds
+        variables = init_from_state_dict(one.variables(), state_dict, setup.model, reset_head=False)
+    except ConversionError as e:
+        raise RunError(str(e)) from e
+    state = one.replace(params=variables['params'], batch_stats=variables.get('batch_stats', {}))
+    logits, labels = eval_logits(setup, state, config.training.eval_batch_size)
+    result = {'model': config.model.name, 'checkpoint': path, 'count': len(labels),
+              'accuracy': float(np.mean(np.argmax(logits, -1) == labels)),
+              'top5_accuracy': _top5(logits, labels)}
+    if compare and is_streamed(setup.dataset):
+        import torch
+
+        from cnnzoo.torch.models import create_torch_model
+        from cnnzoo.torch.pipeline import eval_transform, twin_logits
+
+        ds = setup.dataset
+        fields = {k: v for k, v in config.model.items() if k != 'name'}
+        twin = create_torch_model(config.model.name, num_classes=ds.num_classes, **fields)
+        twin.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in state_dict.items()})
+        transform = eval_transform(ds.preset, ds.image_size, ds.mean, ds.std)
+        theirs = twin_logits(twin, ds.eval, transform)
+        diff = np.abs(theirs - logits)
+        result.update(torch_pipeline=transform.name, torch_accuracy=float(np.mean(np.argmax(theirs, -1) == labels)),
+                      distinct_predictions=int(len(np.unique(np.argmax(logits, -1)))),
+                      top1_agreement=float(np.mean(np.argmax(theirs, -1) == np.argmax(logits, -1))),
+                      max_logit_difference=float(diff.max()),
+                      max_relative_difference=float(diff.max() / max(np.abs(theirs).max(), 1e-12)))
+    return result
+
+
+def _check_head(path: str, state_dict, setup) -> None:
+    """The checkpoint's classifier must have one output per class of the data."""
+    from cnnzoo.torch.convert import head_layers
+
+    for layer in head_layers(setup.model):
+        bias = state_dict.get(f'{layer.torch}.bias')
+        if bias is not None and bias.shape[0] != setup.dataset.num_classes:
+            raise RunError(f'{path}: its classifier ({layer.torch}) has {bias.shape[0]} outputs, the data '
+                           f'{setup.dataset.num_classes} classes; evaluate it on data with its classes')
+
+
+def _top5(logits, labels) -> float:
+    import numpy as np
+
+    k = min(5, logits.shape[-1])
+    top = np.argsort(-logits, axis=-1)[:, :k]
+    return float(np.mean(np.any(top == labels[:, None], axis=-1)))

@@ -1,0 +1,184 @@
+"""How batches reach the jitted steps: the training feed and the evaluation passes.
+
+``setup`` is a :class:`cnnzoo.run.setup.Setup`: its data is either a :class:`cnnzoo.data.Dataset` held
+whole on the device, or a :class:`cnnzoo.data.streaming.Stream` read by grain.
+
+- Training (:func:`make_feed`): ``feed.next(step)`` is the input the train step takes at ``step``
+  and ``feed.batch(input, step)``, inside jit, the batch made of it, one per replica (a leading
+  replica axis). On the device the input is each replica's epoch order and the step gathers the
+  batches; streamed (one replica), it is the batch itself, already placed on the mesh.
+  ``feed.state()`` is what a checkpoint stores of it (None on the device: the order is a function of
+  the seed and the epoch).
+- Evaluation (:func:`make_evaluator`, :func:`eval_logits`): every held-out example once, in padded,
+  masked batches split over the mesh's ``data`` axis; every replica evaluates the same batches.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import math
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
+
+from cnnzoo import data as data_lib
+from cnnzoo.run.mesh import place_batch, replicate, to_host
+from cnnzoo.training import make_eval_step, over_replicas, per_replica
+
+
+def eval_inputs(setup, batch_size: int):
+    """``(inputs, to_batch)``: ``inputs()`` iterates the evaluation split's batches as the step's
+    inputs, ``to_batch(x)`` (inside jit) makes the padded, masked batch ``{'image', 'label', 'mask'}``
+    of one, sharded along ``data``. Every held-out example is in exactly one batch, once."""
+    ds = setup.dataset
+    sharding = NamedSharding(setup.mesh, P('data'))
+    if is_streamed(ds):  # the padded batches of cnnzoo.data.streaming, placed ahead of their use
+        dataset = ds.eval_dataset(batch_size)
+        return (lambda: ds.iterate(dataset, place=partial(place_batch, setup.mesh)),
+                lambda batch: jax.lax.with_sharding_constraint(batch, sharding))
+    n = len(ds.test_images)
+    num_batches = math.ceil(n / batch_size)
+    pad = num_batches * batch_size - n
+    images = replicate(setup.mesh, np.concatenate([ds.test_images, np.zeros((pad, *ds.test_images.shape[1:]), np.uint8)]))
+    labels = replicate(setup.mesh, np.concatenate([ds.test_labels, np.zeros(pad, ds.test_labels.dtype)]).astype(np.int32))
+    mask = replicate(setup.mesh, np.arange(num_batches * batch_size) < n)
+
+    def to_batch(i):
+        batch = {k: jax.lax.dynamic_slice_in_dim(v, i * batch_size, batch_size)
+                 for k, v in (('image', images), ('label', labels), ('mask', mask))}
+        return jax.lax.with_sharding_constraint(batch, sharding)
+
+    return (lambda: range(num_batches)), to_batch
+
+
+def make_evaluator(setup, batch_size: int):
+    """``evaluate(state) -> [{'loss', 'accuracy', 'count'}]``, one dict per replica of ``state``, over
+    every held-out example exactly once."""
+    ds = setup.dataset
+    eval_step = over_replicas(make_eval_step(preprocess=partial(_scale_and_normalize, mean=ds.mean, std=ds.std)),
+                              shared_batch=True, returns_state=False)
+    batches, to_batch = eval_inputs(setup, batch_size)
+    eval_batch = jax.jit(lambda state, x: eval_step(state, to_batch(x)))
+
+    def evaluate(state, guard=None):
+        """``guard(fn)`` runs each batch (the loop's makes a stop signal cut the evaluation short)."""
+        sums = None
+        with closing(iter(batches())) as inputs:
+            for x in inputs:
+                out = guard(partial(eval_batch, state, x)) if guard else eval_batch(state, x)
+                sums = out if sums is None else jax.tree_util.tree_map(jnp.add, sums, out)
+        sums = to_host(sums)
+        return [{'loss': float(loss) / float(count), 'accuracy': float(correct) / float(count), 'count': int(count)}
+                for loss, correct, count in zip(sums['loss_sum'], sums['correct'], sums['count'], strict=True)]
+
+    return evaluate
+
+
+@contextlib.contextmanager
+def closing(iterator):
+    """``iterator``, closed at the end when it can be: a grain iterator's worker processes and the
+    shared memory of its batches are released then (the collection frees the batches that reference
+    cycles still hold), not at the interpreter's exit, where Python warns of each as leaked."""
+    try:
+        yield iterator
+    finally:
+        close = getattr(iterator, 'close', None)
+        if close is not None:
+            close()
+            gc.collect()
+
+
+def eval_logits(setup, state, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(logits (N, classes), labels (N,))`` of the state of one model (no replica axis) over the
+    evaluation split, in order, on the host (padding dropped): what a comparison of predictions
+    needs beyond the evaluator's sums."""
+    ds = setup.dataset
+    batches, to_batch = eval_inputs(setup, batch_size)
+
+    @jax.jit
+    def apply(state, x):
+        batch = to_batch(x)
+        images = _scale_and_normalize(batch['image'], mean=ds.mean, std=ds.std)
+        return state.apply_fn(state.variables(), images, train=False), batch['label'], batch['mask']
+
+    with closing(iter(batches())) as inputs:
+        out = [to_host(apply(state, x)) for x in inputs]
+    logits, labels, mask = (np.concatenate([o[k] for o in out]) for k in range(3))
+    return logits[mask], labels[mask]
+
+
+def _scale_and_normalize(images, *, mean, std):
+    return data_lib.normalize(images.astype(jnp.float32) / 255.0, mean, std)
+
+
+def is_streamed(data) -> bool:
+    """Whether a run's data is streamed (grain) rather than held whole on the device."""
+    return not isinstance(data, data_lib.Dataset)
+
+
+class DeviceFeed:
+    """Training batches from the set held on the device: the step's input is each replica's epoch
+    order, and the step gathers its batches (``data.take_batch``) inside jit. Nothing to checkpoint."""
+
+    def __init__(self, config, setup):
+        ds = setup.dataset
+        self.spe, self.batch_size = setup.steps_per_epoch, config.training.batch_size
+        self.images = replicate(setup.mesh, ds.train_images)
+        self.labels = replicate(setup.mesh, ds.train_labels.astype(np.int32))
+        self.seeds, self.num_train = setup.seeds, len(ds.train_images)
+        self.perms, self.perm_epoch = None, None
+
+    def next(self, step: int):
+        epoch = step // self.spe
+        if epoch != self.perm_epoch:  # replica k: the order of the run with its seed
+            self.perms = jnp.stack([data_lib.epoch_permutation(seed, epoch, self.num_train) for seed in self.seeds])
+            self.perm_epoch = epoch
+        return self.perms
+
+    def batch(self, perms, step):
+        """Inside jit: the batches of ``step``, one per replica, from each replica's order."""
+        index = step % self.spe
+        return per_replica(lambda perm: data_lib.take_batch(self.images, self.labels, perm, index,
+                                                            self.batch_size))(perms)
+
+    def state(self):
+        return None
+
+    def close(self):
+        pass
+
+
+class StreamFeed:
+    """Training batches streamed by grain (cnnzoo.data.streaming), placed on the mesh ahead of the
+    step; the iterator's state goes into each checkpoint."""
+
+    def __init__(self, config, setup, start_step: int, saved: dict | None):
+        self.batches = setup.dataset.train_iterator(config.training.batch_size, start=start_step, saved=saved,
+                                                    place=partial(place_batch, setup.mesh, keys=('image', 'label')))
+
+    def next(self, step: int):
+        return next(self.batches)
+
+    def batch(self, batch, step):
+        """Inside jit: the batch with the replica axis of the one replica a streamed run has."""
+        return jax.tree_util.tree_map(lambda x: x[None], batch)
+
+    def state(self):
+        return self.batches.state()
+
+    def close(self):
+        self.batches.close()
+        gc.collect()  # as in closing(): release the batches' shared memory now
+
+
+def make_feed(config, setup, start_step: int, saved: dict | None):
+    """The training feed of a run: streamed (``saved``: the data state of the checkpoint restored at
+    ``start_step``, or None) or held on the device."""
+    if is_streamed(setup.dataset):
+        return StreamFeed(config, setup, start_step, saved)
+    return DeviceFeed(config, setup)

@@ -1,0 +1,157 @@
+"""What a run is made of: its data, model, schedule, mesh and initial state, built the same way for
+training, evaluation and the comparison tools (:func:`build`), and the data alone (:func:`open_data`).
+
+Several seeds in one program (``training.num_seeds=K``): the state holds K replicas stacked on a
+leading axis (the step is shared); replica k initialises exactly as the run with seed ``seed + k``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import jax
+import jax.numpy as jnp
+from jax.sharding import PartitionSpec as P
+
+from cnnzoo import data as data_lib
+from cnnzoo.config import CIFAR_NAMES, data_loader
+from cnnzoo.errors import RunError
+from cnnzoo.models import create_model
+from cnnzoo.run.mesh import make_mesh, place, replicate
+from cnnzoo.run.validation import check_against_data, stream_image_size
+from cnnzoo.training import (TrainState, init_key, init_variables, make_optimizer, make_schedule, stack_replicas,
+                             steps_from_epochs)
+
+
+DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}
+
+
+@dataclasses.dataclass
+class Setup:
+    """What a run is made of, built the same way for training, evaluation and the comparison tools."""
+
+    dataset: data_lib.Dataset
+    model: object
+    state: TrainState
+    steps_per_epoch: int
+    total_steps: int
+    learning_rate_fn: object
+    mesh: jax.sharding.Mesh
+    seeds: list[int]  # the state holds one replica per seed, stacked (cnnzoo.training.over_replicas)
+
+    @property
+    def replicas(self) -> int:
+        return len(self.seeds)
+
+
+def build(config, *, dataset: data_lib.Dataset | None = None, initial_weights: bool = True,
+          training: bool = True) -> Setup:
+    """Data, model, schedule and the initial state of ``config``.
+
+    ``initial_weights=False`` skips ``config.init.torch_checkpoint``: a state about to be replaced by
+    a restored checkpoint (resume, evaluation) needs neither the file nor the time to convert it.
+    ``training=False`` (an evaluation): a streamed image folder needs only its evaluation split, and
+    the training set's size is not checked against the run's length.
+    """
+    dataset = dataset or open_data(config, training=training)
+    if config.data.augment_mode == 'expand':
+        dataset = data_lib.expand_dataset(dataset, config.data.augment, config.seed)
+    fields = {k: v for k, v in config.model.items() if k != 'name'}
+    model = create_model(config.model.name, num_classes=dataset.num_classes,
+                         dtype=DTYPES[config.training.dtype], **fields)
+
+    batch_size = config.training.batch_size
+    steps_per_epoch = dataset.num_train // batch_size if training else max(1, dataset.num_train // batch_size)
+    if steps_per_epoch == 0:
+        raise RunError(f'batch size {batch_size} is larger than the training set ({dataset.num_train} images)')
+    t = config.training
+    total_steps = t.num_steps if t.num_steps > 0 else steps_from_epochs(t.num_epochs, steps_per_epoch)
+    if training:
+        check_against_data(config, steps_per_epoch=steps_per_epoch, total_steps=total_steps)
+    learning_rate_fn = make_schedule(config, steps_per_epoch=steps_per_epoch, total_steps=total_steps)
+    tx = make_optimizer(config.optimizer, learning_rate_fn)
+
+    mesh = make_mesh(t.seed_devices)
+    if batch_size % mesh.shape['data'] or t.eval_batch_size % mesh.shape['data']:
+        raise RunError(f'batch sizes must divide evenly over {mesh.shape["data"]} devices')
+    states = []
+    for seed in replica_seeds(config):  # replica k: exactly the initialisation of the run with seed + k
+        variables = init_variables(model, init_key(seed), dataset.image_shape)
+        if initial_weights and config.init.torch_checkpoint:  # validation: one replica only
+            variables = _variables_from_torch(config, model, variables)
+        states.append(TrainState.create(apply_fn=model.apply, variables=variables, tx=tx))
+    state = place_replicas(mesh, stack_replicas(states))
+    return Setup(dataset, model, state, steps_per_epoch, total_steps, learning_rate_fn, mesh, replica_seeds(config))
+
+
+def place_replicas(mesh, state: TrainState) -> TrainState:
+    """A state holding replicas laid out on the run's mesh: the replica axis along ``seeds`` (one
+    device unless ``training.seed_devices`` says more), copies along ``data``; the step everywhere."""
+    spread = lambda tree: jax.tree_util.tree_map(lambda x: place(mesh, x, P('seeds')), tree)  # noqa: E731
+    return state.replace(step=replicate(mesh, state.step), params=spread(state.params),
+                         batch_stats=spread(state.batch_stats), opt_state=spread(state.opt_state))
+
+
+def open_data(config, *, training: bool = True):
+    """The data of ``config``: a :class:`cnnzoo.data.Dataset` held whole on the device, or, with
+    ``data.loader`` resolving to 'grain', a :class:`cnnzoo.data.streaming.Stream` of this process's
+    share (``training=False``: of an image folder, the evaluation split alone is needed)."""
+    d = config.data
+    cifar = None
+    if d.source in ('auto', 'archive', 'tfds') and d.name in CIFAR_NAMES and (
+            data_loader(d) == 'device' or d.source != 'tfds'):
+        cifar = data_lib.load_dataset(d.name, source=d.source, archive=_path(d.archive), data_dir=_path(d.data_dir),
+                                      validation_size=d.validation_size, seed=config.seed)
+        if data_loader(d) == 'device':
+            return cifar
+    from cnnzoo.data.streaming import open_stream
+
+    return open_stream(d, seed=config.seed, image_size=stream_image_size(config), cifar_arrays=cifar,
+                       process_index=jax.process_index(), process_count=jax.process_count(),
+                       eval_only=not training)
+
+
+def replica_seeds(config) -> list[int]:
+    """The seeds of a run's replicas: ``seed, seed + 1, ..., seed + num_seeds - 1``."""
+    return [config.seed + k for k in range(config.training.num_seeds)]
+
+
+def replica_dirs(config, workdir: str) -> list[str]:
+    """Where each replica's records go: the workdir itself for one seed, else ``seed<N>/`` in it."""
+    if config.training.num_seeds == 1:
+        return [workdir]
+    return [os.path.join(workdir, f'seed{seed}') for seed in replica_seeds(config)]
+
+
+def _variables_from_torch(config, model, variables):
+    """``variables`` overwritten by ``config.init.torch_checkpoint`` (a PyTorch state_dict file)."""
+    from cnnzoo.torch.convert import ConversionError, init_from_state_dict, load_torch_checkpoint
+
+    try:
+        state_dict = load_torch_checkpoint(_path(config.init.torch_checkpoint))
+        return init_from_state_dict(variables, state_dict, model, reset_head=config.init.reset_head)
+    except ConversionError as e:
+        raise RunError(f'config.init.torch_checkpoint: {e}') from e
+
+
+def _path(text: str) -> str | None:
+    return os.path.expanduser(text) if text else None
+
+
+def compilation_cache_dir() -> str:
+    """Where :func:`use_compilation_cache` keeps compiled programs when JAX has no directory set."""
+    cache_home = os.environ.get('XDG_CACHE_HOME') or os.path.join(os.path.expanduser('~'), '.cache')
+    return os.path.join(cache_home, 'cnnzoo', 'jax')
+
+
+def use_compilation_cache() -> None:
+    """Turns on JAX's persistent compilation cache for this process (``config.training.compilation_cache``).
+
+    A directory already configured (``$JAX_COMPILATION_CACHE_DIR``, ``jax.config``) is kept; else
+    :func:`compilation_cache_dir`. JAX stores only programs that took over a second to compile, keyed
+    by the program, the devices and the JAX/XLA versions; a hit is the same executable a compilation
+    would give, so a resumed run stays on its trajectory bit for bit.
+    """
+    if not jax.config.jax_compilation_cache_dir:
+        jax.config.update('jax_compilation_cache_dir', compilation_cache_dir())
