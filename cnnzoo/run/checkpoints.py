@@ -96,13 +96,24 @@ class Checkpoints:
         self._guarded(self.last, step, lambda: self.last.save(step, args=ocp.args.Composite(**items), force=force))
 
     def save_best(self, state, accuracy: float) -> None:
-        """Saves the state of one replica (no replica axis) as the best, if it is."""
+        """Saves the state of one replica (no replica axis) as the best, and waits until it is written.
+
+        Waiting matters in a multi-process run: two asynchronous saves of the same step in flight
+        at once, the best's and the latest's, end in barriers that the processes can reach in
+        another order, and then wait for each other for ever (seen with orbax 0.12 on two CPU
+        processes whenever the last evaluation was the best). A best checkpoint is rare enough to be
+        written in the foreground.
+        """
         step = int(state.step)
         if step in self.best.all_steps():
             return
-        self._guarded(self.best, step, lambda: self.best.save(
-            step, args=ocp.args.StandardSave(state.checkpoint_items()),
-            metrics={'accuracy': float(accuracy)}, force=True))
+
+        def save():
+            self.best.save(step, args=ocp.args.StandardSave(state.checkpoint_items()),
+                           metrics={'accuracy': float(accuracy)}, force=True)
+            self.best.wait_until_finished()
+
+        self._guarded(self.best, step, save)
 
     def restore(self, state, which: str | int = 'latest'):
         """``state`` (a freshly initialised one holding replicas: it gives the tree structure, shapes
