@@ -369,7 +369,8 @@ def run_sweep(grid_path: str, workdir: str, *, seeds: Sequence[int] | None = Non
                 continue
             print(label, file=out, flush=True)
             for run in job_runs:
-                manifest.set_run(run, state='running', error=None, started=_now(), directory=run.directory)
+                manifest.set_run(run, state='running', error=None, started=_now(),
+                                 directory=os.path.relpath(run.directory, workdir))
             try:
                 summary = train_and_evaluate(config, directory)
             except (RunError, ConfigError, DataError) as e:

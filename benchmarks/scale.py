@@ -7,7 +7,7 @@
 Every figure is read from the runs' own outputs (metrics.jsonl, the "compiled and ran the first
 step" line, the process's wall time). Usage (the venv active, nothing else running):
 
-    python results/cpu/scale/bench.py --archive /tmp/cifar/cifar-10-python.tar.gz --out results/cpu/scale/scale
+    python benchmarks/scale.py --archive /tmp/cifar/cifar-10-python.tar.gz --out results/cpu/scale/scale
 """
 
 import argparse
@@ -22,7 +22,7 @@ import sys
 import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRAIN = [sys.executable, os.path.join(ROOT, 'scripts', 'train.py'), '--config',
          os.path.join(ROOT, 'experiments', 'resnet20_cifar10.py')]
 ONE_THREAD = '--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1'

@@ -1,6 +1,6 @@
 """The CPU summary table of BENCHMARKS.md, from the quiet comparison runs' JSON files.
 
-    python results/cpu/summary_table.py results/cpu/compare_pytorch_{resnet20,resnet18,vgg16_bn,googlenet,alexnet}_quiet.json
+    python benchmarks/summary_table.py results/cpu/compare_pytorch_{resnet20,resnet18,vgg16_bn,googlenet,alexnet}_quiet.json
 
 One row per model: training images/s of every variant (median), then JAX float32 against PyTorch
 eager float32, and the best JAX variant against the best PyTorch variant, all from the same run.

@@ -1,6 +1,6 @@
 """An ImageNet-like image folder for the input-pipeline benchmark, from the CIFAR-10 archive.
 
-    python results/cpu/input_pipeline/make_folder.py --archive /tmp/cifar/cifar-10-python.tar.gz --out /tmp/inet_like
+    python benchmarks/inet_like_folder.py --archive /tmp/cifar/cifar-10-python.tar.gz --out /tmp/inet_like
 
 ImageNet's training JPEGs average about 400x350 pixels and 110 KB. No ImageNet is on these machines,
 so each image here is a CIFAR-10 image scaled up to 500x375 (bicubic), with Gaussian noise (sigma 20)

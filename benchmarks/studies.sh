@@ -5,7 +5,7 @@
 # (checkpoints and TensorBoard events are left out), and scripts/report.py rebuilds the report from them.
 #
 #   python ../shared/data/cifar10.py python /tmp/cifar/cifar-10-python.tar.gz
-#   . .venv/bin/activate && RUNS=/tmp/studies bash results/studies/run.sh fig6|ablation [SWEEP FLAGS ...]
+#   . .venv/bin/activate && RUNS=/tmp/studies bash benchmarks/studies.sh fig6|ablation [SWEEP FLAGS ...]
 #
 # Extra flags go to scripts/sweep.py (e.g. --only GLOB). The ablation ran its twelve points without
 # the inverted bottleneck first (--only '*-standard,*-relu_before_add,*-square'): on two CPU cores
@@ -13,7 +13,7 @@
 # afterwards (--only '*-inverted_bottleneck') with the CPU forms of depthwise and 1x1 convolutions
 # (cnnzoo/models/layers.py, commit d3060d7): 35-50 minutes a run on the shared cores.
 set -euo pipefail
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/.."
 RUNS=${RUNS:-/tmp/studies}
 ARCHIVE=${ARCHIVE:-/tmp/cifar/cifar-10-python.tar.gz}
 data=(--config.data.source=archive --config.data.archive="$ARCHIVE" --config.training.progress_bar=False)
@@ -26,5 +26,5 @@ case "$study" in
   ablation)  # activation x residual form for resnet20, 1 epoch each
     python scripts/sweep.py --config experiments/resnet20_ablation.py --workdir "$RUNS/resnet20_ablation_cpu" \
       --seeds 0 "${data[@]}" "$@" ;;
-  *) echo "usage: run.sh fig6|ablation" >&2; exit 2 ;;
+  *) echo "usage: benchmarks/studies.sh fig6|ablation" >&2; exit 2 ;;
 esac
