@@ -205,3 +205,81 @@ def test_a_run_written_before_the_replica_axis_restores_resumes_and_evaluates(tm
                 for line in open(workdir / 'metrics.jsonl')]
 
     assert records(old) == records(tmp_path / 'today')
+
+
+def _feed_stopping_at(step_to_stop: int):
+    """``cnnzoo.run.loop.make_feed`` whose feed sends this process SIGTERM as it hands over the input
+    of step ``step_to_stop``: a stop at a step known in advance, for a deterministic test."""
+    from cnnzoo.run import loop
+
+    real = loop.make_feed
+
+    def make_feed(*args, **kwargs):
+        feed = real(*args, **kwargs)
+        next_input = feed.next
+
+        def next_stopping(step):
+            if step == step_to_stop:
+                os.kill(os.getpid(), signal.SIGTERM)
+            return next_input(step)
+
+        feed.next = next_stopping
+        return feed
+
+    return make_feed
+
+
+def test_a_stop_between_two_records_resumes_to_the_records_and_state_of_an_uninterrupted_run(
+        tiny_cifar10, cache_dir, tmp_path, monkeypatch):
+    """Records every 5 steps, a SIGTERM as step 13 starts: the run stops after that step (the bound of
+    two steps in flight holds), its checkpoint keeps the window of steps 11-13, and the resumed run
+    writes the step-15 record over steps 11-15, as the uninterrupted run does. Every step function is
+    traced once per run (chex.assert_max_traces in the loop would raise otherwise)."""
+    from cnnzoo.run import loop
+
+    config = tiny_config(tiny_cifar10, cache_dir, **{'training.log_every_steps': '5',
+                                                     'training.checkpoint_every_steps': '100'})
+    whole = train_and_evaluate(config, str(tmp_path / 'whole'))
+    monkeypatch.setattr(loop, 'make_feed', _feed_stopping_at(12))  # step 13's input is number 12
+    stopped = train_and_evaluate(config, str(tmp_path / 'run'))
+    assert stopped['stopped_by'] == 'SIGTERM' and stopped['step'] == 13
+    monkeypatch.undo()
+    resumed = train_and_evaluate(config, str(tmp_path / 'run'))
+    assert resumed['step'] == TOTAL_STEPS and resumed['stopped_by'] is None
+    assert_bitwise_equal(resumed['state'].checkpoint_items(), whole['state'].checkpoint_items())
+
+    def records(workdir):
+        return [{k: v for k, v in json.loads(line).items() if k != 'images_per_sec'}
+                for line in open(workdir / 'metrics.jsonl')]
+
+    assert records(tmp_path / 'run') == records(tmp_path / 'whole')
+    assert [r['step'] for r in records(tmp_path / 'run') if r['split'] == 'train'] == [5, 10, 15, 20, 25, 30]
+
+
+def test_one_policy_of_the_keys_that_define_a_run_for_resume_sweep_and_report(reference, tiny_cifar10, cache_dir,
+                                                                               tmp_path):
+    """cnnzoo.run.workdir.NOT_DEFINING decides for all three: a finished run resumes (doing nothing)
+    with how often it checkpoints changed, and a sweep counts it done; a changed learning rate is
+    refused and counted as another run; a report of the two runs that differ in a key that does not
+    define a run shows no key telling them apart."""
+    from cnnzoo.run.workdir import NOT_DEFINING, read_run
+    from cnnzoo.studies.points import group_points, varying_keys
+
+    assert 'training.checkpoint_every_steps' in NOT_DEFINING and 'optimizer.learning_rate' not in NOT_DEFINING
+    workdir = tmp_path / 'study' / 'run'
+    shutil.copytree(reference[1], workdir)
+    often = tiny_config(tiny_cifar10, cache_dir, **{'training.checkpoint_every_steps': '2'})
+    assert train_and_evaluate(often, str(workdir))['step'] == TOTAL_STEPS  # finished: nothing to do
+    faster = tiny_config(tiny_cifar10, cache_dir, **{'optimizer.learning_rate': '0.5'})
+    with pytest.raises(RunError, match=r'different config \(optimizer.learning_rate\)'):
+        train_and_evaluate(faster, str(workdir))
+    files = read_run(str(workdir))
+    assert files.finished and files.is_run_of(often) and not files.is_run_of(faster)
+
+    other = tmp_path / 'study' / 'logged_more_often'
+    shutil.copytree(reference[1], other)
+    saved = json.loads((other / 'config.json').read_text())
+    saved['training']['log_every_steps'] = 7
+    (other / 'config.json').write_text(json.dumps(saved))
+    points = group_points(str(tmp_path / 'study'), [read_run(str(workdir)), read_run(str(other))], {})
+    assert len(points) == 2 and varying_keys(points) == []

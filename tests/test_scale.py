@@ -29,6 +29,7 @@ import subprocess
 import sys
 import time
 
+import chex
 import jax
 import numpy as np
 import pytest
@@ -224,9 +225,7 @@ def test_each_replica_is_the_run_of_its_seed(runs, seeds_run, tiny_cifar10, cach
     initial = build(config).state
     for k in range(SEEDS):
         single = replica(build(tiny_config(tiny_cifar10, cache_dir, **SETTINGS, seed=str(k))).state, 0)
-        for a, b in zip(jax.tree_util.tree_leaves(replica(initial, k).params),
-                        jax.tree_util.tree_leaves(single.params), strict=True):
-            np.testing.assert_array_equal(a, b)
+        chex.assert_trees_all_equal(replica(initial, k).params, single.params, strict=True)
     # After 20 steps, within the tolerance of the module docstring (vmap batches the convolutions,
     # which sums in another order).
     singles = {0: root / 'one'}

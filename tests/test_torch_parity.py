@@ -15,6 +15,7 @@ import os
 import subprocess
 import sys
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -279,10 +280,7 @@ def test_round_trips_are_lossless(pair):
     twin = torch_twin(model)
     load_variables(twin, variables, model)
     back = twin_variables(twin, model, template=shapes)
-    a, b = flat(variables), flat(back)
-    assert a.keys() == b.keys()
-    for k in a:
-        assert a[k].dtype == b[k].dtype and np.array_equal(a[k], b[k]), k
+    chex.assert_trees_all_equal(jax.device_get(variables), back, strict=True)
 
     # torch (the twin's own initialisation, with BN statistics moved off 0/1) -> cnnzoo -> torch
     fresh = torch_twin(model)

@@ -6,8 +6,7 @@ import signal
 import subprocess
 import sys
 
-import jax
-import numpy as np
+import chex
 
 from cnnzoo.config import apply_overrides, load_config_file
 from cnnzoo.run.checkpoints import Checkpoints
@@ -58,7 +57,5 @@ def restore(config, workdir, which='latest'):
 
 
 def assert_bitwise_equal(a, b):
-    leaves_a, leaves_b = jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)
-    assert len(leaves_a) == len(leaves_b)
-    for x, y in zip(leaves_a, leaves_b):
-        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+    """The same tree structure, and every leaf the same shape, dtype and bits."""
+    chex.assert_trees_all_equal(a, b, strict=True)

@@ -20,6 +20,7 @@ import gc
 import math
 from functools import partial
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -63,7 +64,11 @@ def make_evaluator(setup, batch_size: int):
     eval_step = over_replicas(make_eval_step(preprocess=partial(_scale_and_normalize, mean=ds.mean, std=ds.std)),
                               shared_batch=True, returns_state=False)
     batches, to_batch = eval_inputs(setup, batch_size)
-    eval_batch = jax.jit(lambda state, x: eval_step(state, to_batch(x)))
+
+    @jax.jit
+    @chex.assert_max_traces(n=1)  # every batch padded to one shape: one compilation for every evaluation
+    def eval_batch(state, x):
+        return eval_step(state, to_batch(x))
 
     def evaluate(state, guard=None):
         """``guard(fn)`` runs each batch (the loop's makes a stop signal cut the evaluation short)."""

@@ -38,6 +38,7 @@ import os
 import time
 from functools import partial
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -99,6 +100,7 @@ def _claimed(workdir: str, config, *, extend: bool):
 def _train(config, workdir: str, signals: StopSignals) -> dict:
     """Sets the run up, then steps; at the steps due, a record, an evaluation, a checkpoint."""
     started = time.perf_counter()
+    chex.clear_trace_counter()  # the step functions are a run's own: count their traces per run
     t = config.training
     progress = Progress(0, bar=t.progress_bar, stream=None if is_primary() else open(os.devnull, 'w'))  # noqa: SIM115
     setup = build(config, initial_weights=not has_checkpoint(workdir))
@@ -207,6 +209,7 @@ def _train_step(config, setup, feed):
     sharding = NamedSharding(setup.mesh, P('seeds', 'data'))
 
     @partial(jax.jit, donate_argnums=0)
+    @chex.assert_max_traces(n=1)  # a second trace would be a second compilation: a bug, not a cost to pay
     def train_step(state, feed_input):
         batch = jax.lax.with_sharding_constraint(feed.batch(feed_input, state.step), sharding)
         return step(state, batch, jax.vmap(jax.random.fold_in, in_axes=(0, None))(streams, state.step))
