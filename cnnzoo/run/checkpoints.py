@@ -83,6 +83,7 @@ class Checkpoints:
         self.close()
 
     def latest_step(self) -> int | None:
+        """The step of the newest checkpoint under ``checkpoints/`` (None without one)."""
         return self.last.latest_step()
 
     def save(self, state, *, force: bool = False, records: dict | None = None, data: dict | None = None) -> None:
@@ -196,6 +197,7 @@ class Checkpoints:
             self._save_failed(manager, step, e)
 
     def wait(self) -> None:
+        """Waits for the asynchronous saves in flight; a save that failed is a one-line RunError."""
         for manager in (self.last, self.best):
             try:
                 manager.wait_until_finished()
@@ -218,6 +220,7 @@ class Checkpoints:
         raise RunError(f'could not save {what} in {directory}: {cause}; {last}') from error
 
     def close(self) -> None:
+        """Closes orbax's managers (their threads); an OS error while closing is not one to report."""
         for manager in (self.last, self.best):
             try:
                 manager.close()

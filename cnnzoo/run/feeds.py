@@ -139,6 +139,7 @@ class DeviceFeed:
         self.perms, self.perm_epoch = None, None
 
     def next(self, step: int):
+        """The input of step ``step``: each replica's order of the step's epoch (one array, the replicas stacked)."""
         epoch = step // self.spe
         if epoch != self.perm_epoch:  # replica k: the order of the run with its seed
             self.perms = jnp.stack([data_lib.epoch_permutation(seed, epoch, self.num_train) for seed in self.seeds])

@@ -8,6 +8,7 @@ import time
 
 
 def format_duration(seconds: float) -> str:
+    """``'1h02m03s'`` or ``'2m03s'``: a number of seconds, for progress lines."""
     seconds = max(0, int(seconds))
     h, rem = divmod(seconds, 3600)
     m, s = divmod(rem, 60)
@@ -15,6 +16,7 @@ def format_duration(seconds: float) -> str:
 
 
 class Progress:
+    """The run's progress lines: a live bar on a terminal (``bar=True``), one line a record elsewhere."""
     def __init__(self, total_steps: int, *, bar: bool = True, stream=None):
         self.total = total_steps
         self.stream = stream or sys.stdout
@@ -23,6 +25,7 @@ class Progress:
 
     def update(self, step: int, *, epoch: float, loss: float, accuracy: float,
                learning_rate: float, images_per_sec: float | None, eta_seconds: float | None) -> None:
+        """The line of one training record: step, epoch, loss, accuracy, learning rate, images/s, eta."""
         eta = format_duration(eta_seconds) if eta_seconds is not None else '?'
         rate = f'{images_per_sec:.0f}' if images_per_sec else '?'
         text = (f'step {step}/{self.total} epoch {epoch:.2f} loss {loss:.4f} acc {accuracy:.4f} '
@@ -38,6 +41,7 @@ class Progress:
         self.stream.flush()
 
     def message(self, text: str) -> None:
+        """A line of its own (the live bar, if any, ends first)."""
         if self.live and self._last_len:
             self.stream.write('\n')
             self._last_len = 0
@@ -59,9 +63,11 @@ class StepTimer:
         self._since = self._step = None
 
     def restart(self, step: int) -> None:
+        """Steps are timed again from ``step`` on."""
         self._since, self._step = time.perf_counter(), step
 
     def stop(self, step: int) -> None:
+        """The steps up to ``step`` are done (the host has waited for them): their time counts."""
         if self._since is None:
             return
         seconds, images = time.perf_counter() - self._since, (step - self._step) * self.images_per_step
@@ -78,4 +84,5 @@ class StepTimer:
         return rate
 
     def total_rate(self) -> float | None:
+        """Images/s over every timed step of the run (None: none timed)."""
         return self.images / self.seconds if self.seconds > 0 and self.images else None

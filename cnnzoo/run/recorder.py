@@ -64,6 +64,7 @@ class Recorder:
 
     @property
     def several(self) -> bool:
+        """Whether the run trains several seeds."""
         return len(self.seeds) > 1
 
     def _seeds_text(self) -> str:

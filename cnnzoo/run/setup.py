@@ -42,6 +42,7 @@ class Setup:
 
     @property
     def replicas(self) -> int:
+        """How many replicas (seeds) the state holds."""
         return len(self.seeds)
 
 

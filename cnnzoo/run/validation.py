@@ -118,6 +118,7 @@ def stream_image_size(config) -> int:
 
 
 def check_devices(config) -> None:
+    """The checks that need the device count: ``training.seed_devices`` and the batch sizes divide over it."""
     import jax
 
     t = config.training

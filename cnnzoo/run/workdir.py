@@ -84,6 +84,7 @@ class WorkdirLock:
         self._hold = None
 
     def acquire(self) -> WorkdirLock:
+        """Takes the lock, or raises a one-line RunError naming the process that holds it."""
         hold = locked(self.path, wait=False)
         try:
             fd = hold.__enter__()
@@ -98,6 +99,7 @@ class WorkdirLock:
         return self
 
     def release(self) -> None:
+        """Gives the lock back (the kernel does too when the process ends)."""
         if self._hold is not None:
             self._hold.__exit__(None, None, None)
             self._hold = None
@@ -317,6 +319,7 @@ class MetricsLog:
             self._write_tb(record)
 
     def write(self, record: dict) -> None:
+        """Appends ``record`` to ``metrics.jsonl`` (flushed at once) and to TensorBoard."""
         self.records.append(record)
         if self._file is None:
             return
@@ -335,10 +338,12 @@ class MetricsLog:
         return next((r for r in self.records if is_eval(r) and r.get('step') == step), None)
 
     def best_eval_accuracy(self) -> float:
+        """The best evaluation accuracy recorded so far (-1 before the first evaluation)."""
         accs = [r['accuracy'] for r in self.records if is_eval(r) and 'accuracy' in r]
         return max(accs, default=-1.0)
 
     def close(self) -> None:
+        """Closes ``metrics.jsonl`` and the TensorBoard writer."""
         if self._file is not None:
             self._file.close()
             self._tb.close()
@@ -361,6 +366,7 @@ class RunFiles:
 
     @property
     def steps_done(self) -> int:
+        """The last step the run recorded (0 before its first record)."""
         return max((r['step'] for r in self.train + self.evals), default=0)
 
     @property

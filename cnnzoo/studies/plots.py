@@ -40,6 +40,7 @@ NAME_DEPTH = re.compile(r'([A-Za-z_]*[A-Za-z])(\d+)')
 
 
 def label(key: str) -> str:
+    """The axis label of a config key (with its unit where it has one)."""
     return LABELS.get(key, key.rsplit('.', 1)[-1].replace('_', ' '))
 
 
@@ -136,6 +137,8 @@ def _facets(points, axes, coords):
 
 
 def learning_curves(directory, points, axes, coords, study) -> str:
+    """Training loss and test error against epochs, one line per point (mean over seeds, min-max band);
+    returns the PNG path."""
     facet, groups = _facets(points, axes, coords)
     fig, grid = plt.subplots(len(groups), 2, figsize=(12, 3.6 * len(groups)), squeeze=False)
     for row, group in zip(grid, groups):
@@ -172,6 +175,8 @@ def learning_curves(directory, points, axes, coords, study) -> str:
 
 
 def error_against(directory, points, coords, axis, others, study) -> str:
+    """Final test error against the one numeric axis, one line per value of the others; returns the
+    PNG path."""
     fig, ax = plt.subplots(figsize=(7, 4.2))
     groups = {}
     for p in points:
@@ -196,6 +201,8 @@ def error_against(directory, points, coords, axis, others, study) -> str:
 
 
 def bars(directory, points, coords, axes, study) -> str:
+    """Final test error of every point as bars (mean over seeds, error bar one standard deviation);
+    returns the PNG path."""
     if len(axes) == 1:
         order = {v: i for i, v in enumerate(_ordered(coords[p.name][axes[0]] for p in points))}
         points = sorted(points, key=lambda p: order[coords[p.name][axes[0]]])
@@ -222,6 +229,8 @@ def bars(directory, points, coords, axes, study) -> str:
 
 
 def heat_maps(directory, points, coords, axes, study) -> str:
+    """Annotated heat maps of final test accuracy over two categorical axes (one per value of a third);
+    returns the PNG path."""
     counts = {a: len({repr(coords[p.name][a]) for p in points}) for a in axes}
     facet = min(axes, key=lambda a: counts[a]) if len(axes) == 3 else None
     rows_axis, cols_axis = sorted((a for a in axes if a != facet), key=lambda a: -counts[a])

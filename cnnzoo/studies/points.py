@@ -31,14 +31,17 @@ class PointSummary:
     failures: list[str]
 
     def values(self, metric: str) -> list[float]:
+        """``metric`` (:func:`run_metric`) of every run of the point that has it."""
         return [v for v in (run_metric(r, metric) for r in self.runs) if v is not None]
 
     @property
     def n(self) -> int:
+        """How many runs of the point have evaluated at least once."""
         return len(self.values('final_accuracy'))
 
     @property
     def state(self) -> str:
+        """``done``, or how far the point's runs got (``in progress: ...``)."""
         if self.runs and all(r.finished for r in self.runs):
             return 'done'
         done = sum(r.finished for r in self.runs)
@@ -83,6 +86,8 @@ def mean_std(values: Sequence[float]) -> tuple[float | None, float | None]:
 
 
 def group_points(root: str, runs: list[RunFiles], manifest: dict) -> list[PointSummary]:
+    """``runs`` grouped into grid points (``POINT/seedK`` is seed K of POINT), in the grid's order when the
+    manifest gives one; each point's settings, wall times and failures from the manifest."""
     groups: dict[str, list[RunFiles]] = {}
     for run in runs:
         rel = os.path.relpath(run.directory, root)

@@ -44,6 +44,7 @@ def _fmt_value(value) -> str:
 
 
 def table_rows(points: list[PointSummary], keys: list[str]) -> tuple[list[str], list[list[str]]]:
+    """The report table's header and one row of text per point."""
     header = ['point', *keys, 'n', 'final test acc (%)', 'best test acc (%)', 'final train loss', 'epochs',
               'train time (s)', 'images/s', 'wall (s)', 'state']
     rows = []
@@ -62,6 +63,7 @@ def table_rows(points: list[PointSummary], keys: list[str]) -> tuple[list[str], 
 
 
 def markdown_table(header: list[str], rows: list[list[str]]) -> str:
+    """A Markdown table of ``header`` and ``rows``, the numeric columns right-aligned."""
     def line(cells):
         return '| ' + ' | '.join(c.replace('|', '\\|') for c in cells) + ' |'
 
@@ -71,6 +73,7 @@ def markdown_table(header: list[str], rows: list[list[str]]) -> str:
 
 
 def write_csv(path: str, points: list[PointSummary], keys: list[str]) -> None:
+    """``report.csv``: one row per point, every number at full precision, mean and std apart."""
     metrics = ('final_accuracy', 'best_accuracy', 'final_train_loss', 'train_seconds', 'images_per_sec')
     with open(path, 'w', newline='') as f:
         writer = csv.writer(f)
@@ -87,6 +90,7 @@ def write_csv(path: str, points: list[PointSummary], keys: list[str]) -> None:
 
 
 def study_name(root: str, manifest: dict) -> str:
+    """The study's name: its experiment file's, else its directory's."""
     config = manifest.get('config')
     return os.path.splitext(os.path.basename(config))[0] if config else os.path.basename(os.path.abspath(root))
 

@@ -104,6 +104,7 @@ class Point:
 
 @dataclasses.dataclass
 class Run:
+    """One run of the sweep: a point, a seed, its run directory and its config."""
     point: Point
     seed: int
     directory: str
@@ -111,6 +112,7 @@ class Run:
 
     @property
     def key(self) -> str:
+        """The run's key in the manifest: ``POINT/seed<N>``."""
         return f'{self.point.name}/seed{self.seed}'
 
 
@@ -223,6 +225,7 @@ def select(points: list[Point], only: str | None) -> list[Point]:
 
 
 def make_runs(points: list[Point], workdir: str, seeds: Sequence[int] | None) -> list[Run]:
+    """Every point x seed as a run (``seeds``: the command line's, else each point's own seed)."""
     runs = []
     for point in points:
         for seed in (seeds if seeds is not None else [point.config.seed]):
@@ -251,6 +254,7 @@ def make_jobs(runs: list[Run], seeds: Sequence[int] | None, vmap_seeds: bool) ->
 
 
 def parse_seeds(text: str | None) -> list[int] | None:
+    """``--seeds 0,1,2`` as a list (None when not given); a bad list is a one-line ConfigError."""
     if text is None:
         return None
     try:
@@ -274,6 +278,7 @@ class Manifest:
         self._lock_path = os.path.join(workdir, '.sweep.lock')
 
     def read(self) -> dict:
+        """The manifest as it is on disk (empty when there is none yet, or it is unreadable)."""
         try:
             with open(self.path) as f:
                 return json.load(f)
@@ -290,6 +295,7 @@ class Manifest:
             atomic_write(self.path, json.dumps(data, indent=1, sort_keys=True, default=list) + '\n')
 
     def set_run(self, run: Run, **fields) -> None:
+        """Sets ``fields`` of ``run``'s entry (made when missing)."""
         def change(data):
             entry = data['runs'].setdefault(run.key, {'point': run.point.name, 'seed': run.seed})
             entry.update(fields)
