@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import chex
+import flax.serialization
 
 from cnnzoo.config import apply_overrides, load_config_file
 from cnnzoo.run.checkpoints import Checkpoints
@@ -57,5 +58,9 @@ def restore(config, workdir, which='latest'):
 
 
 def assert_bitwise_equal(a, b):
-    """The same tree structure, and every leaf the same shape, dtype and bits."""
-    chex.assert_trees_all_equal(a, b, strict=True)
+    """The same tree structure, and every leaf the same shape, dtype and bits.
+
+    States are compared as their state dicts: two builds' TrainStates hold different (unequal) optimizer
+    closures and bound ``apply`` methods among their static fields, which are not the state."""
+    chex.assert_trees_all_equal(flax.serialization.to_state_dict(a), flax.serialization.to_state_dict(b),
+                                strict=True)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 
+import chex
+
 from cnnzoo import config as config_lib
 from cnnzoo.errors import RunError
 from cnnzoo.run.checkpoints import Checkpoints
@@ -39,6 +41,7 @@ def evaluate_checkpoint(workdir: str, *, which: str | int = 'best', overrides=()
         ckpts.close()
     if state is None:
         raise RunError(f'no checkpoint of {workdir} can be restored (the damaged ones are in {workdir}/damaged)')
+    chex.clear_trace_counter()  # an evaluation is a program of its own: its step compiles once in it
     result = make_evaluator(setup, config.training.eval_batch_size)(state)[0]
     return {'model': config.model.name, 'step': int(state.step), **result}
 
