@@ -283,3 +283,76 @@ def test_one_policy_of_the_keys_that_define_a_run_for_resume_sweep_and_report(re
     (other / 'config.json').write_text(json.dumps(saved))
     points = group_points(str(tmp_path / 'study'), [read_run(str(workdir)), read_run(str(other))], {})
     assert len(points) == 2 and varying_keys(points) == []
+
+
+def test_in_flight_waits_for_the_step_before_the_last():
+    """The unit that bounds the steps in flight: each add returns only once the output two places
+    back was waited for, so never more than two are unfinished; take hands them over in order."""
+    from cnnzoo.run.loop import MAX_STEPS_IN_FLIGHT, InFlight
+
+    waited = []
+    in_flight = InFlight(wait=waited.append)
+    for step in range(1, 8):
+        in_flight.add(step)
+        assert step - len(waited) <= MAX_STEPS_IN_FLIGHT == 2
+        assert waited[-1:] == ([step - 1] if step > 1 else [])
+    assert in_flight.take() == list(range(1, 8)) and in_flight.take() == []
+    with pytest.raises(ValueError):
+        InFlight(limit=0)
+
+
+def test_a_stop_waits_for_at_most_two_slow_steps(tiny_cifar10, cache_dir, tmp_path, monkeypatch):
+    """Steps made slow (matrix products the loss depends on by a factor 0) and nothing that reads
+    metrics before step 100: as each step is dispatched, at most one earlier step is unfinished (so
+    at most two are in flight), and a SIGTERM as step 9 starts ends the run with its checkpoint at
+    step <= 10. Without the bound the loop queues steps far ahead of the device, and a stop waits
+    for all of them (this test then fails)."""
+    import jax
+    import jax.numpy as jnp
+
+    from cnnzoo.run import loop
+
+    outputs, unfinished = [], []
+
+    def slow_make_train_step(**kwargs):
+        inner = real_make_train_step(**kwargs)
+
+        def step(state, batch, rng):
+            state, metrics = inner(state, batch, rng)
+            work = jax.lax.fori_loop(0, 6, lambda _, w: jnp.tanh(w @ w), jnp.full((700, 700), 1e-3))
+            return state, {**metrics, 'loss': metrics['loss'] + 0 * work[0, 0]}
+
+        return step
+
+    def recorded_train_step(*args):
+        real = real_train_step(*args)
+
+        def train_step(state, feed_input):
+            state, metrics = real(state, feed_input)
+            outputs.append(metrics['loss'])
+            return state, metrics
+
+        return train_step
+
+    def make_feed(*args, **kwargs):
+        feed = stopping(*args, **kwargs)
+        next_input = feed.next
+
+        def counted(step):
+            unfinished.append(sum(not loss.is_ready() for loss in outputs))
+            return next_input(step)
+
+        feed.next = counted
+        return feed
+
+    real_make_train_step, real_train_step, stopping = loop.make_train_step, loop._train_step, _feed_stopping_at(8)
+    monkeypatch.setattr(loop, 'make_train_step', slow_make_train_step)
+    monkeypatch.setattr(loop, '_train_step', recorded_train_step)
+    monkeypatch.setattr(loop, 'make_feed', make_feed)
+    config = tiny_config(tiny_cifar10, cache_dir, **{'training.log_every_steps': '100',
+                                                     'training.checkpoint_every_steps': '100',
+                                                     'training.eval_every_epochs': '100'})
+    summary = train_and_evaluate(config, str(tmp_path))
+    assert summary['stopped_by'] == 'SIGTERM' and summary['step'] <= 10
+    assert Checkpoints(str(tmp_path), keep=2).latest_step() == summary['step']
+    assert len(unfinished) == summary['step'] and max(unfinished) <= 1, unfinished

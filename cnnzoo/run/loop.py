@@ -62,6 +62,34 @@ from cnnzoo.training import make_train_step, over_replicas, step_stream, steps_f
 # The timed steps after the compiling one that the early estimate of the run's length is made from.
 ESTIMATE_STEPS = 5
 
+# The most steps dispatched and not yet finished: what a stop signal waits for at worst.
+MAX_STEPS_IN_FLIGHT = 2
+
+
+class InFlight:
+    """The outputs of the steps dispatched since the last look at the host, with at most ``limit``
+    of them unfinished: JAX dispatches asynchronously, and a loop that never waits runs ahead of the
+    device by as many steps as its queue takes (dozens on CPU), each of which a stop signal then
+    waits for. :meth:`add` blocks on the step ``limit - 1`` places back before it returns, so a stop
+    seen at the next boundary waits for at most ``limit`` steps. The device stays busy: the step
+    before the last is waited for while the last one is already queued."""
+
+    def __init__(self, limit: int = MAX_STEPS_IN_FLIGHT, wait=jax.block_until_ready):
+        if limit < 1:
+            raise ValueError(f'limit {limit}: at least one step must be allowed in flight')
+        self.limit, self._wait, self._pending = limit, wait, []
+
+    def add(self, outputs) -> None:
+        """Records a dispatched step's outputs; returns once at most ``limit`` steps are unfinished."""
+        self._pending.append(outputs)
+        if len(self._pending) >= self.limit:
+            self._wait(self._pending[-self.limit])
+
+    def take(self) -> list:
+        """The outputs recorded since the last call, oldest first (still on the device)."""
+        taken, self._pending = self._pending, []
+        return taken
+
 
 def train_and_evaluate(config, workdir: str, *, extend: bool = False) -> dict:
     """Trains ``config`` in ``workdir``, resuming from its latest checkpoint; returns a summary.
@@ -127,7 +155,7 @@ def _train(config, workdir: str, signals: StopSignals) -> dict:
 
         if start and (start % eval_every == 0 or start == total) and record.needs_eval(start) and not signals.received:
             run_eval(state, start)  # the evaluation a stop cut short, of the restored step
-        pending, timer = [], StepTimer(t.batch_size)  # images/s per replica, as the records report it
+        in_flight, timer = InFlight(), StepTimer(t.batch_size)  # images/s per replica, as the records report it
         stopped_by = stop(signals.received)
         while step < total and not stopped_by:
             if step == start:  # the first step compiles: interruptible, and timed apart
@@ -143,16 +171,14 @@ def _train(config, workdir: str, signals: StopSignals) -> dict:
             else:
                 state, metrics = train_step(state, feed.next(step))
             step += 1
-            pending.append(metrics)
-            if len(pending) > 1:  # at most two steps in flight: a stop never waits for more
-                jax.block_until_ready(pending[-2])
+            in_flight.add(metrics)  # at most two steps unfinished: a stop never waits for more
             at_log, at_ckpt = step % t.log_every_steps == 0, step % t.checkpoint_every_steps == 0 or step == total
             at_eval = step % eval_every == 0 or step == total
             at_estimate = step == start + 1 + ESTIMATE_STEPS and step < total
             stopped_by = stop(signals.received)
             if not (at_log or at_eval or at_ckpt or at_estimate or stopped_by):
                 continue
-            host, pending = to_host(pending), []
+            host = to_host(in_flight.take())
             _check_finite(host, step, ckpts, setup.seeds)
             record.add(host)
             timer.stop(step)
