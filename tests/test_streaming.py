@@ -344,6 +344,21 @@ def test_iterator_state_resumes_exactly_with_workers_and_with_another_worker_cou
         TrainBatches(array_stream(workers=0), 4, 5, saved)
 
 
+def test_iterator_state_of_two_processes_resumes_in_one_and_back_in_the_one_process_order():
+    one = TrainBatches(array_stream(), 8, 0, None)
+    expected = take(one, 6)[3:]
+    one.close()
+    for before, after in ((2, 1), (1, 2)):
+        first = TrainBatches(array_stream(process_count=before), 8, 0, None)
+        take(first, 3)
+        saved = json.loads(json.dumps(first.state()))
+        assert saved['processes'] == before
+        shares = [TrainBatches(array_stream(process_index=p, process_count=after), 8, 3, saved) for p in range(after)]
+        got = [take(share, 3) for share in shares]
+        joined = [{k: np.concatenate([g[b][k] for g in got]) for k in ('image', 'label', 'index')} for b in range(3)]
+        assert_same_batches(joined, expected)
+
+
 def streamed_overrides(tiny_cifar10, cache_dir, **extra):
     return tiny_overrides(tiny_cifar10, cache_dir, **{'data.loader': 'grain', 'data.workers': '0', **extra})
 

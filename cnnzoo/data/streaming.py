@@ -219,7 +219,11 @@ class TrainBatches:
         dataset = stream.train_dataset(global_batch)
         if saved is not None and int(saved['batch']) != start:
             raise DataError(f'the checkpoint of step {start} holds the data iterator of batch {saved["batch"]}')
-        same_workers = saved is not None and int(saved['workers']) == stream.workers
+        # grain's state describes this process's share under its worker count: with another worker
+        # or process count (a run resumed on fewer or more machines) the iterator is rebuilt at the
+        # batch instead; the global batches, hence the shares, are those of the one-process order.
+        same_workers = (saved is not None and int(saved['workers']) == stream.workers
+                        and int(saved.get('processes', 1)) == stream.process_count)
         self.origin = int(saved['origin']) if same_workers else start
         self.taken = start
         self._iterator = iter(stream.iterate(dataset[self.origin:], place))
@@ -237,7 +241,7 @@ class TrainBatches:
     def state(self) -> dict:
         """JSON-able: the batches taken, where this iterator began, its workers and grain's state."""
         return {'batch': self.taken, 'origin': self.origin, 'workers': self.stream.workers,
-                'grain': self._iterator.get_state()}
+                'processes': self.stream.process_count, 'grain': self._iterator.get_state()}
 
     def close(self) -> None:
         close = getattr(self._iterator, 'close', None)
