@@ -205,3 +205,13 @@ def test_cifar_to_folder_names_its_own_archive_flag(monkeypatch, tmp_path, capsy
     err = capsys.readouterr().err
     assert '--archive FILE' in err and '--config.data.archive' not in err
     assert not (tmp_path / 'out').exists()
+
+
+def test_train_help_shows_the_named_model_as_model_name():
+    from cnnzoo.cli.train import train_help
+
+    text = train_help(['--config.model.name=resnet18', '--help'])
+    line = next(l for l in text.splitlines() if l.strip().startswith('model.name '))
+    assert "'resnet18' (given; default 'resnet20')" in line
+    plain = next(l for l in train_help(['--help']).splitlines() if l.strip().startswith('model.name '))
+    assert 'given' not in plain and "'resnet20'" in plain
