@@ -191,3 +191,27 @@ def test_sigterm_exits_143_after_saving_and_the_rerun_exits_0(tiny_cifar10, cach
     assert 'stopped by SIGTERM' in out and has_checkpoint(str(tmp_path)), out
     status, out = run_console(tmp_path, overrides)
     assert status == 0 and 'resuming at step' in out and 'done: step 10' in out, out
+
+
+def test_cifar_to_folder_names_its_own_archive_flag(monkeypatch, tmp_path, capsys):
+    import cnnzoo.data.datasets
+    from cnnzoo.cli.data import cifar_to_folder_main
+
+    monkeypatch.setenv('CNNZOO_DATA_DIR', str(tmp_path / 'data'))
+    monkeypatch.setattr(cnnzoo.data.datasets, 'network_available', lambda: False)
+    monkeypatch.setattr(cnnzoo.data.datasets.load_dataset, '__kwdefaults__',
+                        {**cnnzoo.data.datasets.load_dataset.__kwdefaults__, 'network_check': lambda: False})
+    assert cifar_to_folder_main(['--out', str(tmp_path / 'out')]) == 2
+    err = capsys.readouterr().err
+    assert '--archive FILE' in err and '--config.data.archive' not in err
+    assert not (tmp_path / 'out').exists()
+
+
+def test_train_help_shows_the_named_model_as_model_name():
+    from cnnzoo.cli.train import train_help
+
+    text = train_help(['--config.model.name=resnet18', '--help'])
+    line = next(l for l in text.splitlines() if l.strip().startswith('model.name '))
+    assert "'resnet18' (given; default 'resnet20')" in line
+    plain = next(l for l in train_help(['--help']).splitlines() if l.strip().startswith('model.name '))
+    assert 'given' not in plain and "'resnet20'" in plain

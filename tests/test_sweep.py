@@ -302,3 +302,10 @@ def test_vmap_seeds_trains_each_points_seeds_as_one_program(tiny_cifar10, cache_
     # Seeds that are not s, s+1, ... cannot share a program: one line at --list time.
     assert sweep_main([*args[:4], '--seeds', '0,2', '--vmap-seeds', '--list']) == 2
     assert '--vmap-seeds trains seeds s, s+1' in capsys.readouterr().err
+
+
+def test_report_epochs_column_writes_done_and_planned_alike():
+    from cnnzoo.studies.report import _epochs
+
+    assert f'{_epochs(0.103)}/{_epochs(40 / 390)}' == '0.103/0.103'
+    assert _epochs(64000 / 390) == '164'

@@ -90,8 +90,9 @@ def _table(rows: list[tuple[str, ...]], widths: list[int] | None = None, indent:
     return out
 
 
-def schema_help() -> str:
-    """Every config key, grouped by section: ``key  type  default  description``."""
+def schema_help(model_name: str | None = None) -> str:
+    """Every config key, grouped by section: ``key  type  default  description``; with
+    ``model_name`` (the model the command line or experiment names), ``model.name`` shows it."""
     docs = key_docs()
     order = {key: i for i, key in enumerate(docs)}  # the source's order, not ConfigDict's sorted one
     values = flatten(config_lib.default_config())
@@ -99,7 +100,10 @@ def schema_help() -> str:
     for key in sorted(values, key=lambda k: (order.get(k.rpartition('.')[0], -1), order.get(k, len(order)))):
         value = values[key]
         section = key.rpartition('.')[0]
-        sections.setdefault(section, []).append((key, type(value).__name__, repr(value), docs.get(key, '')))
+        shown = repr(value)
+        if key == 'model.name' and model_name is not None and model_name != value:
+            shown = f'{model_name!r} (given; default {value!r})'
+        sections.setdefault(section, []).append((key, type(value).__name__, shown, docs.get(key, '')))
     rows = [r for group in sections.values() for r in group]
     widths = [max(len(r[i]) for r in rows) for i in range(3)]
     out = ['config keys (--config.KEY=VALUE; types, defaults and comments from cnnzoo/config.py):']

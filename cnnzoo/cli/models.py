@@ -28,11 +28,13 @@ def models_main(argv: Sequence[str]) -> int:
         if len(argv) > 1 or any(a.startswith('-') for a in argv):
             raise ConfigError(f'models takes one optional PATTERN, got {" ".join(argv)!r}')
         from cnnzoo.models import list_models
-        from cnnzoo.models.summary import markdown_table, summary_rows
+        from cnnzoo.models.summary import markdown_header, markdown_row, summary_rows
 
         names = list_models(argv[0] if argv else None)
         if not names:
             raise ConfigError(f'no model matches {argv[0]!r}; known: {", ".join(list_models())}')
-        print(markdown_table(summary_rows(names)))
+        print(markdown_header(), flush=True)
+        for name in names:  # row by row: each model's cost analysis takes a second or more
+            print(markdown_row(summary_rows([name])[0]), flush=True)
 
     return run_cli(main)

@@ -89,10 +89,10 @@ def train_help(argv: Sequence[str]) -> str:
 
     _, rest = split_switches([a for a in argv if a not in HELP_FLAGS], {'extend', 'dry-run', 'distributed'})
     flags, overrides = split_flags(rest, {'config', 'workdir'} | DISTRIBUTED_FLAGS)
-    parts = [USAGE_TRAIN, schema_help()]
     named = [value for key, value in overrides if key == 'model.name']
     if 'config' in flags:
         named.append(apply_overrides(load_config_file(flags['config']), overrides).model.name)
+    parts = [USAGE_TRAIN, schema_help(named[-1] if named else None)]
     if named:
         parts.append(model_help(named[-1]))
     return '\n\n'.join(part.rstrip() for part in parts)

@@ -77,8 +77,9 @@ def network_available(host: str = 'storage.googleapis.com', port: int = 443, tim
 
 def load_dataset(name: str, *, source: str = 'auto', archive: str | None = None,
                  data_dir: str | None = None, validation_size: int = 0, seed: int = 0,
-                 network_check=network_available) -> Dataset:
-    """Loads ``name`` ('cifar10' or 'cifar100'); see the module docstring for the sources."""
+                 network_check=network_available, archive_flag: str = '--config.data.archive=PATH') -> Dataset:
+    """Loads ``name`` ('cifar10' or 'cifar100'); see the module docstring for the sources.
+    ``archive_flag`` is how the calling command takes an archive, for its messages."""
     if name not in NUM_CLASSES:
         raise DataError(f'unknown dataset {name!r}; choose cifar10 or cifar100')
     if source not in ('auto', 'archive', 'tfds'):
@@ -89,13 +90,13 @@ def load_dataset(name: str, *, source: str = 'auto', archive: str | None = None,
         if found:
             arrays = _load_archive_cached(found, name, data_dir)
         elif source == 'archive':
-            raise DataError(f'no {name} archive: pass --config.data.archive=PATH or put '
+            raise DataError(f'no {name} archive: pass {archive_flag} or put '
                             f'{" or ".join(ARCHIVE_NAMES[name])} in {data_dir}')
         elif _tfds_prepared(name, data_dir) or network_check():
             arrays = load_tfds(name, data_dir)
         else:
             raise DataError(f'{name} not found and no network: download {ARCHIVE_NAMES[name][0]} from '
-                            f'{DOWNLOAD_PAGE} and pass --config.data.archive=PATH (or put it in {data_dir})')
+                            f'{DOWNLOAD_PAGE} and pass {archive_flag} (or put it in {data_dir})')
     else:
         arrays = load_tfds(name, data_dir)
     return make_dataset(*arrays, num_classes=NUM_CLASSES[name], validation_size=validation_size, seed=seed)

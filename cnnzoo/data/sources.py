@@ -216,7 +216,7 @@ def cifar_to_folder(archive: str | None, out: str, *, per_class_train: int = 100
     from cnnzoo.data.datasets import load_dataset
 
     ds = load_dataset(name, source='archive' if archive else 'auto',
-                      archive=os.path.expanduser(archive) if archive else None)
+                      archive=os.path.expanduser(archive) if archive else None, archive_flag='--archive FILE')
     x_train, y_train, x_test, y_test, names = (ds.train_images, ds.train_labels, ds.test_images, ds.test_labels,
                                                ds.class_names)
 

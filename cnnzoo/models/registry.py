@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import fnmatch
+import re
 import typing
 from collections.abc import Callable, Sequence
 
@@ -57,9 +58,16 @@ def register_model(name: str, factory: Callable[..., nn.Module] | None = None, *
     return add if factory is None else add(factory)
 
 
+def natural_key(name: str) -> tuple:
+    """Sort key that orders the digit runs of ``name`` as numbers: ``vgg11 < vgg13 < vgg16_bn``."""
+    return tuple((0, int(part), '') if part.isdigit() else (1, 0, part)
+                 for part in re.split(r'(\d+)', name) if part)
+
+
 def list_models(pattern: str | None = None) -> list[str]:
-    """Registered model names, sorted; ``pattern`` is an fnmatch glob such as ``'resnet*'``."""
-    names = sorted(_REGISTRY)
+    """Registered model names in natural order (``resnet18`` before ``resnet101``); ``pattern`` is an
+    fnmatch glob such as ``'resnet*'``."""
+    names = sorted(_REGISTRY, key=natural_key)
     return [n for n in names if fnmatch.fnmatchcase(n, pattern)] if pattern else names
 
 

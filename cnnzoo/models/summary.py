@@ -58,12 +58,22 @@ def summary_rows(names, *, sizes=(32, 224), num_classes=(10, 1000)):
     return rows
 
 
-def markdown_table(rows, *, sizes=(32, 224), num_classes=(10, 1000)) -> str:
+def markdown_header(*, sizes=(32, 224), num_classes=(10, 1000)) -> str:
+    """The two header lines of :func:`markdown_table`."""
     head = (['model'] + [f'params ({c} classes)' for c in num_classes]
             + [f'GFLOPs {s}x{s}' for s in sizes])
-    lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
-    for r in rows:
-        cells = [r['model']] + [f'{r[f"params_{c}"]:,}' for c in num_classes]
-        cells += ['—' if r[f'gflops_{s}'] is None else f'{r[f"gflops_{s}"]:.3f}' for s in sizes]
-        lines.append('| ' + ' | '.join(cells) + ' |')
+    return '| ' + ' | '.join(head) + ' |\n|' + '---|' * len(head)
+
+
+def markdown_row(r, *, sizes=(32, 224), num_classes=(10, 1000)) -> str:
+    """One row of :func:`markdown_table` (printed as soon as its model is measured)."""
+    cells = [r['model']] + [f'{r[f"params_{c}"]:,}' for c in num_classes]
+    cells += ['—' if r[f'gflops_{s}'] is None else f'{r[f"gflops_{s}"]:.3f}' for s in sizes]
+    return '| ' + ' | '.join(cells) + ' |'
+
+
+def markdown_table(rows, *, sizes=(32, 224), num_classes=(10, 1000)) -> str:
+    """The rows of :func:`summary_rows` as a markdown table."""
+    lines = [markdown_header(sizes=sizes, num_classes=num_classes)]
+    lines += [markdown_row(r, sizes=sizes, num_classes=num_classes) for r in rows]
     return '\n'.join(lines)

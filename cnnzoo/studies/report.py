@@ -50,9 +50,9 @@ def table_rows(points: list[PointSummary], keys: list[str]) -> tuple[list[str], 
     rows = []
     for p in points:
         done, total = p.values('epochs_done'), max(p.values('epochs_total'), default=None)
-        epochs = '–' if not done else (f'{min(done):.3g}' if min(done) == max(done)
-                                       else f'{min(done):.3g}–{max(done):.3g}')
-        epochs += f'/{total:g}' if done and total else ''
+        epochs = '–' if not done else (_epochs(min(done)) if min(done) == max(done)
+                                       else f'{_epochs(min(done))}–{_epochs(max(done))}')
+        epochs += f'/{_epochs(total)}' if done and total else ''
         rows.append([p.name, *(_fmt_value(p.settings.get(k)) for k in keys), str(p.n),
                      _fmt(*mean_std(p.values('final_accuracy'))), _fmt(*mean_std(p.values('best_accuracy'))),
                      _fmt(mean_std(p.values('final_train_loss'))[0], None, 4), epochs,
@@ -134,3 +134,8 @@ def write_report(root: str, *, plots: bool = True) -> tuple[str, str]:
         f.write(text)
     write_csv(os.path.join(root, 'report.csv'), points, keys)
     return text, markdown_table(header, rows)
+
+
+def _epochs(x: float) -> str:
+    """A number of epochs as the table shows it, done and planned alike: ``0.103``, ``40``, ``164``."""
+    return f'{x:.3g}' if x < 100 else f'{x:.0f}'
