@@ -173,7 +173,7 @@ def stage_tta(args) -> None:
         overrides += ['--config.training.num_epochs=0', '--config.training.num_steps=3',
                       '--config.training.batch_size=8', '--config.training.eval_batch_size=16',
                       '--config.training.log_every_steps=1', '--config.training.eval_every_epochs=0.05',
-                      '--config.model.stage_sizes=(1,1,1,1)']
+                      '--config.model.stage_sizes=(1,1,1,1)', '--config.schedule.warmup_epochs=0']
     metrics = os.path.join(workdir, 'metrics.jsonl')
     seen, reached = {}, {}
     stop = threading.Event()
