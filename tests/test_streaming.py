@@ -7,6 +7,7 @@ archive of the suite streamed from memory, and the real CIFAR JPEGs (../shared/d
 folder source when they are there.
 """
 
+import importlib.util
 import json
 import os
 import signal
@@ -174,6 +175,10 @@ def test_a_corrupt_image_is_a_one_line_error_naming_the_file(tmp_path, capsys):
     assert status == 2 and len(lines) == 1 and 'cannot decode' in lines[0] and 'dog/002.jpg' in lines[0], err
 
 
+needs_tfds = pytest.mark.skipif(importlib.util.find_spec('tensorflow_datasets') is None,
+                                 reason='tensorflow-datasets is not installed (the GPU image lacks it)')
+
+
 def folder_flags(root, **extra):
     flags = {'data.source': 'folder', 'data.folder': str(root), 'data.augment': 'imagenet', 'data.image_size': '32',
              'data.workers': '0', 'model.stage_sizes': '(1, 1, 1)', 'training.batch_size': '4',
@@ -183,6 +188,7 @@ def folder_flags(root, **extra):
     return [f'--config.{k}={v}' for k, v in flags.items()]
 
 
+@needs_tfds
 def test_tfds_image_dataset_through_mock_data_trains_a_few_steps(tmp_path, capsys):
     """mnist as tensorflow-datasets gives it (28x28 grey, read by tfds's ArrayRecord data source),
     under tfds.testing.mock_data: no file and no network is touched."""
@@ -205,6 +211,7 @@ def test_tfds_image_dataset_through_mock_data_trains_a_few_steps(tmp_path, capsy
     assert 'accuracy' in out and 'on 24 images' in out  # every mock example evaluated once
 
 
+@needs_tfds
 def test_unprepared_tfds_data_is_prepared_through_the_builder_or_refused_in_one_line(tmp_path, monkeypatch):
     """Data not prepared as ArrayRecord: with the network (here: said to answer), the builder
     prepares it (mock_data makes that a no-op) and the reader opens; without, one line says how."""

@@ -32,6 +32,30 @@ def _cpu_name() -> str:
     return platform.processor() or 'unknown CPU'
 
 
+# The instruction-set flags that decide how fast a CPU runs these benchmarks; the tables name them.
+REPORTED_CPU_FLAGS = ('avx2', 'fma', 'avx512f', 'avx512_vnni', 'avx512_bf16', 'amx_tile', 'amx_bf16')
+
+
+def cpu_flags() -> set[str]:
+    """The flags of the first processor in ``/proc/cpuinfo`` (empty where there is none to read)."""
+    try:
+        with open('/proc/cpuinfo') as f:
+            for line in f:
+                if line.startswith('flags'):
+                    return set(line.split(':', 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def bf16_native_on_cpu(flags: set[str] | None = None) -> bool:
+    """Whether this CPU computes bfloat16 in hardware (AVX512-BF16 or AMX-BF16). Without either,
+    PyTorch's and XLA's bfloat16 kernels convert to float32 and back, so a bfloat16 figure measures
+    that emulation, not the framework's bfloat16 path."""
+    flags = cpu_flags() if flags is None else flags
+    return bool(flags & {'avx512_bf16', 'amx_bf16'})
+
+
 def jax_device_name() -> str:
     device = jax.devices()[0]
     return f'cpu: {_cpu_name()}' if device.platform == 'cpu' else f'{device.platform}: {device.device_kind}'
@@ -49,6 +73,7 @@ def environment(**flags) -> dict:
         'flags': flags,
         'loadavg_before': loadavg(),
         'cpu': _cpu_name(), 'cpu_count': os.cpu_count(), 'cpus_usable': len(os.sched_getaffinity(0)),
+        'cpu_flags': sorted(cpu_flags() & set(REPORTED_CPU_FLAGS)), 'cpu_bf16_native': bf16_native_on_cpu(),
         'jax_backend': jax.default_backend(), 'jax_device': jax_device_name(),
         'jax_device_count': jax.device_count(),
         'versions': {'python': platform.python_version(), 'jax': jax.__version__, 'jaxlib': jaxlib.__version__,

@@ -22,7 +22,7 @@ import time
 
 import torch
 
-from cnnzoo.bench.variants import LEARNING_RATE, MEAN, NUM_CLASSES, STD, Result, Variant, timed
+from cnnzoo.bench.variants import LEARNING_RATE, MEAN, STD, Result, Variant, model_fields, timed
 from cnnzoo.config import default_config
 from cnnzoo.torch.models import create_torch_model, twin_loss
 from cnnzoo.torch.ops import PAD, crop_flip, device, synchronize, to_model_input
@@ -39,18 +39,18 @@ PRECISION = {
 class TorchVariant(Variant):
     def __init__(self, model_name: str, variant: str, *, batch_size: int, images, labels, warmup: int,
                  seed: int = 0):
-        from cnnzoo.models import cifar_fields
-
         dev = self.device = device()
         self.batch_size = batch_size
         self.result = Result(model_name, variant, precision=PRECISION[variant], batch_size=batch_size,
+                             image_size=images.shape[1],
                              device=f'cuda: {torch.cuda.get_device_name()}' if dev.type == 'cuda' else 'cpu')
         if dev.type == 'cuda':
             torch.cuda.reset_peak_memory_stats()
             allocated_before = torch.cuda.memory_allocated()
         bf16 = 'bf16' in variant
         torch.manual_seed(seed)
-        model = create_torch_model(model_name, num_classes=NUM_CLASSES, **cifar_fields(model_name)).to(dev)
+        num_classes, fields = model_fields(model_name, images.shape[1])
+        model = create_torch_model(model_name, num_classes=num_classes, **fields).to(dev)
         if bf16:
             model = model.to(memory_format=torch.channels_last)
         self.model = model.train()

@@ -10,6 +10,8 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from cnnzoo.models import cifar_fields
+
 IMAGE_SHAPE = (32, 32, 3)
 
 NUM_CLASSES = 10
@@ -18,6 +20,14 @@ NUM_CLASSES = 10
 MEAN, STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
 
 LEARNING_RATE = 0.01
+
+
+def model_fields(model_name: str, image_size: int) -> tuple[int, dict]:
+    """(classes, model fields) of the benchmarked network: the CIFAR adaptation on small images,
+    the registry's ImageNet form with 1000 classes on large ones (ResNet-50 at 224x224)."""
+    if image_size >= 64:
+        return 1000, {}
+    return NUM_CLASSES, cifar_fields(model_name)
 
 
 @dataclasses.dataclass
@@ -41,6 +51,12 @@ class Result:
     memory_source: str = ''
     final_loss: float | None = None
     steps: int = 0
+    image_size: int = 32
+    # XLA's cost analysis of the model's JAX float32 train step (the same work for every variant of
+    # the model), and the fraction of ``peak_flops`` it reaches at this variant's median step time.
+    flops_per_step: float | None = None
+    mfu: float | None = None
+    note: str = ''  # e.g. why a bfloat16 figure is not the framework's own (emulated on this CPU)
     error: str = ''  # why the variant could not run (e.g. torch.compile without a C++ compiler)
 
 
@@ -70,10 +86,10 @@ def step_stats(seconds: Sequence[float], batch_size: int) -> tuple[dict, float, 
             float(np.percentile(rates, 90)))
 
 
-def synthetic_data(num_images: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Random uint8 CIFAR-shaped images and integer labels (speed does not depend on content)."""
+def synthetic_data(num_images: int, seed: int = 0, image_size: int = 32) -> tuple[np.ndarray, np.ndarray]:
+    """Random uint8 square RGB images and integer labels (speed does not depend on content)."""
     rng = np.random.default_rng(seed)
-    images = rng.integers(0, 256, (num_images, *IMAGE_SHAPE), dtype=np.uint8)
+    images = rng.integers(0, 256, (num_images, image_size, image_size, 3), dtype=np.uint8)
     return images, rng.integers(0, NUM_CLASSES, num_images).astype(np.int32)
 
 

@@ -11,11 +11,27 @@ from cnnzoo.cli.common import run_cli, split_flags, wants_help
 from cnnzoo.config import apply_overrides, load_config_file
 from cnnzoo.errors import ConfigError
 
-DESCRIPTION_COMPARE_PYTORCH = """\
+USAGE_COMPARE_PYTORCH = """\
+usage: cnnzoo compare-pytorch [--models LIST] [--variants LIST] [--batch-size N] [--steps N] [--warmup N]
+                              [--rounds N] [--image-size N] [--out PREFIX]
+       (python scripts/compare_pytorch.py takes the same arguments)
+
 Training and evaluation speed of cnnzoo models in JAX and PyTorch, side by side in one process.
-(python scripts/compare_pytorch.py takes the same arguments.) Prints a Markdown table and writes
-<out>.json (device, versions, command, load, flags, every figure) and <out>.md. What is measured and
-how: the docstring of cnnzoo/bench/speed.py.
+Prints a Markdown table and writes <out>.json (device, CPU flags, versions, command, load, flags,
+every figure) and <out>.md. It says what it does per variant as it goes, with the time to expect
+(torch.compile's first step takes about 100 s on a 2-core CPU). bfloat16 rows on a CPU without
+AVX512-BF16 or AMX are marked: they measure an emulation. What is measured and how: the docstring
+of cnnzoo/bench/speed.py.
+
+  --models LIST      comma-separated registry names, run as their CIFAR adaptation (default {models})
+  --variants LIST    comma-separated, from {all_variants}
+                     (default {variants})
+  --batch-size N     images per step (default 128)
+  --steps N          timed train (and eval) steps per variant (default 20)
+  --warmup N         untimed steps first; the first compiles (default 3)
+  --rounds N         the timed steps run interleaved in this many rounds (default 5)
+  --image-size N     square images of this side (default 32); 64 or more runs the ImageNet form
+  --out PREFIX       where <PREFIX>.json and .md go (default results/<backend>/compare_pytorch_<time>)
 
 examples:
   cnnzoo compare-pytorch --models resnet20 --batch-size 128 --steps 20 --out results/cpu/r20
@@ -44,41 +60,56 @@ example:
 """
 
 
+def _positive_int(flags: dict, name: str, default: int, *, minimum: int = 1) -> int:
+    text = flags.get(name)
+    if text is None:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value is None or value < minimum:
+        raise ConfigError(f'--{name} takes a whole number >= {minimum}, got {text!r} (cnnzoo compare-pytorch --help)')
+    return value
+
+
 def compare_pytorch_main(argv: Sequence[str]) -> int:
-    import argparse
-
-    from cnnzoo.bench.speed import DEFAULT_MODELS, DEFAULT_VARIANTS, JAX_VARIANTS, TORCH_VARIANTS, compare
-
-    class Parser(argparse.ArgumentParser):
-        def error(self, message):  # one line and status 2, as every other command
-            raise ConfigError(message)
-
-    def comma_list(text):
-        return [item for item in text.split(',') if item]
-
-    parser = Parser(prog='cnnzoo compare-pytorch', description=DESCRIPTION_COMPARE_PYTORCH, allow_abbrev=False,
-                    formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--models', type=comma_list, default=','.join(DEFAULT_MODELS),
-                        help='comma-separated registry names, run as their CIFAR adaptation (default: %(default)s)')
-    parser.add_argument('--variants', type=comma_list, default=','.join(DEFAULT_VARIANTS),
-                        help=f'comma-separated, from {",".join((*JAX_VARIANTS, *TORCH_VARIANTS))} '
-                             '(default: %(default)s)')
-    parser.add_argument('--batch-size', type=int, default=128, help='images per step (default: %(default)s)')
-    parser.add_argument('--steps', type=int, default=20, help='timed train (and eval) steps per variant')
-    parser.add_argument('--warmup', type=int, default=3, help='untimed steps first; the first compiles')
-    parser.add_argument('--rounds', type=int, default=5, help='the timed steps run interleaved in this many rounds')
-    parser.add_argument('--out', default=None,
-                        help='path prefix of the .json and .md written '
-                             '(default: results/<backend>/compare_pytorch_<time>)')
+    """``cnnzoo compare-pytorch``: flags (``split_flags``), then :func:`cnnzoo.bench.speed.compare`."""
 
     def main():
+        from cnnzoo.bench.speed import DEFAULT_MODELS, DEFAULT_VARIANTS, JAX_VARIANTS, TORCH_VARIANTS
+
         if wants_help(argv):
-            print(parser.format_help())
+            print(USAGE_COMPARE_PYTORCH.format(models=','.join(DEFAULT_MODELS), variants=','.join(DEFAULT_VARIANTS),
+                                               all_variants=','.join((*JAX_VARIANTS, *TORCH_VARIANTS))))
             return 0
-        args = parser.parse_args(argv)
+        flags, overrides = split_flags(argv, {'models', 'variants', 'batch-size', 'steps', 'warmup', 'rounds',
+                                              'image-size', 'out'})
+        if overrides:
+            raise ConfigError(f'compare-pytorch takes no --config.KEY=VALUE (got --config.{overrides[0][0]}); '
+                              'its flags: cnnzoo compare-pytorch --help')
+        models = [m for m in flags.get('models', ','.join(DEFAULT_MODELS)).split(',') if m]
+        variants = [v for v in flags.get('variants', ','.join(DEFAULT_VARIANTS)).split(',') if v]
+        for name, items in (('models', models), ('variants', variants)):
+            if not items:
+                raise ConfigError(f'--{name} needs at least one name')
+        unknown = [v for v in variants if v not in JAX_VARIANTS and v not in TORCH_VARIANTS]
+        if unknown:
+            raise ConfigError(f'--variants: unknown variant {", ".join(map(repr, unknown))}; '
+                              f'choose from {", ".join((*JAX_VARIANTS, *TORCH_VARIANTS))}')
+        kwargs = dict(batch_size=_positive_int(flags, 'batch-size', 128), steps=_positive_int(flags, 'steps', 20),
+                      warmup=_positive_int(flags, 'warmup', 3), rounds=_positive_int(flags, 'rounds', 5),
+                      image_size=_positive_int(flags, 'image-size', 32, minimum=8))
+        from cnnzoo.bench.speed import compare
+        from cnnzoo.models import create_model
+
+        for name in models:  # an unknown model is bad input, named with its flag, before anything runs
+            try:
+                create_model(name, num_classes=10)
+            except ValueError as e:
+                raise ConfigError(f'--models: {e}') from e
         try:
-            compare(args.models, args.variants, batch_size=args.batch_size, steps=args.steps, warmup=args.warmup,
-                    rounds=args.rounds, out=args.out)
+            compare(models, variants, out=flags.get('out'), **kwargs)
         except ValueError as e:
             raise ConfigError(str(e)) from e
 

@@ -1,0 +1,375 @@
+"""Issue 19's GPU stages, one per call, each bounded to fit one turn on the GPU machine.
+
+    python benchmarks/gpu/stages.py STAGE OUTDIR --archive cifar-10-python.tar.gz [--smoke]
+
+scripts/gpu/run.sh runs this after installing the project and writing the archive (read
+scripts/gpu/README.md); ``--smoke`` runs a few steps of tiny sizes, on any device, for the test
+suite. STAGE is one of:
+
+- ``speed``: cnnzoo.bench.speed at batch 512 on 32x32 (ResNet-18, ResNet-56, VGG-16-BN, GoogLeNet,
+  AlexNet, their CIFAR forms) and ResNet-50 at 224x224, batch 256: JAX float32 and bfloat16 against
+  PyTorch eager float32, AMP bfloat16 + channels_last, and torch.compile (bfloat16, channels_last)
+  for ResNet-18 and ResNet-50 only, to fit the turn. MFU over H200_BF16_PEAK.
+- ``tta``: experiments/resnet18_tta94.py through ``cnnzoo train``; the wall time from this
+  process's start (imports, data, compilation included) to the first evaluation at or above 94%,
+  read by watching metrics.jsonl as the run writes it; then the same recipe in PyTorch
+  (``compare-accuracy --frameworks torch``) if the turn has room.
+- ``seeds``: ResNet-20 with K = 1, 2, 4, 8, 16 seeds vmapped in one program (``training.num_seeds``):
+  images/s per seed against the one-seed run, and the K past which doubling adds under 10%.
+- ``he2016``: He et al.'s recipe (experiments/he2016_cifar10.py, 64k steps of batch 128) for
+  resnet20 and plain20 with vmapped seeds, through ``cnnzoo sweep``, stopped by SIGTERM (with a
+  checkpoint) when the turn's budget is spent. The sweep starts from the finished runs committed
+  under results/studies/he2016_gpu (config.json + metrics.jsonl: the sweep counts them as done) and
+  from the unfinished runs' checkpoints that the previous turn brought back, when carried
+  (``--resume``). It leaves he2016_runs.tar.gz (every run's config.json and metrics.jsonl, the
+  manifest, the report) to unpack under results/studies/he2016_gpu, and he2016_resume.tar.gz (the
+  unfinished runs' latest checkpoint) to carry into the next turn.
+
+Each stage writes ``<stage>.json`` and ``<stage>.md`` in OUTDIR (run.sh adds the log and the
+environment); everything else it makes goes into one ``<stage>_files.tar.gz``.
+"""
+
+import time
+
+STARTED = time.time()  # before any import: the tta stage counts from here
+
+import argparse  # noqa: E402
+import contextlib  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import shutil  # noqa: E402
+import signal  # noqa: E402
+import statistics  # noqa: E402
+import sys  # noqa: E402
+import tarfile  # noqa: E402
+import tempfile  # noqa: E402
+import threading  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+STAGES = ('speed', 'tta', 'seeds', 'he2016')
+BUDGET_SECONDS = 300  # each stage's own work; run.sh's start-up and the archive take the rest of 6 min
+
+# The divisor of MFU: a large bfloat16 matrix product (8192^3, random data) ran at 769-798 TFLOP/s
+# on this workplace's H200 (.library/device/KINDS.md); the datasheet's dense rate is about 990.
+H200_BF16_PEAK = 790e12
+PEAK_NAME = 'bfloat16 8192^3 matrix product measured on the H200 (769-798 TFLOP/s); datasheet dense ~990'
+
+TARGET_ACCURACY = 0.94
+STUDY_DIR = os.path.join(ROOT, 'results', 'studies', 'he2016_gpu')
+
+
+def log(text: str) -> None:
+    print(f'[{time.time() - STARTED:6.1f}s] {text}', flush=True)
+
+
+def data_flags(args) -> list[str]:
+    return [f'--config.data.source=archive', f'--config.data.archive={args.archive}',
+            f'--config.data.data_dir={os.path.join(args.work, "data")}', '--config.training.progress_bar=False']
+
+
+@contextlib.contextmanager
+def deadline(seconds: float):
+    """SIGTERM to this process after ``seconds``: a run or sweep stops at a step boundary with a
+    checkpoint, as a scheduler's stop would. Yields a dict whose 'fired' says whether it did."""
+    state = {'fired': False}
+
+    def fire():
+        state['fired'] = True
+        log(f'budget spent: SIGTERM to stop at the next step boundary')
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    timer = threading.Timer(max(1.0, seconds), fire)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield state
+    finally:
+        timer.cancel()
+
+
+def read_records(path: str) -> list[dict]:
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def write_outputs(out: str, stage: str, body: dict, table: str) -> None:
+    body = {'stage': stage, 'command': ' '.join([os.path.basename(sys.executable), *sys.argv]),
+            'seconds_since_start': time.time() - STARTED, **body}
+    with open(os.path.join(out, f'{stage}.json'), 'w') as f:
+        json.dump(body, f, indent=2, default=str)
+        f.write('\n')
+    with open(os.path.join(out, f'{stage}.md'), 'w') as f:
+        f.write(f'<!-- {body["command"]} -->\n{table}\n')
+    print(table, flush=True)
+
+
+def tar_into(out: str, name: str, base: str, paths) -> str | None:
+    """``paths`` (relative to ``base``) into ``out/name``; None when there is nothing to pack."""
+    paths = [p for p in paths if os.path.exists(os.path.join(base, p))]
+    if not paths:
+        return None
+    target = os.path.join(out, name)
+    with tarfile.open(target, 'w:gz') as tar:
+        for p in paths:
+            tar.add(os.path.join(base, p), arcname=p)
+    return target
+
+
+# --- speed
+
+def stage_speed(args) -> None:
+    from cnnzoo.bench.environment import environment
+    from cnnzoo.bench.speed import markdown_table, run_benchmark
+
+    if args.smoke:
+        groups = [(['resnet20'], 32, 8, ['jax-fp32', 'jax-bf16', 'torch-eager-fp32'])]
+        steps, warmup, rounds = 2, 1, 1
+    else:
+        eager = ['jax-fp32', 'jax-bf16', 'torch-eager-fp32', 'torch-eager-bf16-cl']
+        compiled = [*eager, 'torch-compile-bf16-cl']
+        groups = [(['resnet18'], 32, 512, compiled), (['resnet50'], 224, 256, compiled),
+                  (['resnet56'], 32, 512, eager), (['vgg16_bn'], 32, 512, eager),
+                  (['googlenet'], 32, 512, eager), (['alexnet'], 32, 512, eager)]
+        steps, warmup, rounds = 30, 3, 5
+    meta, results, skipped = None, [], []
+    for models, size, batch, variants in groups:
+        spent = time.time() - STARTED
+        expected = 20 * len(variants) + (60 if any('compile' in v for v in variants) else 0)
+        if not args.smoke and spent + expected > args.budget:
+            skipped.append({'models': models, 'image_size': size, 'why': f'{spent:.0f}s spent of {args.budget}s'})
+            log(f'skipping {",".join(models)}: {spent:.0f}s spent, about {expected}s more would pass the budget')
+            continue
+        report = run_benchmark(models, variants, batch_size=batch, steps=steps, warmup=warmup, rounds=rounds,
+                               image_size=size, peak_flops=H200_BF16_PEAK, peak_name=PEAK_NAME, log=log)
+        meta = meta or report['meta']
+        results += report['results']
+    meta = meta or environment()
+    tables = []
+    for size, batch in sorted({(r.image_size, r.batch_size) for r in results}):
+        part = [r for r in results if r.image_size == size and r.batch_size == batch]
+        tables.append(markdown_table({'meta': {**meta, 'flags': {**meta['flags'], 'batch_size': batch}},
+                                      'results': part}))
+    if skipped:
+        tables.append('Not measured this turn (budget): '
+                      + '; '.join(f'{",".join(s["models"])} at {s["image_size"]}px' for s in skipped))
+    import dataclasses
+
+    write_outputs(args.out, 'speed', {'meta': meta, 'results': [dataclasses.asdict(r) for r in results],
+                                      'skipped': skipped}, '\n\n'.join(tables))
+
+
+# --- tta
+
+def stage_tta(args) -> None:
+    from cnnzoo.cli.bench import compare_accuracy_main
+    from cnnzoo.cli.train import train_main
+
+    workdir = os.path.join(args.work, 'tta')
+    experiment = os.path.join(ROOT, 'experiments', 'resnet18_tta94.py')
+    overrides = data_flags(args)
+    if args.smoke:
+        overrides += ['--config.training.num_epochs=0', '--config.training.num_steps=3',
+                      '--config.training.batch_size=8', '--config.training.eval_batch_size=16',
+                      '--config.training.log_every_steps=1', '--config.training.eval_every_epochs=0.05',
+                      '--config.model.stage_sizes=(1,1,1,1)', '--config.schedule.warmup_epochs=0']
+    metrics = os.path.join(workdir, 'metrics.jsonl')
+    seen, reached = {}, {}
+    stop = threading.Event()
+
+    def watch():  # the time each evaluation appears, to the poll's 0.1 s
+        while not stop.is_set():
+            for r in read_records(metrics):
+                if r['split'] != 'train' and r['step'] not in seen:
+                    seen[r['step']] = {**r, 'seen_at_seconds': time.time() - STARTED}
+                    if r['accuracy'] >= TARGET_ACCURACY and not reached:
+                        reached.update(seen[r['step']])
+                        log(f'{100 * TARGET_ACCURACY:.0f}% reached at step {r["step"]}: '
+                            f'{reached["seen_at_seconds"]:.1f}s after the start')
+            stop.wait(0.1)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    log(f'JAX: cnnzoo train --config {experiment} (budget {args.budget}s)')
+    with deadline(args.budget - (time.time() - STARTED)) as stopped:
+        status = train_main(['--config', experiment, '--workdir', workdir, *overrides])
+    time.sleep(0.3)
+    stop.set()
+    watcher.join()
+    jax_seconds = time.time() - STARTED
+    evals = [seen[s] for s in sorted(seen)]
+    body = {'jax': {'exit_status': status, 'stopped_by_budget': stopped['fired'], 'evals': evals,
+                    'seconds_to_target': reached.get('seen_at_seconds'), 'step_at_target': reached.get('step'),
+                    'final_accuracy': evals[-1]['accuracy'] if evals else None,
+                    'best_accuracy': max((e['accuracy'] for e in evals), default=None),
+                    'wall_seconds': jax_seconds}}
+    torch_status = None
+    left = args.budget - jax_seconds
+    if importlib_available('torch') and (args.smoke or left > 1.3 * jax_seconds):
+        log(f'PyTorch: the same recipe through compare-accuracy --frameworks torch ({left:.0f}s left)')
+        torch_status = compare_accuracy_main(['--config', experiment, '--frameworks', 'torch',
+                                              '--out', os.path.join(args.out, 'tta_torch'),
+                                              '--workdir', os.path.join(args.work, 'tta_torch'), *overrides])
+    else:
+        log(f'PyTorch side skipped: {left:.0f}s left of the budget, the JAX run took {jax_seconds:.0f}s')
+    body['torch'] = {'exit_status': torch_status,
+                     'report': 'tta_torch.json' if torch_status == 0 else None}
+    target = f'{100 * TARGET_ACCURACY:.0f}%'
+    lines = [f'ResNet-18 (CIFAR stem), experiments/resnet18_tta94.py{" (smoke sizes)" if args.smoke else ""}',
+             '', f'| framework | time to {target} (s, from the process start) | step | final accuracy | best |',
+             '|---|---|---|---|---|']
+    j = body['jax']
+    fmt = (lambda v: f'{100 * v:.2f}%' if v is not None else '–')
+    lines.append(f'| JAX | {j["seconds_to_target"] and round(j["seconds_to_target"], 1) or "not reached"} '
+                 f'| {j["step_at_target"] or "–"} | {fmt(j["final_accuracy"])} | {fmt(j["best_accuracy"])} |')
+    if torch_status == 0:
+        lines.append('| PyTorch | see tta_torch.md (wall time from its first step) | | | |')
+    write_outputs(args.out, 'tta', body, '\n'.join(lines))
+    tar_into(args.out, 'tta_files.tar.gz', args.work, ['tta/config.json', 'tta/metrics.jsonl'])
+
+
+def importlib_available(name: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(name) is not None
+
+
+# --- seeds
+
+def stage_seeds(args) -> None:
+    from cnnzoo.cli.train import train_main
+
+    experiment = os.path.join(ROOT, 'experiments', 'resnet20_cifar10.py')
+    if args.smoke:
+        ks, steps, extra = (1, 2), 4, ['--config.training.batch_size=8', '--config.training.log_every_steps=1',
+                                       '--config.model.stage_sizes=(1,1,1)', '--config.training.eval_batch_size=16']
+    else:
+        ks, steps, extra = (1, 2, 4, 8, 16), 400, ['--config.training.log_every_steps=50']
+    rows = []
+    for k in ks:
+        spent = time.time() - STARTED
+        if rows and not args.smoke and spent + 2 * rows[-1]['wall_seconds'] > args.budget:
+            log(f'K={k} skipped: {spent:.0f}s spent; the last K took {rows[-1]["wall_seconds"]:.0f}s')
+            break
+        workdir = os.path.join(args.work, f'seeds{k}')
+        started = time.time()
+        status = train_main(['--config', experiment, '--workdir', workdir, *data_flags(args), *extra,
+                             f'--config.training.num_seeds={k}', f'--config.training.num_steps={steps}',
+                             '--config.training.eval_every_epochs=1000', '--config.training.checkpoint_every_steps=100000'])
+        wall = time.time() - started
+        dirs = [workdir] if k == 1 else [os.path.join(workdir, f'seed{s}') for s in range(k)]
+        rates = []
+        for d in dirs:
+            train = [r['images_per_sec'] for r in read_records(os.path.join(d, 'metrics.jsonl'))
+                     if r['split'] == 'train' and r.get('images_per_sec')]
+            if train:
+                rates.append(statistics.median(train[1:] or train))  # the first window holds the compilation
+        per_seed = statistics.mean(rates) if rates else None
+        rows.append({'k': k, 'exit_status': status, 'steps': steps, 'wall_seconds': wall,
+                     'images_per_sec_per_seed': per_seed, 'images_per_sec_all': per_seed and per_seed * k})
+        log(f'K={k}: {per_seed or 0:.0f} images/s per seed, {wall:.0f}s')
+    one = rows[0]['images_per_sec_per_seed']
+    full_at = None
+    for a, b in zip(rows, rows[1:]):
+        if a['images_per_sec_all'] and b['images_per_sec_all'] and b['images_per_sec_all'] < 1.1 * a['images_per_sec_all']:
+            full_at = a['k']
+            break
+    lines = ['ResNet-20, batch 128 per seed, K seeds vmapped in one program (training.num_seeds)', '',
+             '| K | images/s per seed | all seeds | per seed vs one seed | wall (s) |', '|---|---|---|---|---|']
+    for r in rows:
+        ratio = r['images_per_sec_per_seed'] / one if one and r['images_per_sec_per_seed'] else None
+        lines.append(f'| {r["k"]} | {r["images_per_sec_per_seed"] or 0:.0f} | {r["images_per_sec_all"] or 0:.0f} '
+                     f'| {ratio and f"{ratio:.2f}" or "–"} | {r["wall_seconds"]:.0f} |')
+    lines += ['', f'GPU full at K = {full_at}: doubling K past it adds under 10% images/s' if full_at
+              else 'GPU not full at the largest K measured (each doubling added 10% or more)']
+    write_outputs(args.out, 'seeds', {'rows': rows, 'full_at_k': full_at}, '\n'.join(lines))
+
+
+# --- he2016
+
+def stage_he2016(args) -> None:
+    from cnnzoo.cli.report import report_main
+    from cnnzoo.cli.sweep import sweep_main
+
+    workdir = os.path.join(args.work, 'he2016')
+    if os.path.isdir(STUDY_DIR):
+        shutil.copytree(STUDY_DIR, workdir, dirs_exist_ok=True)
+        log(f'started from the committed runs in {os.path.relpath(STUDY_DIR, ROOT)}')
+    if args.resume and os.path.exists(args.resume):
+        with tarfile.open(args.resume) as tar:
+            tar.extractall(workdir, filter='data')
+        log(f'unpacked the previous turn\'s unfinished runs from {args.resume}')
+    extra = data_flags(args)
+    seeds = '0,1,2,3'
+    if args.smoke:
+        seeds = '0,1'
+        extra += ['--config.training.num_steps=4', '--config.training.batch_size=8',
+                  '--config.training.eval_batch_size=16', '--config.training.log_every_steps=2',
+                  '--config.model.stage_sizes=(1,1,1)']
+    argv = ['--config', os.path.join(ROOT, 'experiments', 'he2016_cifar10.py'), '--workdir', workdir,
+            '--only', 'resnet20,plain20', '--seeds', seeds, '--vmap-seeds', *extra]
+    with deadline(args.budget - 20 - (time.time() - STARTED)) as stopped:
+        status = sweep_main(argv)
+    log(f'sweep exit status {status}{" (stopped by the budget)" if stopped["fired"] else ""}')
+    report_status = report_main([workdir])
+    finished, unfinished = [], []
+    for entry in sorted(os.listdir(workdir)):
+        for seed_dir in sorted(os.listdir(os.path.join(workdir, entry))) if os.path.isdir(
+                os.path.join(workdir, entry)) and entry != 'plots' else []:
+            run = os.path.join(entry, seed_dir)
+            records = read_records(os.path.join(workdir, run, 'metrics.jsonl'))
+            if not records:
+                continue
+            config = json.load(open(os.path.join(workdir, run, 'config.json')))
+            total = config['training']['num_steps']
+            done = any(r['split'] != 'train' and r['step'] == total for r in records)
+            (finished if done else unfinished).append(run)
+    keep = ['sweep.json', 'report.md', 'report.csv', 'plots']
+    for run in finished + unfinished:
+        keep += [os.path.join(run, 'config.json'), os.path.join(run, 'metrics.jsonl')]
+    tar_into(args.out, 'he2016_runs.tar.gz', workdir, keep)
+    resume = []
+    for run in unfinished:
+        ckpts = os.path.join(workdir, run, 'checkpoints')
+        steps = sorted((int(s) for s in os.listdir(ckpts) if s.isdigit()), reverse=True) if os.path.isdir(ckpts) else []
+        if steps:
+            resume += [os.path.join(run, 'config.json'), os.path.join(run, 'metrics.jsonl'),
+                       os.path.join(run, 'checkpoints', str(steps[0]))]
+    resume_path = tar_into(args.out, 'he2016_resume.tar.gz', workdir, resume)
+    if resume_path and os.path.getsize(resume_path) > 15 * 2**20:
+        log(f'{resume_path} is {os.path.getsize(resume_path) / 2**20:.1f} MiB, over what comes back: removed')
+        os.remove(resume_path)
+        resume_path = None
+    table = open(os.path.join(workdir, 'report.md')).read() if report_status == 0 else 'no report'
+    write_outputs(args.out, 'he2016', {'sweep_exit_status': status, 'stopped_by_budget': stopped['fired'],
+                                       'finished': finished, 'unfinished': unfinished,
+                                       'resume_tar': bool(resume_path)},
+                  f'finished: {", ".join(finished) or "none"}; unfinished: {", ".join(unfinished) or "none"}\n\n'
+                  + table)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('stage', choices=STAGES)
+    parser.add_argument('out', help='the folder the outputs go to (created)')
+    parser.add_argument('--archive', required=True, help='the CIFAR-10 archive (python layout)')
+    parser.add_argument('--smoke', action='store_true', help='a few steps of tiny sizes, on any device')
+    parser.add_argument('--budget', type=float, default=BUDGET_SECONDS,
+                        help='seconds from the start this stage may use (default %(default)s)')
+    parser.add_argument('--work', default='', help='scratch folder (default: a new temporary one)')
+    parser.add_argument('--resume', default=os.path.join(ROOT, '.gpu', 'he2016_resume.tar.gz'),
+                        help='he2016: the previous turn\'s he2016_resume.tar.gz, if carried')
+    args = parser.parse_args(argv)
+    os.makedirs(args.out, exist_ok=True)
+    args.work = args.work or tempfile.mkdtemp(prefix=f'cnnzoo-gpu-{args.stage}-')
+    # A SIGTERM outside a run (between two of them) must not kill the stage before it writes its files.
+    signal.signal(signal.SIGTERM, lambda *_: log('SIGTERM between runs: ignored, the stage writes its files'))
+    log(f'stage {args.stage}{" (smoke)" if args.smoke else ""}: budget {args.budget:.0f}s, scratch {args.work}')
+    {'speed': stage_speed, 'tta': stage_tta, 'seeds': stage_seeds, 'he2016': stage_he2016}[args.stage](args)
+    log(f'stage {args.stage} done')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
