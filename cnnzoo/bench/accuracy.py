@@ -75,6 +75,7 @@ def compare_accuracy(config, *, workdir: str, frameworks=FRAMEWORKS, log=print) 
 
 
 def markdown(report: dict) -> str:
+    """The comparison as Markdown: the setup, then each framework's evaluations side by side."""
     meta, config, runs = report['meta'], report['config'], report['runs']
     t = config['training']
     steps = next(iter(runs.values()))['evals'][-1]['step']

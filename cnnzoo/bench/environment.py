@@ -14,6 +14,7 @@ import numpy as np
 
 
 def loadavg() -> str:
+    """The first three fields of /proc/loadavg ('' where there is none), to record beside a timing."""
     try:
         with open('/proc/loadavg') as f:
             return f.read().strip()
@@ -57,6 +58,7 @@ def bf16_native_on_cpu(flags: set[str] | None = None) -> bool:
 
 
 def jax_device_name() -> str:
+    """'cpu: <model name>' or '<platform>: <device kind>' of JAX's first device."""
     device = jax.devices()[0]
     return f'cpu: {_cpu_name()}' if device.platform == 'cpu' else f'{device.platform}: {device.device_kind}'
 

@@ -88,6 +88,9 @@ def train_step_rate(config, image_size: int, *, steps: int, log=print) -> dict:
 
 def run(config, *, workers: list[int], batches: int, warmup: int, train_step: bool, steps: int,
         out: str | None) -> dict:
+    """Times the streamed input of ``config`` for each worker count (and, with ``train_step``, the
+    training step alone, to say how many cores the input needs to keep up); writes the report as
+    JSON to ``out`` when given and returns it."""
     from cnnzoo.run.setup import open_data
     from cnnzoo.run.validation import check_config
 

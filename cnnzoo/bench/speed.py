@@ -187,6 +187,7 @@ def _xla_memory(compiled) -> tuple[int | None, str]:
 
 
 def make_variant(model_name: str, variant: str, **kwargs) -> Variant:
+    """A warmed-up variant of either framework by its name (JAX_VARIANTS or TORCH_VARIANTS)."""
     if variant in JAX_VARIANTS:
         return JaxVariant(model_name, variant, **kwargs)
     if variant in TORCH_VARIANTS:
@@ -381,6 +382,7 @@ def write_report(report: dict, prefix: str) -> tuple[str, str]:
 
 
 def default_prefix() -> str:
+    """results/<backend>/compare_pytorch_<date-time>: where a comparison is written by default."""
     stamp = datetime.datetime.now().strftime('%Y%m%d-%H%M%S')
     return os.path.join('results', jax.default_backend(), f'compare_pytorch_{stamp}')
 

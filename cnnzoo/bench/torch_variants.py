@@ -37,6 +37,9 @@ PRECISION = {
 
 
 class TorchVariant(Variant):
+    """A PyTorch variant (eager, AMP bfloat16 + channels_last, torch.compile) of a zoo model with
+    the same data, augmentation and optimizer as the JAX step."""
+
     def __init__(self, model_name: str, variant: str, *, batch_size: int, images, labels, warmup: int,
                  seed: int = 0):
         dev = self.device = device()

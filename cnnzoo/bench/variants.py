@@ -70,9 +70,11 @@ class Variant:
         raise NotImplementedError
 
     def eval_step(self) -> None:
+        """One evaluation batch, returned only when the device has finished it."""
         raise NotImplementedError
 
     def loss(self) -> float:
+        """The loss of the last training step (a host sync)."""
         raise NotImplementedError
 
 
@@ -94,6 +96,7 @@ def synthetic_data(num_images: int, seed: int = 0, image_size: int = 32) -> tupl
 
 
 def timed(fn: Callable[[], object]) -> float:
+    """Seconds ``fn()`` takes (``fn`` waits for its device work itself)."""
     t0 = time.perf_counter()
     fn()
     return time.perf_counter() - t0

@@ -153,9 +153,11 @@ class DeviceFeed:
                                                             self.batch_size))(perms)
 
     def state(self):
+        """Nothing to keep: the order is the step's and the seed's."""
         return None
 
     def close(self):
+        """Nothing to release: the arrays go with the feed."""
         pass
 
 
@@ -168,6 +170,7 @@ class StreamFeed:
                                                     place=partial(place_batch, setup.mesh, keys=('image', 'label')))
 
     def next(self, step: int):
+        """The next batch, already on the mesh (the streamed order does not depend on ``step``)."""
         return next(self.batches)
 
     def batch(self, batch, step):
@@ -175,9 +178,11 @@ class StreamFeed:
         return jax.tree_util.tree_map(lambda x: x[None], batch)
 
     def state(self):
+        """The iterator's state, for the checkpoint."""
         return self.batches.state()
 
     def close(self):
+        """Stops the workers and releases the batches' shared memory."""
         self.batches.close()
         gc.collect()  # as in closing(): release the batches' shared memory now
 
