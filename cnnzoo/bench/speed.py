@@ -62,6 +62,7 @@ from cnnzoo.bench.environment import (  # noqa: E402
     loadavg,
     write_json_and_markdown,
 )
+from cnnzoo.bench.names import DEFAULT_MODELS, DEFAULT_VARIANTS, JAX_VARIANT_NAMES, TORCH_VARIANTS  # noqa: E402,F401
 from cnnzoo.bench.variants import (  # noqa: E402
     LEARNING_RATE,
     MEAN,
@@ -78,13 +79,7 @@ from cnnzoo.errors import first_line  # noqa: E402
 from cnnzoo.models import create_model  # noqa: E402
 from cnnzoo.training import TrainState, init_variables, make_eval_step, make_optimizer, make_train_step  # noqa: E402
 
-JAX_VARIANTS = {'jax-fp32': jnp.float32, 'jax-bf16': jnp.bfloat16}
-
-TORCH_VARIANTS = ('torch-eager-fp32', 'torch-eager-bf16-cl', 'torch-compile-fp32', 'torch-compile-bf16-cl')
-
-DEFAULT_VARIANTS = ('jax-fp32', 'jax-bf16', 'torch-eager-fp32', 'torch-eager-bf16-cl', 'torch-compile-fp32')
-
-DEFAULT_MODELS = ('resnet20', 'resnet18', 'vgg16_bn')
+JAX_VARIANTS = dict(zip(JAX_VARIANT_NAMES, (jnp.float32, jnp.bfloat16), strict=True))
 
 REFERENCE_VARIANT = 'torch-eager-fp32'  # the ratio column divides by this variant's images/s
 

@@ -77,11 +77,11 @@ def compare_pytorch_main(argv: Sequence[str]) -> int:
     """``cnnzoo compare-pytorch``: flags (``split_flags``), then :func:`cnnzoo.bench.speed.compare`."""
 
     def main():
-        from cnnzoo.bench.speed import DEFAULT_MODELS, DEFAULT_VARIANTS, JAX_VARIANTS, TORCH_VARIANTS
+        from cnnzoo.bench.names import DEFAULT_MODELS, DEFAULT_VARIANTS, JAX_VARIANT_NAMES, TORCH_VARIANTS
 
         if wants_help(argv):
             print(USAGE_COMPARE_PYTORCH.format(models=','.join(DEFAULT_MODELS), variants=','.join(DEFAULT_VARIANTS),
-                                               all_variants=','.join((*JAX_VARIANTS, *TORCH_VARIANTS))))
+                                               all_variants=','.join((*JAX_VARIANT_NAMES, *TORCH_VARIANTS))))
             return 0
         flags, overrides = split_flags(argv, {'models', 'variants', 'batch-size', 'steps', 'warmup', 'rounds',
                                               'image-size', 'out'})
@@ -93,10 +93,10 @@ def compare_pytorch_main(argv: Sequence[str]) -> int:
         for name, items in (('models', models), ('variants', variants)):
             if not items:
                 raise ConfigError(f'--{name} needs at least one name')
-        unknown = [v for v in variants if v not in JAX_VARIANTS and v not in TORCH_VARIANTS]
+        unknown = [v for v in variants if v not in JAX_VARIANT_NAMES and v not in TORCH_VARIANTS]
         if unknown:
             raise ConfigError(f'--variants: unknown variant {", ".join(map(repr, unknown))}; '
-                              f'choose from {", ".join((*JAX_VARIANTS, *TORCH_VARIANTS))}')
+                              f'choose from {", ".join((*JAX_VARIANT_NAMES, *TORCH_VARIANTS))}')
         kwargs = dict(batch_size=_positive_int(flags, 'batch-size', 128), steps=_positive_int(flags, 'steps', 20),
                       warmup=_positive_int(flags, 'warmup', 3), rounds=_positive_int(flags, 'rounds', 5),
                       image_size=_positive_int(flags, 'image-size', 32, minimum=8))
