@@ -177,6 +177,29 @@ def test_two_processes_killed_and_restarted_finish_the_four_device_run(runs, tin
     assert train_steps == [5, 10, 15, 20]  # process 0 alone wrote, and nothing twice
     assert sorted(os.listdir(workdir / 'checkpoints')) == ['15', '20']
 
+    # The two processes' checkpoint of step 15, resumed by one process with one device (what a
+    # scheduler that gives back fewer machines does): the one-device run.
+    rewind(workdir, tmp_path / 'fewer', 15)
+    train_and_evaluate(config, str(tmp_path / 'fewer'))
+    diff = rel_diff(params_at(config, root / 'one'), params_at(config, tmp_path / 'fewer'))
+    print(f'2 processes x 2 devices resumed at step 15 by 1 process x 1 device, against 1 device: {diff:.2e}')
+    assert diff < TWENTY_STEPS
+
+
+@pytest.mark.slow  # two processes of about 20 s each
+def test_a_one_process_checkpoint_resumes_in_two_processes(runs, tiny_cifar10, cache_dir, tmp_path):
+    config, root = runs
+    rewind(root / 'one', tmp_path / 'run', 10)
+    port = _free_port()
+    procs = [_launch([TRAIN], tmp_path / 'run', tiny_overrides(tiny_cifar10, cache_dir, **SETTINGS), port, i)
+             for i in range(2)]
+    outputs = [proc.communicate(timeout=600)[0] for proc in procs]
+    assert [proc.returncode for proc in procs] == [0, 0], outputs
+    assert 'resuming at step 10' in outputs[0] and '4 cpu device(s)' in outputs[0], outputs[0]
+    diff = rel_diff(params_at(config, root / 'one'), params_at(config, tmp_path / 'run'))
+    print(f'1 device resumed at step 10 by 2 processes x 2 devices, against 1 device: {diff:.2e}')
+    assert diff < TWENTY_STEPS
+
 
 def test_process_id_out_of_range_is_one_line_and_exit_2(tmp_path):
     cmd = [sys.executable, TRAIN, '--config', EXPERIMENT, '--workdir', str(tmp_path / 'run'),

@@ -404,31 +404,52 @@ def test_streamed_run_killed_then_resumed_with_other_workers_is_bitwise_identica
     assert records(tmp_path) == records(reference_dir)
 
 
-@pytest.mark.slow  # two processes of about half a minute each; the shares themselves are tested above
+@pytest.mark.slow  # three two-process runs of about half a minute each; the shares themselves are tested above
 def test_two_processes_with_two_devices_each_train_the_one_process_streamed_run(tiny_cifar10, cache_dir, tmp_path):
-    """Each process reads its share of every global batch and places it on its two devices: after
-    two steps the four-device run is the one-device run up to the order of float sums (as on the
-    device path, tests/test_scale.py, whose one-step tolerance this is)."""
+    """Each process reads its share of every global batch and places it on its two devices: the
+    four-device run is the one-device run up to the order of float sums (as on the device path,
+    tests/test_scale.py, whose tolerances these are). A checkpoint of either resumes in the other
+    (a scheduler giving back fewer or more machines): the iterator is rebuilt at the checkpoint's
+    batch, in the one-process order, and the run ends as the one-process run does."""
     import jax
-    from test_scale import ONE_STEP, _free_port, _launch, rel_diff
+    from test_scale import ONE_STEP, _free_port, _launch, rel_diff, rewind
 
     from cnnzoo.config import apply_overrides, load_config_file
     from cnnzoo.run.loop import train_and_evaluate
 
-    overrides = streamed_overrides(tiny_cifar10, cache_dir, **{'training.num_steps': '2', 'training.num_epochs': '0'})
+    overrides = streamed_overrides(tiny_cifar10, cache_dir, **{'training.num_steps': '4', 'training.num_epochs': '0',
+                                                               'training.checkpoint_every_steps': '2'})
     config = apply_overrides(load_config_file(EXPERIMENT), overrides)
     reference = jax.tree_util.tree_leaves(train_and_evaluate(config, str(tmp_path / 'one'))['state'].params)
     worker = os.path.join(os.path.dirname(__file__), 'distributed_worker.py')
-    port = _free_port()
-    procs = [_launch([worker, str(tmp_path / f'params{i}.npz')], tmp_path / 'run', overrides, port, i) for i in range(2)]
-    outputs = [proc.communicate(timeout=600)[0] for proc in procs]
-    assert [proc.returncode for proc in procs] == [0, 0], outputs
-    assert 'streamed by 0 worker' in outputs[0] and '4 cpu device(s)' in outputs[0]
-    copies = [np.load(tmp_path / f'params{i}.npz') for i in range(2)]
-    for key in copies[0].files:  # every device copy in both processes: the same bits
-        np.testing.assert_array_equal(copies[0][key], copies[1][key])
-    diff = rel_diff(reference, [copies[0][f'{i}_0'] for i in range(len(reference))])
-    print(f'streamed: 2 processes x 2 devices against 1 process x 1 device, 2 steps: {diff:.2e}')
+
+    def two_processes(workdir, name):
+        port = _free_port()
+        procs = [_launch([worker, str(tmp_path / f'{name}{i}.npz')], workdir, overrides, port, i) for i in range(2)]
+        outputs = [proc.communicate(timeout=600)[0] for proc in procs]
+        assert [proc.returncode for proc in procs] == [0, 0], outputs
+        assert 'streamed by 0 worker' in outputs[0] and '4 cpu device(s)' in outputs[0]
+        copies = [np.load(tmp_path / f'{name}{i}.npz') for i in range(2)]
+        for key in copies[0].files:  # every device copy in both processes: the same bits
+            np.testing.assert_array_equal(copies[0][key], copies[1][key])
+        return outputs[0], [copies[0][f'{i}_0'] for i in range(len(reference))]
+
+    _, four = two_processes(tmp_path / 'run', 'params')
+    diff = rel_diff(reference, four)
+    print(f'streamed: 2 processes x 2 devices against 1 process x 1 device, 4 steps: {diff:.2e}')
+    assert diff < 10 * ONE_STEP
+
+    rewind(tmp_path / 'run', tmp_path / 'fewer', 2)  # two processes' checkpoint, one process resumes
+    fewer = train_and_evaluate(config, str(tmp_path / 'fewer'))
+    diff = rel_diff(reference, jax.tree_util.tree_leaves(fewer['state'].params))
+    print(f'streamed: 2 processes resumed at step 2 by 1 process: {diff:.2e}')
+    assert diff < 10 * ONE_STEP  # steps 3-4 move the parameters by 9e-4: other batches would not stay within 1e-5
+
+    rewind(tmp_path / 'one', tmp_path / 'more', 2)  # one process's checkpoint, two processes resume
+    out, more = two_processes(tmp_path / 'more', 'more')
+    assert 'resuming at step 2' in out, out
+    diff = rel_diff(reference, more)
+    print(f'streamed: 1 process resumed at step 2 by 2 processes x 2 devices: {diff:.2e}')
     assert diff < 10 * ONE_STEP
 
 
