@@ -12,6 +12,7 @@ from cnnzoo.data.augment import crop_flip_draws, random_crop_flip, to_float
 torch = pytest.importorskip('torch')
 
 
+@pytest.mark.slow  # two frameworks compile resnet20; the table and the failing row are in the fast lane
 def test_benchmark_reports_every_variant(tmp_path):
     report = run_benchmark(['resnet20'], ['jax-fp32', 'torch-eager-fp32'], batch_size=4, steps=2, warmup=1,
                            rounds=2, num_images=16, log=lambda text: None)

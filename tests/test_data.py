@@ -191,6 +191,7 @@ def test_offline_without_archive_says_how_to_fix_it(tmp_path):
     _one_line(e, '--config.data.archive')
 
 
+@pytest.mark.slow  # tensorflow-datasets' mock data; the streamed tfds path is in the fast lane (test_streaming)
 def test_tfds_path_on_mock_data(tmp_path):
     """The tensorflow-datasets source, on tfds's mock data: no download, no network."""
     tfds = pytest.importorskip('tensorflow_datasets')

@@ -93,6 +93,7 @@ def runs(tiny_cifar10, cache_dir, tmp_path_factory):
     return config, root
 
 
+@pytest.mark.slow  # two more runs; a 4-device checkpoint resuming on one is in the fast lane
 def test_four_devices_train_the_one_device_run(runs, tiny_cifar10, cache_dir, tmp_path):
     config, root = runs
     diff = rel_diff(params_at(config, root / 'one'), params_at(config, root / 'four'))

@@ -381,6 +381,7 @@ def streamed_reference(tiny_cifar10, cache_dir, tmp_path_factory):
     return train_and_evaluate(config, str(workdir)), workdir
 
 
+@pytest.mark.slow  # a killed subprocess and two runs; the iterator's resume under other workers is in the fast lane
 def test_streamed_run_killed_then_resumed_with_other_workers_is_bitwise_identical(streamed_reference, tiny_cifar10,
                                                                                  cache_dir, tmp_path):
     summary, reference_dir = streamed_reference

@@ -117,6 +117,7 @@ def killed_and_resumed(tiny_cifar10, cache_dir, tmp_path_factory):
     return workdir, first, second, status, before
 
 
+@pytest.mark.slow  # a sweep killed and run again; a failing run and the vmapped sweep are in the fast lane
 def test_killed_sweep_resumes_with_the_expected_runs_and_no_repeated_work(killed_and_resumed):
     workdir, first, second, status, before = killed_and_resumed
     assert status == 0, second
