@@ -155,10 +155,13 @@ def defining_changes(saved, wanted) -> list[str]:
 
 
 def read_config(workdir: str):
-    """The config a run directory holds (``config.json``) as a ConfigDict; RunError when it has none."""
+    """The config a run directory holds (``config.json``) as a ConfigDict; a ConfigError (bad input:
+    the directory named is not a run's) when it has none."""
     path = os.path.join(workdir, CONFIG)
+    if not os.path.isdir(workdir):
+        raise ConfigError(f'--workdir {workdir}: ' + ('not a directory' if os.path.exists(workdir) else 'not found'))
     if not os.path.exists(path):
-        raise RunError(f'{workdir} holds no training run (no {CONFIG})')
+        raise ConfigError(f'--workdir {workdir} holds no training run (no {CONFIG})')
     with open(path) as f:
         return config_lib.from_json(f.read())
 
