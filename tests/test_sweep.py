@@ -205,8 +205,9 @@ def test_a_failing_run_is_recorded_and_the_others_go_on(tiny_cifar10, cache_dir,
     status, out = run_sweep_script(['--config', grid, '--workdir', str(tmp_path / 'runs'),
                                     *tiny_overrides(tiny_cifar10, cache_dir, drop=['optimizer.learning_rate'])])
     assert status == 1, out
-    assert re.search(r'\[1/2\] lr1e\+30 seed 0: failed: loss is \S+ at step \d+', out), out
-    assert '[2/2] lr0.05 seed 0' in out and '1/2 runs done, 1 failed' in out
+    assert re.search(r'\[1/2\] lr1e\+30 seed 0: failed after \d+ s: loss is \S+ at step \d+', out), out
+    assert re.search(r'\[2/2\] lr0.05 seed 0: done at step 10/10 in \d+ s', out), out
+    assert '1/2 runs done, 1 failed' in out
     with open(tmp_path / 'runs' / 'sweep.json') as f:
         runs = json.load(f)['runs']
     assert runs['lr1e+30/seed0']['state'] == 'failed' and runs['lr1e+30/seed0']['error'].startswith('loss is')
@@ -309,3 +310,27 @@ def test_report_epochs_column_writes_done_and_planned_alike():
 
     assert f'{_epochs(0.103)}/{_epochs(40 / 390)}' == '0.103/0.103'
     assert _epochs(64000 / 390) == '164'
+
+
+def test_a_sweep_whose_data_is_missing_creates_nothing(tiny_cifar10, cache_dir, tmp_path, capsys):
+    grid = write_grid(str(tmp_path), "[{'model.activation': 'relu'}, {'model.activation': 'tanh'}]")
+    workdir = tmp_path / 'nested' / 'deeper' / 'runs'
+    overrides = [o if not o.startswith('--config.data.archive=') else f'--config.data.archive={tmp_path}/missing.tar.gz'
+                 for o in tiny_overrides(tiny_cifar10, cache_dir)]
+    assert sweep_main(['--config', grid, '--workdir', str(workdir), *overrides]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == f'error: archive not found: {tmp_path}/missing.tar.gz'
+    assert sorted(os.listdir(tmp_path)) == ['grid.py']  # no workdir, no parents of it
+
+
+def test_a_sweep_whose_every_run_is_refused_at_its_start_leaves_nothing(tiny_cifar10, cache_dir, tmp_path, capsys):
+    # Refused only once the data's size is known (in each run's start), not when the grid is checked.
+    grid = write_grid(str(tmp_path), "[{'schedule.warmup_epochs': 0.6}, {'schedule.warmup_epochs': 0.8}]")
+    workdir = tmp_path / 'nested' / 'runs'
+    args = ['--config', grid, '--workdir', str(workdir), '--config.training.num_steps=5',
+            *tiny_overrides(tiny_cifar10, cache_dir)]
+    assert sweep_main(args) == 2
+    out = capsys.readouterr().out
+    assert re.search(r'\[1/2\] warmup0.6 seed 0: failed after \d+ s: config.schedule.warmup_epochs=0.6', out), out
+    assert 'every run was refused at its start; nothing was written' in out
+    assert sorted(os.listdir(tmp_path)) == ['grid.py']

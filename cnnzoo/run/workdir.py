@@ -229,7 +229,7 @@ def provisional_files(workdir: str):
     """
     if os.path.exists(workdir) and not os.path.isdir(workdir):
         raise ConfigError(f'--workdir {workdir} is a file, not a directory')
-    created = _missing_parents(workdir)
+    created = missing_parents(workdir)
     before = set(os.listdir(workdir)) if not created else set()
     config_path = os.path.join(workdir, CONFIG)
     old_config = open(config_path).read() if os.path.isfile(config_path) else None
@@ -258,7 +258,7 @@ def provisional_files(workdir: str):
         raise
 
 
-def _missing_parents(path: str) -> list[str]:
+def missing_parents(path: str) -> list[str]:
     """The directories ``os.makedirs(path)`` would create, innermost first (``path`` itself first)."""
     missing, current = [], os.path.abspath(path)
     while not os.path.exists(current):
