@@ -333,13 +333,13 @@ def test_a_run_and_cifar_to_folder_find_cifar_through_one_search_which_finds_the
         tmp_path, monkeypatch):
     """The archive an earlier run decoded was moved away: its cached copy in the data directory is
     found, by a run's loader and by ``cifar-to-folder`` alike, through the one ``find_cifar``."""
-    import cnnzoo.data.datasets as datasets
+    from cnnzoo.data import datasets
     from cnnzoo.data.sources import cifar_to_folder
 
     data_dir, elsewhere = tmp_path / 'data', tmp_path / 'downloads'
     elsewhere.mkdir()
     archive = elsewhere / 'cifar-10-python.tar.gz'
-    x_train, y_train, x_test, y_test = write_cifar10_python_archive(archive, per_batch=8, test=12)
+    x_train, y_train, _, y_test = write_cifar10_python_archive(archive, per_batch=8, test=12)
     load_dataset('cifar10', archive=str(archive), data_dir=str(data_dir))  # a run with --config.data.archive
     archive.unlink()
     searches = []
@@ -364,8 +364,8 @@ def test_a_run_and_cifar_to_folder_find_cifar_through_one_search_which_finds_the
 
 
 def test_cifar_to_folder_command_reads_the_cached_copy_and_says_so(tmp_path, monkeypatch, capsys):
-    import cnnzoo.data.datasets as datasets
     from cnnzoo.cli.data import cifar_to_folder_main
+    from cnnzoo.data import datasets
 
     archive = tmp_path / 'cifar-10-python.tar.gz'
     write_cifar10_python_archive(archive, per_batch=8, test=12)

@@ -3,8 +3,6 @@
 import json
 import shutil
 
-from tiny_run import tiny_config
-
 from cnnzoo.cli.evaluate import evaluate_main
 from cnnzoo.run.evaluate import describe_checkpoint, evaluate_checkpoint
 

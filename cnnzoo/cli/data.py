@@ -54,6 +54,8 @@ def cifar_to_folder_main(argv: Sequence[str]) -> int:
             raise ConfigError('cifar-to-folder takes no --config.KEY=VALUE')
         if 'out' not in flags:
             raise ConfigError('--out is required (cnnzoo cifar-to-folder --help)')
+        if os.path.exists(flags['out']) and not os.path.isdir(flags['out']):
+            raise ConfigError(f'--out {flags["out"]} is a file, not a directory')
         from cnnzoo.data.sources import cifar_to_folder
 
         name = flags.get('name', 'cifar10')
