@@ -187,7 +187,9 @@ def test_report_means_and_deviations_equal_the_runs_metrics(killed_and_resumed):
             path = os.path.join(workdir, 'plots', f'{name}.{ext}')
             assert os.path.getsize(path) > 1000, path
     with open(os.path.join(workdir, 'report.md')) as f:
-        assert '![learning curves](plots/curves.png)' in f.read()
+        text = f.read()
+    assert '![learning curves](plots/curves.png)' in text
+    assert "bands are the min–max over seeds" in text and 'are ±1 sample standard deviation' in text
 
 
 def test_report_of_one_run_directory(killed_and_resumed, tmp_path):
@@ -334,3 +336,25 @@ def test_a_sweep_whose_every_run_is_refused_at_its_start_leaves_nothing(tiny_cif
     assert re.search(r'\[1/2\] warmup0.6 seed 0: failed after \d+ s: config.schedule.warmup_epochs=0.6', out), out
     assert 'every run was refused at its start; nothing was written' in out
     assert sorted(os.listdir(tmp_path)) == ['grid.py']
+
+
+def test_bars_are_labelled_with_the_points_names_and_the_figures_say_which_spread_they_draw(tmp_path, monkeypatch):
+    from cnnzoo.run.workdir import RunFiles
+    from cnnzoo.studies import plots
+    from cnnzoo.studies.points import PointSummary
+
+    def point(name, accuracies):
+        runs = [RunFiles(str(tmp_path / name / f'seed{i}'), {}, [{'step': 10, 'epoch': 1.0, 'loss': 1.0}],
+                         [{'step': 10, 'epoch': 1.0, 'accuracy': a}], 10, 10) for i, a in enumerate(accuracies)]
+        return PointSummary(name, runs, {'model.name': name}, [], [])
+
+    # resnet20 and plain20: the one axis left is the model family, which names no bar on its own
+    points = [point('resnet20', [0.9, 0.8]), point('plain20', [0.7, 0.6])]
+    figures = []
+    monkeypatch.setattr(plots, '_save', lambda fig, directory, stem: figures.append((stem, fig)) or stem)
+    made = plots.make_plots(str(tmp_path / 'plots'), points, ['model.name'], 'study')
+    assert [stem for stem, _ in figures] == ['curves', 'bars'], made
+    bars = dict(figures)['bars'].axes[0]
+    assert [t.get_text() for t in bars.get_yticklabels()] == ['resnet20', 'plain20']  # not 'resnet', 'plain'
+    assert 'bars = ±1 sample std over seeds' in bars.get_title()
+    assert 'band = min–max over seeds' in dict(figures)['curves']._suptitle.get_text()
