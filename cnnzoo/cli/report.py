@@ -30,6 +30,8 @@ example:
 exit status: 0 written, 1 a file could not be written, 2 DIR is not a directory or holds no run
 """
 
+SWITCHES = {'no-plots'}  # what report_main takes beside DIR (every one is in the help above)
+
 
 def report_main(argv: Sequence[str]) -> int:
     """``cnnzoo report DIR`` / ``scripts/report.py DIR``: writes the report of DIR and prints its table."""
@@ -38,7 +40,7 @@ def report_main(argv: Sequence[str]) -> int:
         return 0
 
     def main():
-        switches, rest = split_switches(argv, {'no-plots'})
+        switches, rest = split_switches(argv, SWITCHES)
         flags = [a for a in rest if a.startswith('-')]
         if flags:
             raise ConfigError(f'unknown flag {flags[0]} (cnnzoo report --help)')

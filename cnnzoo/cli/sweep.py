@@ -41,6 +41,9 @@ flag, a point of the grid, missing data: nothing is written), 128+N stopped by s
 (143 SIGTERM, 130 Ctrl-C: run the same command to go on)
 """
 
+# What sweep_main takes: flags with a value, and switches (every one is in the help above).
+FLAGS, SWITCHES = {'config', 'workdir', 'seeds', 'only'}, {'list', 'vmap-seeds'}
+
 
 def sweep_main(argv: Sequence[str]) -> int:
     """``cnnzoo sweep`` / ``scripts/sweep.py``: flags, then :func:`run_sweep`; errors are one line (``cnnzoo.cli``)."""
@@ -48,12 +51,12 @@ def sweep_main(argv: Sequence[str]) -> int:
         print(USAGE_SWEEP)
         return 0
     command = ['scripts/sweep.py', *argv]  # as the manifest has always recorded it
-    switches, rest = split_switches(argv, {'list', 'vmap-seeds'})
+    switches, rest = split_switches(argv, SWITCHES)
     status = 0
 
     def main():
         nonlocal status
-        flags, overrides = split_flags(rest, {'config', 'workdir', 'seeds', 'only'})
+        flags, overrides = split_flags(rest, FLAGS)
         for required in ('config', 'workdir'):
             if required not in flags:
                 raise ConfigError(f'--{required} is required (cnnzoo sweep --help)')
