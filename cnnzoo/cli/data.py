@@ -62,11 +62,12 @@ def cifar_to_folder_main(argv: Sequence[str]) -> int:
         if name not in ('cifar10', 'cifar100'):
             raise ConfigError(f'--name {name!r}: choose cifar10 or cifar100')
         data_dir = os.path.expanduser(flags['data-dir']) if 'data-dir' in flags else None
-        n_train, n_val, source = cifar_to_folder(flags.get('archive'), flags['out'], name=name, data_dir=data_dir,
+        n_train, n_val, _ = cifar_to_folder(flags.get('archive'), flags['out'], name=name, data_dir=data_dir,
                                                  per_class_train=_int(flags, 'per-class-train', 100),
-                                                 per_class_val=_int(flags, 'per-class-val', 20))
+                                                 per_class_val=_int(flags, 'per-class-val', 20),
+                                                 announce=lambda text: print(text, file=sys.stderr, flush=True))
         print(f'wrote {n_train} training and {n_val} validation images to {flags["out"]}/train and '
-              f'{flags["out"]}/val (read from {source})', file=sys.stderr)
+              f'{flags["out"]}/val', file=sys.stderr)
 
     return run_cli(main)
 

@@ -207,19 +207,22 @@ def write_image_folder(images, labels, class_names, directory: str, *, quality: 
 
 def cifar_to_folder(archive: str | None, out: str, *, per_class_train: int = 100, per_class_val: int = 20,
                     name: str = 'cifar10', data_dir: str | None = None, network_check=None,
-                    archive_flag: str = '--archive FILE') -> tuple[int, int, str]:
+                    archive_flag: str = '--archive FILE', announce=None) -> tuple[int, int, str]:
     """An image folder (``out/train/<class>/``, ``out/val/<class>/``) of the first ``per_class_*``
     images of each class of CIFAR, as JPEG files: a small real folder to try the streaming path on.
     CIFAR is found exactly as a run finds it (:func:`cnnzoo.data.datasets.find_cifar`, with
     ``data.source='auto'``): ``archive`` when given, else an archive in ``data_dir``, the copy a run
     decoded there, data tfds prepared, or a download. Returns the numbers of images written and
-    where CIFAR was read from. Nothing is written when CIFAR is not found."""
+    where CIFAR was read from; ``announce(text)``, when given, is told where before the reading
+    starts (decoding an archive takes seconds). Nothing is written when CIFAR is not found."""
     import numpy as np
 
     from cnnzoo.data.datasets import find_cifar, read_cifar
 
     location = find_cifar(name, archive=os.path.expanduser(archive) if archive else None, data_dir=data_dir,
                           network_check=network_check, archive_flag=archive_flag)
+    if announce is not None:
+        announce(f'reading {name} from {location.describe()}')
     x_train, y_train, x_test, y_test, names = read_cifar(location, data_dir=data_dir)
 
     def first(labels, per_class):
