@@ -27,7 +27,9 @@ Overrides on the command line apply to every point, after the point's own. ``--s
 each replica writes the run directory its seed would have had, so the manifest, ``--list`` and the
 report read the same layout. Every point is built and checked
 (:func:`cnnzoo.run.validation.check_config`) before anything runs: a bad key or value anywhere in the grid
-is one line and exit status 2, at ``--list`` time as well.
+is one line and exit status 2, at ``--list`` time as well. Before the first run, the data of every
+point is looked for as a run looks for it (:func:`check_data_found`): missing data is exit status 2
+with nothing written.
 
 What it writes
 --------------
@@ -56,7 +58,10 @@ processes may share a workdir (say, one per GPU with different ``--only``).
 Running the command again skips the runs whose directory shows them finished (an evaluation at the
 final step in ``metrics.jsonl``, with the same config) and resumes an interrupted one from its
 checkpoint. A run that fails (a NaN loss, a data or config error found only at run time) is recorded
-and the sweep goes on; the exit status is 1 if any run failed, else 0. SIGTERM or SIGINT stop the
+and the sweep goes on; the exit status is 1 if any run failed, else 0. When every run was refused at
+its start (a config or data error), nothing ran: the sweep removes the directories it created and
+exits with 2. A line per run says how it went: ``[i/N] POINT seed K: done at step S/T in 12 s``
+(or ``failed after ...: the error``, or ``done, skipped``). SIGTERM or SIGINT stop the
 current run at a step boundary with a checkpoint (as in ``scripts/train.py``); the sweep records it
 as interrupted, starts nothing more and exits with 128 + the signal's number.
 """
@@ -413,9 +418,10 @@ def run_sweep(grid_path: str, workdir: str, *, seeds: Sequence[int] | None = Non
             if summary['stopped_by']:
                 break
     done = sum(run_state(r, manifest.read()) == 'done' for r in runs)
-    if created and refused == len(runs):
+    if created and refused == len(runs) and not _holds_runs(workdir):
         # Every run was refused at its start: nothing ran, so nothing stays, the directories the
-        # sweep made included (each run's own start has already undone what it wrote).
+        # sweep made included (each run's own start has already undone what it wrote; a sweep
+        # process sharing the directory would have left a run's config.json, and keeps it).
         shutil.rmtree(created[-1], ignore_errors=True)
         print(f'sweep {workdir}: every run was refused at its start; nothing was written', file=out, flush=True)
         return 2
@@ -425,6 +431,11 @@ def run_sweep(grid_path: str, workdir: str, *, seeds: Sequence[int] | None = Non
     if signals.received:
         return 128 + signal.Signals[signals.received].value
     return 1 if failed else 0
+
+
+def _holds_runs(workdir: str) -> bool:
+    """Whether any run directory (one with a ``config.json``) is under ``workdir``."""
+    return any('config.json' in files for _, _, files in os.walk(workdir))
 
 
 def _seconds(seconds: float) -> str:
