@@ -220,7 +220,10 @@ def test_evaluate_latest_falls_back_and_a_missing_step_lists_the_steps(killed_at
     with pytest.raises(RunError, match='is damaged'):
         evaluate_checkpoint(str(workdir), which=steps[-2])
     # The kill may also have left an older step that was not yet removed: damage every one left.
-    for step in there['latest']:
+    checkpoints = Checkpoints(str(workdir), keep=2)
+    left = checkpoints.steps()['latest']  # those not yet moved to damaged/
+    checkpoints.close()
+    for step in left:
         _empty_metadata(str(workdir / 'checkpoints' / str(step)))
     with pytest.raises(RunError, match='no checkpoint in .* can be restored'):
         train_and_evaluate(tiny_config(tiny_cifar10, cache_dir), str(workdir))
