@@ -119,6 +119,8 @@ BAD_INPUT = [
     ('evaluate: not a run', ['evaluate', '--workdir', 'empty_dir'], 'holds no training run'),
     ('evaluate: bad --checkpoint', ['evaluate', '--workdir', 'empty_dir', '--checkpoint', 'first'],
      '--checkpoint must be'),
+    ('evaluate: no such torch checkpoint',
+     ['evaluate', '--config', EXPERIMENT, '--torch-checkpoint', 'missing.pth'], '--torch-checkpoint missing.pth: not found'),
     ('sweep: no --config', ['sweep', '--workdir', 'runs/s'], '--config is required'),
     ('sweep: bad --seeds', ['sweep', '--config', HE2016, '--workdir', 'runs/s', '--seeds', 'a'], '--seeds'),
     ('sweep: --only matches nothing', ['sweep', '--config', HE2016, '--workdir', 'runs/s', '--only', 'vgg*'],

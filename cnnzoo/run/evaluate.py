@@ -92,7 +92,8 @@ def evaluate_torch_checkpoint(config, path: str, *, compare: bool = True) -> dic
     (:mod:`cnnzoo.torch.pipeline`): top-1 agreement, the largest logit difference, both accuracies.
 
     The whole state_dict is loaded, the classifier head included: its class count must be the
-    data's. The twin comparison is made for streamed data (an image folder or tfds).
+    data's. The twin comparison is made for streamed data (an image folder or tfds). A file that is
+    missing or does not fit the model is bad input (ConfigError).
     """
     import numpy as np
 
@@ -100,14 +101,16 @@ def evaluate_torch_checkpoint(config, path: str, *, compare: bool = True) -> dic
     from cnnzoo.torch.convert import ConversionError, init_from_state_dict, load_torch_checkpoint
 
     check_config(config)
+    if not os.path.isfile(os.path.expanduser(path)):  # refused before the data and the model are built
+        raise ConfigError(f'--torch-checkpoint {path}: not found')
     setup = build(config, initial_weights=False, training=False)
     try:
         state_dict = load_torch_checkpoint(os.path.expanduser(path))
         _check_head(path, state_dict, setup)
         one = replica(setup.state, 0)  # the state of the one model a one-seed setup holds
         variables = init_from_state_dict(one.variables(), state_dict, setup.model, reset_head=False)
-    except ConversionError as e:
-        raise RunError(str(e)) from e
+    except ConversionError as e:  # a file that does not fit the model: bad input, nothing was evaluated
+        raise ConfigError(f'--torch-checkpoint {path}: {e}') from e
     state = one.replace(params=variables['params'], batch_stats=variables.get('batch_stats', {}))
     logits, labels = eval_logits(setup, state, config.training.eval_batch_size)
     result = {'model': config.model.name, 'checkpoint': path, 'count': len(labels),
@@ -141,7 +144,7 @@ def _check_head(path: str, state_dict, setup) -> None:
     for layer in head_layers(setup.model):
         bias = state_dict.get(f'{layer.torch}.bias')
         if bias is not None and bias.shape[0] != setup.dataset.num_classes:
-            raise RunError(f'{path}: its classifier ({layer.torch}) has {bias.shape[0]} outputs, the data '
+            raise ConfigError(f'{path}: its classifier ({layer.torch}) has {bias.shape[0]} outputs, the data '
                            f'{setup.dataset.num_classes} classes; evaluate it on data with its classes')
 
 
