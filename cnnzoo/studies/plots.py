@@ -1,8 +1,8 @@
 """The figures of a study report (:mod:`cnnzoo.studies.report`), chosen from the shape of its grid.
 
 - Always: learning curves, training loss and test error against epochs, one line per point (mean
-  over seeds, min-max band: every seed's run lies inside it), as He et al. (2016) Figure 6; grids of more than 12 points are split
-  into panels by one of their axes.
+  over seeds, min-max band: every seed's run lies inside it), as He et al. (2016) Figure 6; grids
+  of more than 12 points are split into panels by one of their axes.
 - The grid's axes are the varying config keys, with ``model.name`` split into family and depth when
   every name is a family and a layer count (``resnet56``, ``plain20``), and keys that follow from the
   others dropped (``resnet110``'s warm-up). Then, by the number of axes:
@@ -30,7 +30,7 @@ from cnnzoo.studies.points import PointSummary, mean_std
 MAX_LINES = 12
 # The two spreads the figures draw, said on each: a curve's band holds every seed's run (with two or
 # three seeds a per-epoch standard deviation is noise); a final figure's bar is the table's ±1 std.
-SPREAD_BANDS = 'band = min–max over seeds; bar charts: ±1 std'
+SPREAD_BANDS = 'band = min–max over seeds; final-error figures: ±1 std'
 SPREAD_BARS = 'bars = ±1 sample std over seeds; curves: min–max band'
 LABELS = {
     'model.name': 'model', 'family': 'model family', 'depth': 'depth (layers)',
