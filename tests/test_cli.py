@@ -223,3 +223,21 @@ def test_train_help_shows_the_named_model_as_model_name():
     assert "'resnet18' (given; default 'resnet20')" in line
     plain = next(l for l in train_help(['--help']).splitlines() if l.strip().startswith('model.name '))
     assert 'given' not in plain and "'resnet20'" in plain
+
+
+@pytest.mark.parametrize('command, module', [('sweep', 'cnnzoo.cli.sweep'), ('report', 'cnnzoo.cli.report')])
+def test_sweep_and_report_help_is_named_after_the_command_and_explains_every_flag(command, module, capsys):
+    import importlib
+
+    from cnnzoo.cli import main
+
+    assert main([command, '--help']) == 0
+    text = capsys.readouterr().out
+    assert text.startswith(f'usage: cnnzoo {command} ') and f'{command}.py' not in text.splitlines()[0], text
+    cli = importlib.import_module(module)
+    for flag in sorted(getattr(cli, 'FLAGS', set()) | cli.SWITCHES):
+        line = next((line for line in text.splitlines() if line.strip().startswith(f'--{flag}')), None)
+        assert line is not None and len(line.split(maxsplit=1)) == 2, (flag, text)  # a flag and its meaning
+    assert '\nexample' in text and f'  cnnzoo {command} ' in text and 'exit status' in text
+    if command == 'sweep':
+        assert '(default: each point' in text and '(default: every point' in text

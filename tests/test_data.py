@@ -328,3 +328,56 @@ def test_real_cifar10_binary_archive(tmp_path):
     assert digest == '5950db2d734da18b1478b8235a822a2c35f8d74c0fd7859f25e64ec0153923f9'  # shared/data/README.md
     assert ds.train_labels[:5].tolist() == [6, 9, 9, 4, 1] and ds.test_labels[:5].tolist() == [3, 8, 8, 0, 6]
     assert np.bincount(ds.train_labels).tolist() == [5000] * 10 and ds.class_names[0] == 'airplane'
+
+
+def test_a_run_and_cifar_to_folder_find_cifar_through_one_search_which_finds_the_cached_copy(
+        tmp_path, monkeypatch):
+    """The archive an earlier run decoded was moved away: its cached copy in the data directory is
+    found, by a run's loader and by ``cifar-to-folder`` alike, through the one ``find_cifar``."""
+    from cnnzoo.data import datasets
+    from cnnzoo.data.sources import cifar_to_folder
+
+    data_dir, elsewhere = tmp_path / 'data', tmp_path / 'downloads'
+    elsewhere.mkdir()
+    archive = elsewhere / 'cifar-10-python.tar.gz'
+    x_train, y_train, _, y_test = write_cifar10_python_archive(archive, per_batch=8, test=12)
+    load_dataset('cifar10', archive=str(archive), data_dir=str(data_dir))  # a run with --config.data.archive
+    archive.unlink()
+    searches = []
+    real = datasets.find_cifar
+    monkeypatch.setattr(datasets, 'find_cifar', lambda *a, **k: searches.append(k['data_dir']) or real(*a, **k))
+    offline = {'data_dir': str(data_dir), 'network_check': lambda: False}
+
+    location = real('cifar10', **offline)
+    assert location.kind == 'cache' and location.path.startswith(str(data_dir / 'cnnzoo-cache'))
+    ds = load_dataset('cifar10', **offline)  # how a run reads data.source='auto' without an archive
+    np.testing.assert_array_equal(ds.train_images, x_train)
+    n_train, n_val, source = cifar_to_folder(None, str(tmp_path / 'out'), per_class_train=1, per_class_val=1,
+                                             **offline)
+    assert searches == [str(data_dir)] * 2  # both went through the one search
+    assert 'decoded' in source and location.path in source
+    classes = sorted(os.listdir(tmp_path / 'out' / 'train'))
+    assert classes == [f'class{i}' for i in range(10)] and n_train == len(set(y_train.tolist()))
+    assert n_val == len(set(y_test.tolist()))
+    # The search order: an archive in the data directory comes before the cached copy.
+    write_cifar10_python_archive(data_dir / 'cifar-10-python.tar.gz', per_batch=8, test=12, seed=1)
+    assert real('cifar10', **offline).kind == 'archive'
+
+
+def test_cifar_to_folder_command_reads_the_cached_copy_and_says_so(tmp_path, monkeypatch, capsys):
+    from cnnzoo.cli.data import cifar_to_folder_main
+    from cnnzoo.data import datasets
+
+    archive = tmp_path / 'cifar-10-python.tar.gz'
+    write_cifar10_python_archive(archive, per_batch=8, test=12)
+    load_dataset('cifar10', archive=str(archive), data_dir=str(tmp_path / 'data'))
+    archive.unlink()
+    monkeypatch.setattr(datasets, 'network_available', lambda: False)
+    out = tmp_path / 'folder'
+    args = ['--out', str(out), '--per-class-train', '1', '--per-class-val', '1']
+    assert cifar_to_folder_main([*args, '--data-dir', str(tmp_path / 'data')]) == 0
+    err = capsys.readouterr().err
+    assert err.startswith('reading cifar10 from the copy an earlier run decoded, '), err  # said before the work
+    assert len(os.listdir(out / 'val')) == 10
+    assert cifar_to_folder_main([*args, '--data-dir', str(tmp_path / 'empty')]) == 2  # nothing there: bad input
+    assert '--archive FILE' in capsys.readouterr().err

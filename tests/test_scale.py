@@ -263,7 +263,7 @@ def test_each_replica_is_the_run_of_its_seed(runs, seeds_run, tiny_cifar10, cach
 
 
 def test_each_replica_directory_reads_as_a_one_seed_run(seeds_run):
-    from cnnzoo.errors import RunError
+    from cnnzoo.errors import ConfigError
     from cnnzoo.run.evaluate import evaluate_checkpoint
     from cnnzoo.run.workdir import read_run
 
@@ -280,7 +280,7 @@ def test_each_replica_directory_reads_as_a_one_seed_run(seeds_run):
         assert evals[-1]['accuracy'] == summary['replicas'][k]['final']['accuracy']
         result = evaluate_checkpoint(str(directory), which='best')
         assert result['accuracy'] == summary['replicas'][k]['best_accuracy']
-    with pytest.raises(RunError, match=f'holds {SEEDS} seeds trained together; evaluate one of them'):
+    with pytest.raises(ConfigError, match=f'holds {SEEDS} seeds trained together; evaluate one of them'):
         evaluate_checkpoint(str(workdir))
 
 

@@ -498,7 +498,7 @@ def test_torch_checkpoint_evaluation_on_a_folder_agrees_with_the_pytorch_twin(fo
     assert 'on 9 images' in out and 'top-1 agreement 100.00%' in out, out
     torch.save(create_torch_model('resnet18', num_classes=5).state_dict(), tmp_path / 'five.pth')
     args[args.index(str(path))] = str(tmp_path / 'five.pth')
-    assert evaluate_main(args) == 1
+    assert evaluate_main(args) == 2  # a file that does not fit: bad input (README, "Exit statuses")
     err = capsys.readouterr().err
     assert err.count('\n') == 1 and 'has 5 outputs, the data 3 classes' in err, err
 

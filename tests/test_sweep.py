@@ -188,7 +188,9 @@ def test_report_means_and_deviations_equal_the_runs_metrics(killed_and_resumed):
             path = os.path.join(workdir, 'plots', f'{name}.{ext}')
             assert os.path.getsize(path) > 1000, path
     with open(os.path.join(workdir, 'report.md')) as f:
-        assert '![learning curves](plots/curves.png)' in f.read()
+        text = f.read()
+    assert '![learning curves](plots/curves.png)' in text
+    assert "bands are the min–max over seeds" in text and 'are ±1 sample standard deviation' in text
 
 
 def test_report_of_one_run_directory(killed_and_resumed, tmp_path):
@@ -206,8 +208,9 @@ def test_a_failing_run_is_recorded_and_the_others_go_on(tiny_cifar10, cache_dir,
     status, out = run_sweep_script(['--config', grid, '--workdir', str(tmp_path / 'runs'),
                                     *tiny_overrides(tiny_cifar10, cache_dir, drop=['optimizer.learning_rate'])])
     assert status == 1, out
-    assert re.search(r'\[1/2\] lr1e\+30 seed 0: failed: loss is \S+ at step \d+', out), out
-    assert '[2/2] lr0.05 seed 0' in out and '1/2 runs done, 1 failed' in out
+    assert re.search(r'\[1/2\] lr1e\+30 seed 0: failed after \d+ s: loss is \S+ at step \d+', out), out
+    assert re.search(r'\[2/2\] lr0.05 seed 0: done at step 10/10 in \d+ s', out), out
+    assert '1/2 runs done, 1 failed' in out
     with open(tmp_path / 'runs' / 'sweep.json') as f:
         runs = json.load(f)['runs']
     assert runs['lr1e+30/seed0']['state'] == 'failed' and runs['lr1e+30/seed0']['error'].startswith('loss is')
@@ -310,3 +313,49 @@ def test_report_epochs_column_writes_done_and_planned_alike():
 
     assert f'{_epochs(0.103)}/{_epochs(40 / 390)}' == '0.103/0.103'
     assert _epochs(64000 / 390) == '164'
+
+
+def test_a_sweep_whose_data_is_missing_creates_nothing(tiny_cifar10, cache_dir, tmp_path, capsys):
+    grid = write_grid(str(tmp_path), "[{'model.activation': 'relu'}, {'model.activation': 'tanh'}]")
+    workdir = tmp_path / 'nested' / 'deeper' / 'runs'
+    overrides = [o if not o.startswith('--config.data.archive=') else f'--config.data.archive={tmp_path}/missing.tar.gz'
+                 for o in tiny_overrides(tiny_cifar10, cache_dir)]
+    assert sweep_main(['--config', grid, '--workdir', str(workdir), *overrides]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == f'error: archive not found: {tmp_path}/missing.tar.gz'
+    assert sorted(os.listdir(tmp_path)) == ['grid.py']  # no workdir, no parents of it
+
+
+def test_a_sweep_whose_every_run_is_refused_at_its_start_leaves_nothing(tiny_cifar10, cache_dir, tmp_path, capsys):
+    # Refused only once the data's size is known (in each run's start), not when the grid is checked.
+    grid = write_grid(str(tmp_path), "[{'schedule.warmup_epochs': 0.6}, {'schedule.warmup_epochs': 0.8}]")
+    workdir = tmp_path / 'nested' / 'runs'
+    args = ['--config', grid, '--workdir', str(workdir), '--config.training.num_steps=5',
+            *tiny_overrides(tiny_cifar10, cache_dir)]
+    assert sweep_main(args) == 2
+    out = capsys.readouterr().out
+    assert re.search(r'\[1/2\] warmup0.6 seed 0: failed after \d+ s: config.schedule.warmup_epochs=0.6', out), out
+    assert 'every run was refused at its start; nothing was written' in out
+    assert sorted(os.listdir(tmp_path)) == ['grid.py']
+
+
+def test_bars_are_labelled_with_the_points_names_and_the_figures_say_which_spread_they_draw(tmp_path, monkeypatch):
+    from cnnzoo.run.workdir import RunFiles
+    from cnnzoo.studies import plots
+    from cnnzoo.studies.points import PointSummary
+
+    def point(name, accuracies):
+        runs = [RunFiles(str(tmp_path / name / f'seed{i}'), {}, [{'step': 10, 'epoch': 1.0, 'loss': 1.0}],
+                         [{'step': 10, 'epoch': 1.0, 'accuracy': a}], 10, 10) for i, a in enumerate(accuracies)]
+        return PointSummary(name, runs, {'model.name': name}, [], [])
+
+    # resnet20 and plain20: the one axis left is the model family, which names no bar on its own
+    points = [point('resnet20', [0.9, 0.8]), point('plain20', [0.7, 0.6])]
+    figures = []
+    monkeypatch.setattr(plots, '_save', lambda fig, directory, stem: figures.append((stem, fig)) or stem)
+    made = plots.make_plots(str(tmp_path / 'plots'), points, ['model.name'], 'study')
+    assert [stem for stem, _ in figures] == ['curves', 'bars'], made
+    bars = dict(figures)['bars'].axes[0]
+    assert [t.get_text() for t in bars.get_yticklabels()] == ['resnet20', 'plain20']  # not 'resnet', 'plain'
+    assert 'bars = ±1 sample std over seeds' in bars.get_title()
+    assert 'band = min–max over seeds' in dict(figures)['curves']._suptitle.get_text()

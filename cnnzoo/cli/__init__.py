@@ -18,7 +18,7 @@ Exit statuses, the same for every command and script:
     1        the run failed: a NaN or infinite loss, a workdir in use, a full disk or another OS
              error while saving (RunError); also an unexpected error, shown with its traceback
     2        bad input, refused before anything ran: a flag, key, value, experiment file or
-             dataset (ConfigError, DataError)
+             dataset, a --workdir that is a file or holds no run to evaluate (ConfigError, DataError)
     128 + N  stopped by signal N after saving a checkpoint: 143 for SIGTERM, 130 for SIGINT
              (Ctrl-C), the status a shell gives a process killed by that signal, which schedulers
              read as "killed, requeue"; run the same command to resume

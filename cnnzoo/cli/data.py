@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Sequence
 
@@ -9,7 +10,8 @@ from cnnzoo.cli.common import run_cli, split_flags, split_switches, wants_help
 from cnnzoo.config import ConfigError
 
 USAGE_CIFAR_TO_FOLDER = """\
-usage: cnnzoo cifar-to-folder --out DIR [--archive FILE] [--per-class-train N] [--per-class-val N] [--name cifar10|cifar100]
+usage: cnnzoo cifar-to-folder --out DIR [--archive FILE] [--data-dir DIR] [--per-class-train N] [--per-class-val N]
+                              [--name cifar10|cifar100]
        (python scripts/cifar_to_folder.py takes the same arguments)
 
 Writes the first N images of every class of CIFAR as JPEG files in an image folder,
@@ -17,7 +19,11 @@ DIR/train/<class>/ and DIR/val/<class>/ (torchvision's ImageFolder layout): real
 streaming path on (experiments/resnet18_folder.py).
 
   --archive FILE        cifar-10-python.tar.gz (or the binary one, or cifar-100-python.tar.gz); without
-                        it, CIFAR is found as a run finds it (the data directory, or a tfds download)
+                        it, CIFAR is found exactly as a run finds it: an official archive in the data
+                        directory, the copy an earlier run decoded there, data tensorflow-datasets
+                        prepared there, or a tfds download (README, "Data")
+  --data-dir DIR        the data directory (default: $CNNZOO_DATA_DIR, else ~/.cache/cnnzoo), as a
+                        run's --config.data.data_dir
   --out DIR             the folder to write
   --per-class-train N   training images a class (default 100), from the training set
   --per-class-val N     validation images a class (default 20), from the test set
@@ -42,19 +48,24 @@ def cifar_to_folder_main(argv: Sequence[str]) -> int:
         if wants_help(argv):
             print(USAGE_CIFAR_TO_FOLDER)
             return 0
-        flags, overrides = split_flags(argv, {'archive', 'out', 'per-class-train', 'per-class-val', 'name'})
+        flags, overrides = split_flags(argv, {'archive', 'out', 'per-class-train', 'per-class-val', 'name',
+                                              'data-dir'})
         if overrides:
             raise ConfigError('cifar-to-folder takes no --config.KEY=VALUE')
         if 'out' not in flags:
             raise ConfigError('--out is required (cnnzoo cifar-to-folder --help)')
+        if os.path.exists(flags['out']) and not os.path.isdir(flags['out']):
+            raise ConfigError(f'--out {flags["out"]} is a file, not a directory')
         from cnnzoo.data.sources import cifar_to_folder
 
         name = flags.get('name', 'cifar10')
         if name not in ('cifar10', 'cifar100'):
             raise ConfigError(f'--name {name!r}: choose cifar10 or cifar100')
-        n_train, n_val = cifar_to_folder(flags.get('archive'), flags['out'], name=name,
-                                         per_class_train=_int(flags, 'per-class-train', 100),
-                                         per_class_val=_int(flags, 'per-class-val', 20))
+        data_dir = os.path.expanduser(flags['data-dir']) if 'data-dir' in flags else None
+        n_train, n_val, _ = cifar_to_folder(flags.get('archive'), flags['out'], name=name, data_dir=data_dir,
+                                                 per_class_train=_int(flags, 'per-class-train', 100),
+                                                 per_class_val=_int(flags, 'per-class-val', 20),
+                                                 announce=lambda text: print(text, file=sys.stderr, flush=True))
         print(f'wrote {n_train} training and {n_val} validation images to {flags["out"]}/train and '
               f'{flags["out"]}/val', file=sys.stderr)
 

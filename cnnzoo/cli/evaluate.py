@@ -52,7 +52,7 @@ def evaluate_main(argv: Sequence[str]) -> int:
         if which not in ('best', 'latest') and not isinstance(which, int):
             raise ConfigError(f'--checkpoint must be best, latest or a step number, got {which!r}')
         result = evaluate_checkpoint(flags['workdir'], which=which, overrides=overrides)
-        print(f'{result["model"]} step {result["step"]} ({which}): test accuracy {result["accuracy"]:.4f}, '
+        print(f'{result["model"]}, checkpoint {result["checkpoint"]}: test accuracy {result["accuracy"]:.4f}, '
               f'loss {result["loss"]:.4f} on {result["count"]} images')
 
     return run_cli(main)

@@ -6,9 +6,14 @@ Sources (``load_dataset(source=...)``):
   Decoded once, then cached as ``<data_dir>/cnnzoo-cache/<dataset>-<key>.npz`` (key: the archive's
   path, size and modification time), so a second run starts in about a second.
 - ``'tfds'``: ``tensorflow_datasets.load`` (downloading when needed) into ``data_dir``.
-- ``'auto'``: an archive if one is given or found; else data tfds has already prepared in
+- ``'auto'``: an archive if one is given or found; else the decoded copy an earlier run cached in
+  ``data_dir`` (its archive since moved or deleted); else data tfds has already prepared in
   ``data_dir``; else a tfds download if the network answers within a few seconds; else a one-line
   :class:`DataError` saying where to put the archive.
+
+:func:`find_cifar` is that search, the one every reader of CIFAR goes through (a run, and
+``cnnzoo cifar-to-folder``): it says where the data is without reading it; :func:`load_dataset`
+reads what it found.
 
 The default data directory is ``$CNNZOO_DATA_DIR`` or ``~/.cache/cnnzoo``.
 """
@@ -75,31 +80,79 @@ def network_available(host: str = 'storage.googleapis.com', port: int = 443, tim
         return False
 
 
-def load_dataset(name: str, *, source: str = 'auto', archive: str | None = None,
-                 data_dir: str | None = None, validation_size: int = 0, seed: int = 0,
-                 network_check=network_available, archive_flag: str = '--config.data.archive=PATH') -> Dataset:
-    """Loads ``name`` ('cifar10' or 'cifar100'); see the module docstring for the sources.
-    ``archive_flag`` is how the calling command takes an archive, for its messages."""
+@dataclasses.dataclass(frozen=True)
+class CifarLocation:
+    """Where :func:`find_cifar` found a CIFAR dataset: ``kind`` is ``'archive'`` (an official
+    archive file), ``'cache'`` (the ``.npz`` decoded from an archive by an earlier run), ``'tfds'``
+    (data tensorflow-datasets has prepared, or will download) and ``path`` the file or directory."""
+
+    name: str
+    kind: str
+    path: str
+
+    def describe(self) -> str:
+        """One phrase for the user: where the data is read from."""
+        return {'archive': f'the archive {self.path}',
+                'cache': f'the copy an earlier run decoded, {self.path}',
+                'tfds': f'tensorflow-datasets in {self.path}'}[self.kind]
+
+
+def find_cifar(name: str, *, source: str = 'auto', archive: str | None = None, data_dir: str | None = None,
+               network_check=None, archive_flag: str = '--config.data.archive=PATH') -> CifarLocation:
+    """Where CIFAR ``name`` is, searched as the module docstring says for ``source``; nothing is read
+    (the network is asked only when nothing is found on disk). A one-line DataError when it is nowhere,
+    saying how to pass an archive (``archive_flag``: how the calling command takes one).
+    ``network_check`` (default :func:`network_available`) says whether a download can work."""
     if name not in NUM_CLASSES:
         raise DataError(f'unknown dataset {name!r}; choose cifar10 or cifar100')
     if source not in ('auto', 'archive', 'tfds'):
         raise DataError(f'unknown data source {source!r}; choose auto, archive or tfds')
     data_dir = data_dir or default_data_dir()
-    if source in ('auto', 'archive'):
-        found = archive or _find_archive(name, data_dir)
-        if found:
-            arrays = _load_archive_cached(found, name, data_dir)
-        elif source == 'archive':
-            raise DataError(f'no {name} archive: pass {archive_flag} or put '
-                            f'{" or ".join(ARCHIVE_NAMES[name])} in {data_dir}')
-        elif _tfds_prepared(name, data_dir) or network_check():
-            arrays = load_tfds(name, data_dir)
-        else:
-            raise DataError(f'{name} not found and no network: download {ARCHIVE_NAMES[name][0]} from '
-                            f'{DOWNLOAD_PAGE} and pass {archive_flag} (or put it in {data_dir})')
-    else:
-        arrays = load_tfds(name, data_dir)
-    return make_dataset(*arrays, num_classes=NUM_CLASSES[name], validation_size=validation_size, seed=seed)
+    if source == 'tfds':
+        return CifarLocation(name, 'tfds', data_dir)
+    if archive:
+        if not os.path.isfile(archive):
+            raise DataError(f'archive not found: {archive}')
+        return CifarLocation(name, 'archive', archive)
+    found = _find_archive(name, data_dir)
+    if found:
+        return CifarLocation(name, 'archive', found)
+    cached = _find_cached(name, data_dir)
+    if cached:
+        return CifarLocation(name, 'cache', cached)
+    if source == 'archive':
+        raise DataError(f'no {name} archive: pass {archive_flag} or put '
+                        f'{" or ".join(ARCHIVE_NAMES[name])} in {data_dir}')
+    if _tfds_prepared(name, data_dir) or (network_check or network_available)():
+        return CifarLocation(name, 'tfds', data_dir)
+    raise DataError(f'{name} not found and no network: download {ARCHIVE_NAMES[name][0]} from '
+                    f'{DOWNLOAD_PAGE} and pass {archive_flag} (or put it in {data_dir})')
+
+
+def load_dataset(name: str, *, source: str = 'auto', archive: str | None = None,
+                 data_dir: str | None = None, validation_size: int = 0, seed: int = 0,
+                 network_check=None, archive_flag: str = '--config.data.archive=PATH') -> Dataset:
+    """Loads ``name`` ('cifar10' or 'cifar100') from where :func:`find_cifar` finds it (see the module
+    docstring for the sources). ``archive_flag`` is how the calling command takes an archive, for its
+    messages."""
+    return make_dataset(*read_cifar(find_cifar(name, source=source, archive=archive, data_dir=data_dir,
+                                               network_check=network_check, archive_flag=archive_flag),
+                                    data_dir=data_dir),
+                        num_classes=NUM_CLASSES[name], validation_size=validation_size, seed=seed)
+
+
+def read_cifar(location: CifarLocation, *, data_dir: str | None = None):
+    """The arrays ``(x_train, y_train, x_test, y_test, class_names)`` at ``location``; an archive is
+    decoded once and cached in ``data_dir`` (the default data directory when None)."""
+    data_dir = data_dir or default_data_dir()
+    if location.kind == 'archive':
+        return _load_archive_cached(location.path, location.name, data_dir)
+    if location.kind == 'cache':
+        arrays = _read_cache(location.path)
+        if arrays is None:
+            raise DataError(f'{location.path} cannot be read; delete it, or pass the archive it was decoded from')
+        return arrays
+    return load_tfds(location.name, location.path)
 
 
 def make_dataset(x_train, y_train, x_test, y_test, names, *, num_classes: int,
@@ -145,16 +198,40 @@ def _cache_path(archive: str, name: str, data_dir: str) -> str:
     return os.path.join(data_dir, 'cnnzoo-cache', f'{name}-{key}.npz')
 
 
+def _read_cache(path: str):
+    """The arrays of a decoded copy, or None when it cannot be read."""
+    try:
+        with np.load(path) as z:
+            return (z['x_train'], z['y_train'], z['x_test'], z['y_test'], [str(n) for n in z['names']])
+    except Exception:  # noqa: BLE001 - a damaged or partial file
+        return None
+
+
+def _find_cached(name: str, data_dir: str) -> str | None:
+    """The newest readable copy of ``name`` that a run decoded into ``data_dir`` (None without one)."""
+    folder = os.path.join(data_dir, 'cnnzoo-cache')
+    if not os.path.isdir(folder):
+        return None
+    candidates = [os.path.join(folder, f) for f in os.listdir(folder)
+                  if f.startswith(f'{name}-') and f.endswith('.npz') and '.tmp' not in f]
+    for path in sorted(candidates, key=os.path.getmtime, reverse=True):
+        try:
+            with np.load(path) as z:
+                if {'x_train', 'y_train', 'x_test', 'y_test', 'names'} <= set(z.files):
+                    return path
+        except Exception:  # noqa: BLE001 - a damaged copy is passed over
+            continue
+    return None
+
+
 def _load_archive_cached(archive: str, name: str, data_dir: str):
     if not os.path.isfile(archive):
         raise DataError(f'archive not found: {archive}')
     cache = _cache_path(archive, name, data_dir)
     if os.path.exists(cache):
-        try:
-            with np.load(cache) as z:
-                return (z['x_train'], z['y_train'], z['x_test'], z['y_test'], [str(n) for n in z['names']])
-        except Exception:  # noqa: BLE001 - a damaged cache is rebuilt from the archive
-            pass
+        arrays = _read_cache(cache)
+        if arrays is not None:  # a damaged cache is rebuilt from the archive
+            return arrays
     arrays = read_archive(archive, name)
     tmp = f'{cache}.tmp{os.getpid()}.npz'
     try:

@@ -206,23 +206,28 @@ def write_image_folder(images, labels, class_names, directory: str, *, quality: 
 
 
 def cifar_to_folder(archive: str | None, out: str, *, per_class_train: int = 100, per_class_val: int = 20,
-                    name: str = 'cifar10') -> tuple[int, int]:
+                    name: str = 'cifar10', data_dir: str | None = None, network_check=None,
+                    archive_flag: str = '--archive FILE', announce=None) -> tuple[int, int, str]:
     """An image folder (``out/train/<class>/``, ``out/val/<class>/``) of the first ``per_class_*``
     images of each class of CIFAR, as JPEG files: a small real folder to try the streaming path on.
-    ``archive=None`` finds CIFAR as a run does (``data.source='auto'``: an archive in the data
-    directory, data tfds prepared, or a download). Returns the numbers of images written."""
+    CIFAR is found exactly as a run finds it (:func:`cnnzoo.data.datasets.find_cifar`, with
+    ``data.source='auto'``): ``archive`` when given, else an archive in ``data_dir``, the copy a run
+    decoded there, data tfds prepared, or a download. Returns the numbers of images written and
+    where CIFAR was read from; ``announce(text)``, when given, is told where before the reading
+    starts (decoding an archive takes seconds). Nothing is written when CIFAR is not found."""
     import numpy as np
 
-    from cnnzoo.data.datasets import load_dataset
+    from cnnzoo.data.datasets import find_cifar, read_cifar
 
-    ds = load_dataset(name, source='archive' if archive else 'auto',
-                      archive=os.path.expanduser(archive) if archive else None, archive_flag='--archive FILE')
-    x_train, y_train, x_test, y_test, names = (ds.train_images, ds.train_labels, ds.test_images, ds.test_labels,
-                                               ds.class_names)
+    location = find_cifar(name, archive=os.path.expanduser(archive) if archive else None, data_dir=data_dir,
+                          network_check=network_check, archive_flag=archive_flag)
+    if announce is not None:
+        announce(f'reading {name} from {location.describe()}')
+    x_train, y_train, x_test, y_test, names = read_cifar(location, data_dir=data_dir)
 
     def first(labels, per_class):
         return np.sort(np.concatenate([np.flatnonzero(labels == c)[:per_class] for c in range(len(names))]))
 
     train, val = first(y_train, per_class_train), first(y_test, per_class_val)
     return (write_image_folder(x_train[train], y_train[train], names, os.path.join(out, 'train')),
-            write_image_folder(x_test[val], y_test[val], names, os.path.join(out, 'val')))
+            write_image_folder(x_test[val], y_test[val], names, os.path.join(out, 'val')), location.describe())

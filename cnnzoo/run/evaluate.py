@@ -7,12 +7,12 @@ import os
 import chex
 
 from cnnzoo import config as config_lib
-from cnnzoo.errors import RunError
+from cnnzoo.errors import ConfigError, RunError
 from cnnzoo.run.checkpoints import Checkpoints
 from cnnzoo.run.feeds import is_streamed, make_evaluator
 from cnnzoo.run.setup import build
 from cnnzoo.run.validation import check_config
-from cnnzoo.run.workdir import has_best, has_checkpoint, read_config
+from cnnzoo.run.workdir import has_best, has_checkpoint, is_eval, latest_checkpoint_step, read_config, read_records
 from cnnzoo.training import replica
 
 
@@ -22,19 +22,32 @@ def evaluate_checkpoint(workdir: str, *, which: str | int = 'best', overrides=()
     The run's ``config.json`` rebuilds the model and data; ``overrides`` (``(key, value)`` pairs as
     on the command line) can point at the data elsewhere. Always evaluates on the official test
     split, even when the run held out a validation split for its own evaluations.
+
+    'best' is the latest checkpoint when the run has no best one (it stopped before its first
+    evaluation) or its best cannot be restored. The result's ``checkpoint`` says which one was
+    evaluated and why (:func:`describe_checkpoint`). A directory that is not a run's, or a run with
+    no checkpoint yet, is bad input (ConfigError), found before anything is built.
     """
     config = read_config(workdir)
     config_lib.apply_overrides(config, overrides)
     config.data.validation_size = 0
     check_config(config)
     if config.training.num_seeds > 1:
-        raise RunError(f'{workdir} holds {config.training.num_seeds} seeds trained together; evaluate one '
-                       f'of them: --workdir {os.path.join(workdir, f"seed{config.seed}")} (and the others)')
+        raise ConfigError(f'{workdir} holds {config.training.num_seeds} seeds trained together; evaluate one '
+                          f'of them: --workdir {os.path.join(workdir, f"seed{config.seed}")} (and the others)')
     if not has_checkpoint(workdir) and not has_best(workdir):  # a replica's directory has its best only
-        raise RunError(f'{workdir} has no checkpoint yet')
+        raise ConfigError(f'--workdir {workdir} has no checkpoint yet (the run saves its first one after '
+                          f'training.checkpoint_every_steps steps, or when it stops)')
     setup = build(config, initial_weights=False, training=False)  # the checkpoint replaces them
     ckpts = Checkpoints(workdir, keep=config.training.keep_checkpoints)
     try:
+        best_step = ckpts.best.best_step()
+        latest_step = latest_checkpoint_step(workdir)
+        steps = ckpts.steps()
+        if isinstance(which, int) and which not in steps['latest']:  # a bad --checkpoint: refused first
+            there = [*map(str, steps['latest']), *(f'{s} (best)' for s in steps['best'])]
+            raise ConfigError(f'--checkpoint {which}: {workdir} has no checkpoint at step {which}; it has: '
+                              f'{", ".join(there) or "none"}')
         # 'best' falls back to the latest: a run stopped before its first evaluation has no best.
         state = ckpts.restore(setup.state, which)
     finally:
@@ -43,7 +56,33 @@ def evaluate_checkpoint(workdir: str, *, which: str | int = 'best', overrides=()
         raise RunError(f'no checkpoint of {workdir} can be restored (the damaged ones are in {workdir}/damaged)')
     chex.clear_trace_counter()  # an evaluation is a program of its own: its step compiles once in it
     result = make_evaluator(setup, config.training.eval_batch_size)(state)[0]
-    return {'model': config.model.name, 'step': int(state.step), **result}
+    step = int(state.step)
+    evaluated = any(is_eval(r) for r in read_records(workdir))
+    return {'model': config.model.name, 'step': step,
+            'checkpoint': describe_checkpoint(which, step, best_step=best_step, latest_step=latest_step,
+                                              evaluated=evaluated), **result}
+
+
+def describe_checkpoint(which: str | int, step: int, *, best_step: int | None, latest_step: int | None,
+                        evaluated: bool) -> str:
+    """Which checkpoint was evaluated and why, for the user: ``which`` was asked for, ``step`` was
+    restored; ``best_step``/``latest_step`` are what the run holds (None: none), ``evaluated``
+    whether its metrics hold an evaluation."""
+    if which == 'best' and best_step is not None and step == best_step:
+        return f'best (step {step}, the highest evaluation accuracy of the run)'
+    if which == 'best':
+        if best_step is not None:
+            why = f'its best checkpoint (step {best_step}) could not be restored'
+        elif evaluated:
+            why = 'the run has no best checkpoint'
+        else:
+            why = 'the run has no best checkpoint: it never evaluated'
+        return f'latest (step {step}; {why})'
+    if which == 'latest' and latest_step is not None and step != latest_step:
+        return f'latest (step {step}; the checkpoint of step {latest_step} could not be restored)'
+    if which == 'latest':
+        return f'latest (step {step})'
+    return f'step {step}'
 
 
 def evaluate_torch_checkpoint(config, path: str, *, compare: bool = True) -> dict:
@@ -53,7 +92,8 @@ def evaluate_torch_checkpoint(config, path: str, *, compare: bool = True) -> dic
     (:mod:`cnnzoo.torch.pipeline`): top-1 agreement, the largest logit difference, both accuracies.
 
     The whole state_dict is loaded, the classifier head included: its class count must be the
-    data's. The twin comparison is made for streamed data (an image folder or tfds).
+    data's. The twin comparison is made for streamed data (an image folder or tfds). A file that is
+    missing or does not fit the model is bad input (ConfigError).
     """
     import numpy as np
 
@@ -61,14 +101,16 @@ def evaluate_torch_checkpoint(config, path: str, *, compare: bool = True) -> dic
     from cnnzoo.torch.convert import ConversionError, init_from_state_dict, load_torch_checkpoint
 
     check_config(config)
+    if not os.path.isfile(os.path.expanduser(path)):  # refused before the data and the model are built
+        raise ConfigError(f'--torch-checkpoint {path}: not found')
     setup = build(config, initial_weights=False, training=False)
     try:
         state_dict = load_torch_checkpoint(os.path.expanduser(path))
         _check_head(path, state_dict, setup)
         one = replica(setup.state, 0)  # the state of the one model a one-seed setup holds
         variables = init_from_state_dict(one.variables(), state_dict, setup.model, reset_head=False)
-    except ConversionError as e:
-        raise RunError(str(e)) from e
+    except ConversionError as e:  # a file that does not fit the model: bad input, nothing was evaluated
+        raise ConfigError(f'--torch-checkpoint {path}: {e}') from e
     state = one.replace(params=variables['params'], batch_stats=variables.get('batch_stats', {}))
     logits, labels = eval_logits(setup, state, config.training.eval_batch_size)
     result = {'model': config.model.name, 'checkpoint': path, 'count': len(labels),
@@ -102,7 +144,7 @@ def _check_head(path: str, state_dict, setup) -> None:
     for layer in head_layers(setup.model):
         bias = state_dict.get(f'{layer.torch}.bias')
         if bias is not None and bias.shape[0] != setup.dataset.num_classes:
-            raise RunError(f'{path}: its classifier ({layer.torch}) has {bias.shape[0]} outputs, the data '
+            raise ConfigError(f'{path}: its classifier ({layer.torch}) has {bias.shape[0]} outputs, the data '
                            f'{setup.dataset.num_classes} classes; evaluate it on data with its classes')
 
 

@@ -155,10 +155,13 @@ def defining_changes(saved, wanted) -> list[str]:
 
 
 def read_config(workdir: str):
-    """The config a run directory holds (``config.json``) as a ConfigDict; RunError when it has none."""
+    """The config a run directory holds (``config.json``) as a ConfigDict; a ConfigError (bad input:
+    the directory named is not a run's) when it has none."""
     path = os.path.join(workdir, CONFIG)
+    if not os.path.isdir(workdir):
+        raise ConfigError(f'--workdir {workdir}: ' + ('not a directory' if os.path.exists(workdir) else 'not found'))
     if not os.path.exists(path):
-        raise RunError(f'{workdir} holds no training run (no {CONFIG})')
+        raise ConfigError(f'--workdir {workdir} holds no training run (no {CONFIG})')
     with open(path) as f:
         return config_lib.from_json(f.read())
 
@@ -226,7 +229,7 @@ def provisional_files(workdir: str):
     """
     if os.path.exists(workdir) and not os.path.isdir(workdir):
         raise ConfigError(f'--workdir {workdir} is a file, not a directory')
-    created = _missing_parents(workdir)
+    created = missing_parents(workdir)
     before = set(os.listdir(workdir)) if not created else set()
     config_path = os.path.join(workdir, CONFIG)
     old_config = open(config_path).read() if os.path.isfile(config_path) else None
@@ -255,7 +258,7 @@ def provisional_files(workdir: str):
         raise
 
 
-def _missing_parents(path: str) -> list[str]:
+def missing_parents(path: str) -> list[str]:
     """The directories ``os.makedirs(path)`` would create, innermost first (``path`` itself first)."""
     missing, current = [], os.path.abspath(path)
     while not os.path.exists(current):

@@ -1,15 +1,16 @@
 """The figures of a study report (:mod:`cnnzoo.studies.report`), chosen from the shape of its grid.
 
 - Always: learning curves, training loss and test error against epochs, one line per point (mean
-  over seeds, min-max band), as He et al. (2016) Figure 6; grids of more than 12 points are split
-  into panels by one of their axes.
+  over seeds, min-max band: every seed's run lies inside it), as He et al. (2016) Figure 6; grids
+  of more than 12 points are split into panels by one of their axes.
 - The grid's axes are the varying config keys, with ``model.name`` split into family and depth when
   every name is a family and a layer count (``resnet56``, ``plain20``), and keys that follow from the
   others dropped (``resnet110``'s warm-up). Then, by the number of axes:
   one numeric axis (with at most one categorical one beside it): final test error against it, one
   line per category (error against depth, He et al. Table 6); one categorical axis: a bar chart;
   two categorical axes: an annotated heat map of final test accuracy; three: one heat map per value
-  of the shortest axis; more: horizontal bars, one per point, sorted.
+  of the shortest axis; more: horizontal bars, one per point, sorted. Bars and error bars are the
+  table's mean ± sample standard deviation over seeds; each bar is labelled with its point's name.
 
 Matplotlib with the Agg backend; each figure is written as PNG and SVG.
 """
@@ -27,6 +28,10 @@ import matplotlib.pyplot as plt  # after choosing the backend
 from cnnzoo.studies.points import PointSummary, mean_std
 
 MAX_LINES = 12
+# The two spreads the figures draw, said on each: a curve's band holds every seed's run (with two or
+# three seeds a per-epoch standard deviation is noise); a final figure's bar is the table's ±1 std.
+SPREAD_BANDS = 'band = min–max over seeds; final-error figures: ±1 std'
+SPREAD_BARS = 'bars = ±1 sample std over seeds; curves: min–max band'
 LABELS = {
     'model.name': 'model', 'family': 'model family', 'depth': 'depth (layers)',
     'model.activation': 'activation', 'model.residual': 'residual form', 'model.shortcut': 'shortcut',
@@ -169,7 +174,7 @@ def learning_curves(directory, points, axes, coords, study) -> str:
         row[1].legend(legend.values(), legend.keys(), loc='upper left', bbox_to_anchor=(1.02, 1.0), fontsize=8,
                       frameon=False)
     fig.suptitle(f'{study}: learning curves ({_seeds_note(points) if any(p.n for p in points) else "per seed"}, '
-                 'band = min–max over seeds)', y=1.0)
+                 f'{SPREAD_BANDS})', y=1.0)
     fig.tight_layout()
     return _save(fig, directory, 'curves')
 
@@ -196,20 +201,19 @@ def error_against(directory, points, coords, axis, others, study) -> str:
     if others:
         ax.legend(title=', '.join(label(o) for o in others), loc='upper left', bbox_to_anchor=(1.02, 1.0),
                   frameon=False)
-    ax.set_title(f'{study}: test error against {label(axis)} ({_seeds_note(points)}, bars = ±1 std)')
+    ax.set_title(f'{study}: test error against {label(axis)} ({_seeds_note(points)}, {SPREAD_BARS})')
     return _save(fig, directory, f'error_vs_{re.sub(r"[^a-z0-9]+", "_", label(axis).split(" (")[0])}')
 
 
 def bars(directory, points, coords, axes, study) -> str:
     """Final test error of every point as bars (mean over seeds, error bar one standard deviation);
     returns the PNG path."""
-    if len(axes) == 1:
+    if len(axes) == 1:  # in the axis's order
         order = {v: i for i, v in enumerate(_ordered(coords[p.name][axes[0]] for p in points))}
         points = sorted(points, key=lambda p: order[coords[p.name][axes[0]]])
-        names = [str(coords[p.name][axes[0]]) for p in points]
     else:
         points = sorted(points, key=lambda p: mean_std(p.values('final_error'))[0])
-        names = [p.name for p in points]
+    names = [p.name for p in points]  # each bar is a point: its name, never one coordinate of it
     stats = [mean_std(p.values('final_error')) for p in points]
     height = max(3.0, 0.32 * len(points) + 1.2)
     fig, ax = plt.subplots(figsize=(8, height))
@@ -220,11 +224,10 @@ def bars(directory, points, coords, axes, study) -> str:
     ax.set_yticks(list(ys), names, fontsize=8 if len(points) > 12 else 10)
     ax.invert_yaxis()
     ax.set_xlabel('final test error (%)')
-    if len(axes) == 1:
-        ax.set_ylabel(label(axes[0]))
+    ax.set_ylabel('point' + (f' (by {label(axes[0])})' if len(axes) == 1 else ''))
     ax.margins(x=0.12)
     ax.grid(axis='x', alpha=0.3)
-    ax.set_title(f'{study}: final test error ({_seeds_note(points)}, bars = ±1 std)')
+    ax.set_title(f'{study}: final test error ({_seeds_note(points)}, {SPREAD_BARS})')
     return _save(fig, directory, 'bars')
 
 

@@ -29,6 +29,7 @@ import csv
 import json
 import os
 
+from cnnzoo.errors import ConfigError
 from cnnzoo.run.workdir import find_runs
 from cnnzoo.studies.points import PointSummary, group_points, mean_std, varying_keys
 
@@ -97,7 +98,10 @@ def study_name(root: str, manifest: dict) -> str:
 
 def write_report(root: str, *, plots: bool = True) -> tuple[str, str]:
     """Writes ``report.md``, ``report.csv`` and the figures under ``root``; returns the Markdown
-    document and its table."""
+    document and its table. A ``root`` that is not a directory holding a run is a ConfigError."""
+    if not os.path.isdir(root):
+        raise ConfigError(f'{root}: ' + ('not a directory' if os.path.exists(root) else 'not found')
+                          + ' (cnnzoo report DIR: a sweep directory, or one run directory)')
     try:
         with open(os.path.join(root, 'sweep.json')) as f:
             manifest = json.load(f)
@@ -111,12 +115,15 @@ def write_report(root: str, *, plots: bool = True) -> tuple[str, str]:
     runs = sum(len(p.runs) for p in points)
     lines = [f'# {name}', '',
              (f'{len(points)} points, {runs} runs (seeds {", ".join(map(str, seeds))}) under `{root}`; '
-              'made by `scripts/report.py` from each run\'s `config.json` and `metrics.jsonl`.'), '',
+              'made by `cnnzoo report` from each run\'s `config.json` and `metrics.jsonl`.'), '',
              markdown_table(header, rows), '',
              ('Accuracy: mean ± sample standard deviation (ddof=1) over the n runs of a point that have '
               'evaluated; final = the evaluation at the last step reached, best = the best evaluation of a run. '
               'Train time counts training steps only (from the logged images/s); wall is the loop\'s own time '
-              'as the sweep manifest recorded it (summed over resumes).'), '']
+              'as the sweep manifest recorded it (summed over resumes). In the figures, the learning curves\' '
+              'bands are the min–max over seeds (with two or three seeds a standard deviation per epoch is '
+              'little more than noise; the band shows where every run went), while the bars on final test error '
+              'are ±1 sample standard deviation, the spread this table gives.'), '']
     failed = [(k, e.get('error')) for k, e in sorted(manifest.get('runs', {}).items()) if e.get('state') == 'failed']
     if failed:
         lines += ['Failed runs (from sweep.json):', '', *(f'- `{k}`: {err}' for k, err in failed), '']

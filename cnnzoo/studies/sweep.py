@@ -27,7 +27,9 @@ Overrides on the command line apply to every point, after the point's own. ``--s
 each replica writes the run directory its seed would have had, so the manifest, ``--list`` and the
 report read the same layout. Every point is built and checked
 (:func:`cnnzoo.run.validation.check_config`) before anything runs: a bad key or value anywhere in the grid
-is one line and exit status 2, at ``--list`` time as well.
+is one line and exit status 2, at ``--list`` time as well. Before the first run, the data of every
+point is looked for as a run looks for it (:func:`check_data_found`): missing data is exit status 2
+with nothing written.
 
 What it writes
 --------------
@@ -56,7 +58,10 @@ processes may share a workdir (say, one per GPU with different ``--only``).
 Running the command again skips the runs whose directory shows them finished (an evaluation at the
 final step in ``metrics.jsonl``, with the same config) and resumes an interrupted one from its
 checkpoint. A run that fails (a NaN loss, a data or config error found only at run time) is recorded
-and the sweep goes on; the exit status is 1 if any run failed, else 0. SIGTERM or SIGINT stop the
+and the sweep goes on; the exit status is 1 if any run failed, else 0. When every run was refused at
+its start (a config or data error), nothing ran: the sweep removes the directories it created and
+exits with 2. A line per run says how it went: ``[i/N] POINT seed K: done at step S/T in 12 s``
+(or ``failed after ...: the error``, or ``done, skipped``). SIGTERM or SIGINT stop the
 current run at a step boundary with a checkpoint (as in ``scripts/train.py``); the sweep records it
 as interrupted, starts nothing more and exits with 128 + the signal's number.
 """
@@ -71,14 +76,16 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import signal
 import sys
+import time
 from collections.abc import Sequence
 
 from cnnzoo.config import apply_overrides, load_config_file, load_experiment_module
 from cnnzoo.errors import ConfigError, DataError, RunError, first_line
 from cnnzoo.run.signals import StopSignals
-from cnnzoo.run.workdir import atomic_write, is_locked, locked, read_run
+from cnnzoo.run.workdir import atomic_write, is_locked, locked, missing_parents, read_run
 
 MANIFEST = 'sweep.json'
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -342,9 +349,17 @@ def run_sweep(grid_path: str, workdir: str, *, seeds: Sequence[int] | None = Non
         _print_list(runs, manifest.read() if os.path.isdir(workdir) else {}, out)
         return 0
 
+    if os.path.exists(workdir) and not os.path.isdir(workdir):
+        raise ConfigError(f'--workdir {workdir} is a file, not a directory')
+    for config in _distinct_data(job[1] for job in jobs):
+        check_data_found(config)
     from cnnzoo.run.loop import train_and_evaluate  # imports JAX's training stack: after the grid is known good
 
-    os.makedirs(workdir, exist_ok=True)
+    created = missing_parents(workdir)
+    try:
+        os.makedirs(workdir, exist_ok=True)
+    except OSError as e:  # a parent is a file
+        raise ConfigError(f'--workdir {workdir}: {e.strerror} ({e.filename or workdir})') from None
     current = manifest.read()
 
     def start(data):
@@ -356,7 +371,7 @@ def run_sweep(grid_path: str, workdir: str, *, seeds: Sequence[int] | None = Non
             entry['state'] = run_state(run, current)
 
     manifest.update(start)
-    failed = 0
+    failed = refused = 0  # refused: runs whose start found bad input (a config or data error)
     with StopSignals() as signals:  # the runs share it: a stop ends the current run and the sweep
         for i, (job_runs, config, directory) in enumerate(jobs, 1):
             if signals.received:
@@ -377,14 +392,19 @@ def run_sweep(grid_path: str, workdir: str, *, seeds: Sequence[int] | None = Non
             for run in job_runs:
                 manifest.set_run(run, state='running', error=None, started=_now(),
                                  directory=os.path.relpath(run.directory, workdir))
+            started = time.perf_counter()
             try:
                 summary = train_and_evaluate(config, directory)
             except (RunError, ConfigError, DataError) as e:
                 failed += len(job_runs)
+                refused += len(job_runs) * (not isinstance(e, RunError))
                 for run in job_runs:
                     manifest.set_run(run, state='failed', error=first_line(e), finished=_now())
-                print(f'{label}: failed: {first_line(e)}', file=out, flush=True)
+                print(f'{label}: failed after {_seconds(time.perf_counter() - started)}: {first_line(e)}',
+                      file=out, flush=True)
                 continue
+            print(f'{label}: {"stopped" if summary["stopped_by"] else "done"} at step {summary["step"]}/'
+                  f'{summary["total_steps"]} in {_seconds(time.perf_counter() - started)}', file=out, flush=True)
             for run, final in zip(job_runs, [r['final'] for r in summary['replicas']], strict=True):
                 entry = manifest.read().get('runs', {}).get(run.key, {})
                 wall = entry.get('wall_seconds', 0.0) + summary['wall_seconds']
@@ -398,12 +418,54 @@ def run_sweep(grid_path: str, workdir: str, *, seeds: Sequence[int] | None = Non
             if summary['stopped_by']:
                 break
     done = sum(run_state(r, manifest.read()) == 'done' for r in runs)
+    if created and refused == len(runs) and not _holds_runs(workdir):
+        # Every run was refused at its start: nothing ran, so nothing stays, the directories the
+        # sweep made included (each run's own start has already undone what it wrote; a sweep
+        # process sharing the directory would have left a run's config.json, and keeps it).
+        shutil.rmtree(created[-1], ignore_errors=True)
+        print(f'sweep {workdir}: every run was refused at its start; nothing was written', file=out, flush=True)
+        return 2
     print(f'sweep {workdir}: {done}/{len(runs)} runs done, {failed} failed'
           + (f', stopped by {signals.received}' if signals.received else '')
-          + f'; report: python scripts/report.py {workdir}', file=out, flush=True)
+          + f'; report: cnnzoo report {workdir}', file=out, flush=True)
     if signals.received:
         return 128 + signal.Signals[signals.received].value
     return 1 if failed else 0
+
+
+def _holds_runs(workdir: str) -> bool:
+    """Whether any run directory (one with a ``config.json``) is under ``workdir``."""
+    return any('config.json' in files for _, _, files in os.walk(workdir))
+
+
+def _seconds(seconds: float) -> str:
+    return f'{seconds:.0f} s' if seconds < 120 else f'{seconds / 60:.1f} min'
+
+
+def _distinct_data(configs) -> list:
+    """One config for each distinct ``data`` section among ``configs``, in order."""
+    seen, kept = set(), []
+    for config in configs:
+        key = json.dumps(config.data.to_dict(), sort_keys=True, default=str)
+        if key not in seen:
+            seen.add(key)
+            kept.append(config)
+    return kept
+
+
+def check_data_found(config) -> None:
+    """Refuses (one-line DataError) a config whose data is not there, before anything is written:
+    CIFAR is searched as a run searches it (:func:`cnnzoo.data.datasets.find_cifar`), an image
+    folder must exist; the rest (tfds by name) is found by the run itself."""
+    from cnnzoo.config import CIFAR_NAMES
+    from cnnzoo.data.datasets import find_cifar
+
+    d = config.data
+    if d.name in CIFAR_NAMES and d.source in ('auto', 'archive'):
+        find_cifar(d.name, source=d.source, archive=os.path.expanduser(d.archive) if d.archive else None,
+                   data_dir=os.path.expanduser(d.data_dir) if d.data_dir else None)
+    elif d.source == 'folder' and not os.path.isdir(os.path.expanduser(d.folder)):
+        raise DataError(f'image folder {d.folder} not found (config.data.folder)')
 
 
 def _merge_points(recorded: list, points: list[Point]) -> list:
