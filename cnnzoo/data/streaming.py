@@ -347,12 +347,23 @@ def claim_shared_memory() -> str:
 
 def start_worker(worker_index: int = 0, worker_count: int = 0, *, segments: str) -> None:
     """Run in each grain worker as it starts: it ends with its parent (:func:`exit_with_parent`),
-    and names the shared memory of its batches ``/<segments><random>``."""
+    names the shared memory of its batches ``/<segments><random>``, and calls itself
+    ``cnnzoo-data-<index>`` (what ``ps -o comm`` and ``top`` show, on Linux)."""
     from multiprocessing import shared_memory
 
     exit_with_parent()
+    _name_process(f'cnnzoo-data-{worker_index}')
     # SharedMemory(create=True) takes its name from this module function (psm_<random> by default)
     shared_memory._make_filename = lambda: f'/{segments}{secrets.token_hex(4)}'
+
+
+def _name_process(name: str) -> None:
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).prctl(15, name.encode()[:15], 0, 0, 0)  # PR_SET_NAME
+    except (OSError, AttributeError):  # not Linux: the name is only a convenience
+        pass
 
 
 def remove_segments(segments: str, directory: str = SHM_DIR) -> list[str]:
@@ -380,7 +391,10 @@ def remove_segments(segments: str, directory: str = SHM_DIR) -> list[str]:
             os.unlink(os.path.join(directory, entry))
         except OSError:
             continue
-        # every segment a worker creates is registered with the tracker the run shares with them
+        # a worker registers each segment it creates with the tracker the run shares with it, but one
+        # killed in between made the file without registering it, and the tracker reports a name it
+        # does not hold with a traceback: registering first (a set: no-op if held) makes both cases one
+        resource_tracker.register(f'/{entry}', 'shared_memory')
         resource_tracker.unregister(f'/{entry}', 'shared_memory')
         removed.append(entry)
     return removed
