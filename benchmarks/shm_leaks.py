@@ -42,6 +42,11 @@ def make_folder(root: str, *, train: int = 8, val: int = 3) -> str:
     return root
 
 
+def loadavg() -> str:
+    with open('/proc/loadavg') as f:
+        return f.read().strip()
+
+
 def listing() -> set[str]:
     return set(os.listdir(SHM))
 
@@ -116,7 +121,7 @@ def main() -> None:
     with open(bad, 'wb') as f:
         f.write(head)  # a truncated JPEG
     print(f'python {sys.version.split()[0]}, /dev/shm held {len(listing())} entries at the start; '
-          f'loadavg {open("/proc/loadavg").read().strip()}')
+          f'loadavg {loadavg()}')
     cases = [('finished', folder, 'finished'), ('corrupt image', bad_folder, 'finished'),
              ('SIGTERM', folder, 'SIGTERM'), ('SIGKILL parent', folder, 'SIGKILL parent'),
              ('SIGKILL group', folder, 'SIGKILL group'), ('resume after group kill', None, 'finished'),
@@ -147,7 +152,7 @@ def main() -> None:
             print(f'   ({len(lines)} stderr lines in all)')
         for entry in new[:6]:
             print(f'   left: {entry}')
-    print(f'\n/dev/shm holds {len(listing())} entries at the end; loadavg {open("/proc/loadavg").read().strip()}')
+    print(f'\n/dev/shm holds {len(listing())} entries at the end; loadavg {loadavg()}')
 
 
 if __name__ == '__main__':

@@ -646,3 +646,47 @@ def test_remove_orphans_removes_only_the_entries_of_cnnzoo_processes_gone_from_t
     assert sorted(remove_orphans(str(tmp_path))) == sorted(remove)
     assert sorted(os.listdir(tmp_path)) == sorted(keep)
     assert remove_orphans(str(tmp_path / 'missing')) == []
+
+
+@needs_dev_shm
+@pytest.mark.slow  # two short runs of scripts/train.py with two workers: about 40 s on two busy cores
+def test_a_streamed_run_killed_with_its_process_group_and_resumed_leaves_dev_shm_as_it_found_it(tmp_path):
+    """What a scheduler does to a preempted job: SIGKILL to the whole process group (the resource
+    tracker included), then the same command again. The resumed run removes what the killed one left,
+    and leaves nothing of its own."""
+    import subprocess
+    import sys
+
+    from tiny_run import TRAIN
+
+    from cnnzoo.data.streaming import owner_prefix
+
+    make_folder(tmp_path / 'data', train=8, val=3)
+    flags = folder_flags(tmp_path / 'data', **{'data.workers': '2', 'training.num_steps': '8',
+                                                'training.checkpoint_every_steps': '2'})
+    cmd = [sys.executable, TRAIN, '--config', EXPERIMENT, '--workdir', str(tmp_path / 'run'), *flags]
+
+    def cnnzoo_entries(*pids):
+        return [e for pid in pids for e in shm_entries(owner_prefix(pid))]
+
+    killed = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                              start_new_session=True)
+    try:
+        assert cnnzoo_entries(killed.pid) == []  # the count it starts with (of the names this test can own)
+        for line in killed.stdout:
+            if line.startswith('step 3/'):
+                os.killpg(killed.pid, signal.SIGKILL)
+                break
+        killed.communicate(timeout=120)
+    finally:
+        if killed.poll() is None:
+            os.killpg(killed.pid, signal.SIGKILL)
+            killed.wait()
+    assert killed.returncode == -signal.SIGKILL
+    left = cnnzoo_entries(killed.pid)
+    assert any(e.startswith('sem.') for e in left) and any(not e.startswith('sem.') for e in left), left
+    resumed = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    out, err = resumed.communicate(timeout=600)
+    assert resumed.returncode == 0, err
+    assert 'resuming at step' in out + err and 'Traceback' not in err and 'leaked' not in err, (out, err)
+    assert cnnzoo_entries(killed.pid, resumed.pid) == []

@@ -27,6 +27,12 @@ at the checkpoint's batch instead (the datasets are random access): the same bat
 
 Evaluation reads the held-out split once, in order, padded to whole batches with masked examples,
 so every example counts once (as on the device path).
+
+Nothing is left in /dev/shm, however a run ends: the workers' batches (shared-memory segments) and
+semaphores are named for the run's process (``cnnzoo-<pid namespace>-<pid>-...``); an iterator's
+close and the end of the process unlink what is theirs, and a SIGKILL's leftovers (nothing can run
+then) are removed by the next start that reads with workers (:func:`remove_orphans`). A worker that
+dies is one :class:`~cnnzoo.errors.RunError` line naming it (:func:`worker_death`).
 """
 
 from __future__ import annotations
