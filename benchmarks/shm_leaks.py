@@ -95,7 +95,9 @@ def run(workdir: str, folder: str, workers: int, *, ending: str, steps: int = 8,
                     os.killpg(proc.pid, signal.SIGKILL)
                 elif ending == 'SIGKILL worker':
                     workers = data_workers(proc.pid)
-                    print(f'   killing worker {workers[0]} of {workers}', flush=True)
+                    with open(f'/proc/{workers[0]}/comm') as f:
+                        name = f.read().strip()
+                    print(f'   killing worker {workers[0]} ({name}) of {workers}', flush=True)
                     os.kill(workers[0], signal.SIGKILL)
                 ending = 'finished'  # once
         status = proc.wait(timeout=600)

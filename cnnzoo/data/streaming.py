@@ -331,20 +331,20 @@ def remove_orphans(directory: str = SHM_DIR) -> list[str]:
     return removed
 
 
-_claimed = False
+_claimed_by = None  # the pid that last claimed: a forked child claims anew, under its own name
 
 
 def claim_shared_memory() -> str:
     """Before this process starts grain workers: removes what dead runs left in /dev/shm (once per
     process) and names this process's semaphores for it; returns :func:`owner_prefix`."""
-    global _claimed
+    global _claimed_by
     from multiprocessing import process
 
     owner = owner_prefix()
-    if not _claimed:
+    if _claimed_by != os.getpid():
         remove_orphans()
-        atexit.register(release_segments, f'{owner}-')
-        _claimed = True
+        atexit.register(_release_at_exit, f'{owner}-', os.getpid())
+        _claimed_by = os.getpid()
     # multiprocessing names a semaphore '<semprefix>-<random>' (synchronize.SemLock._make_name); the
     # prefix is the process's own setting, '/mp' by default
     process.current_process()._config['semprefix'] = f'/{owner}'
@@ -420,6 +420,11 @@ def release_segments(segments: str) -> list[str]:
         except ValueError:  # the pool was already stopped at exit: nothing pending can run
             pass
     return remove_segments(segments)
+
+
+def _release_at_exit(segments: str, pid: int) -> None:
+    if os.getpid() == pid:  # not in a child forked after the claim: its parent's batches are not its own
+        release_segments(segments)
 
 
 def worker_death(error: BaseException) -> RunError | None:
