@@ -508,3 +508,207 @@ def test_write_image_folder_round_trips_through_the_folder_source(tmp_path):
     write_image_folder(images, [0, 1, 2, 0, 1, 2], CLASSES, str(tmp_path / 'train'))
     source = FolderSource(str(tmp_path), 'train')
     assert source.classes == CLASSES and source.labels == [0, 0, 1, 1, 2, 2]
+
+
+# --- what grain's workers leave in /dev/shm ---------------------------------------------------------
+
+needs_dev_shm = pytest.mark.skipif(not os.path.isdir('/dev/shm') or not os.path.isdir('/proc'),
+                                   reason='POSIX shared memory is listed in /dev/shm on Linux only')
+
+STREAM_CHILD = '''
+import contextlib, sys
+import numpy as np
+from cnnzoo.data.sources import ArraySource
+from cnnzoo.data.streaming import Stream, owner_prefix
+from cnnzoo.errors import DataError, RunError
+
+
+class Source(ArraySource):
+    """Example ``bad`` cannot be read (a corrupt image, as a folder's)."""
+
+    bad = -1
+
+    def __getitem__(self, i):
+        if i == self.bad:
+            raise DataError(f'cannot decode example {i}')
+        return super().__getitem__(i)
+
+
+def main(batches_to_take, bad):
+    images = np.random.default_rng(0).integers(0, 255, (24, 20, 20, 3), dtype=np.uint8)
+    source = Source(images, np.arange(24) % 3, classes=('a', 'b', 'c'))
+    source.bad = bad
+    stream = Stream(train=source, eval=source, num_classes=3, class_names=('a', 'b', 'c'), preset='imagenet',
+                    image_size=16, seed=0, workers=2)
+    print(owner_prefix(), flush=True)
+    try:
+        with contextlib.closing(stream.train_iterator(4, start=0, place=lambda b: b)) as batches:
+            for k in range(batches_to_take):
+                next(batches)
+                print(f'batch {k}', flush=True)
+    except (DataError, RunError) as e:
+        print(f'error: {e}', flush=True)
+        sys.exit(1)
+
+
+if __name__ == '__main__':
+    main(int(sys.argv[1]), int(sys.argv[2]))
+'''
+
+
+def shm_entries(prefix):
+    return sorted(e for e in os.listdir('/dev/shm') if e.removeprefix('sem.').startswith(prefix + '-'))
+
+
+def data_workers(pid):
+    """``{index: pid}`` of the data workers of process ``pid`` (they name themselves cnnzoo-data-<index>)."""
+    workers = {}
+    for entry in filter(str.isdigit, os.listdir('/proc')):
+        try:
+            with open(f'/proc/{entry}/stat') as f:
+                comm, rest = f.read().split(' (', 1)[1].rsplit(') ', 1)
+        except (OSError, ValueError, IndexError):
+            continue
+        if int(rest.split()[1]) == pid and comm.startswith('cnnzoo-data-'):
+            workers[int(comm.rsplit('-', 1)[1])] = int(entry)
+    return workers
+
+
+def wait_for_exit(pids, timeout=60):
+    """Waits (without polling) until processes that are not this one's children have ended."""
+    import select
+
+    for pid in pids:
+        try:
+            fd = os.pidfd_open(pid)
+        except ProcessLookupError:
+            continue
+        try:
+            assert select.select([fd], [], [], timeout)[0], f'process {pid} still runs'
+        finally:
+            os.close(fd)
+
+
+@needs_dev_shm
+@pytest.mark.parametrize('ending', ['finished', 'corrupt example', 'worker SIGKILL', 'group SIGKILL',
+                                    pytest.param('parent SIGKILL', marks=pytest.mark.slow)])  # 4-12 s each
+def test_workers_leave_nothing_in_dev_shm_however_the_stream_ends(tmp_path, ending):
+    """Two workers' batches and semaphores are named for the process that reads them; a finished,
+    failed or worker-killed stream unlinks every one (and the resource tracker has nothing to report);
+    after a SIGKILL, which nothing can follow, the next start's remove_orphans removes them all."""
+    import subprocess
+    import sys
+
+    from cnnzoo.data.streaming import remove_orphans
+
+    script = tmp_path / 'stream_child.py'
+    script.write_text(STREAM_CHILD)
+    take, bad = (6, -1) if ending == 'finished' else (10 ** 6, 13 if ending == 'corrupt example' else -1)
+    proc = subprocess.Popen([sys.executable, str(script), str(take), str(bad)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        prefix = proc.stdout.readline().strip()
+        lines = []
+        while ending in ('worker SIGKILL', 'parent SIGKILL', 'group SIGKILL'):
+            lines.append(proc.stdout.readline())
+            if lines[-1].startswith('batch 2'):
+                break
+        workers = data_workers(proc.pid)
+        if ending != 'finished' and ending != 'corrupt example':
+            assert sorted(workers) == [0, 1], workers
+            named = shm_entries(prefix)  # while it runs: its queues' semaphores carry its name
+            assert any(e.startswith('sem.') for e in named), (prefix, os.listdir('/dev/shm'))
+        if ending == 'worker SIGKILL':
+            os.kill(workers[1], signal.SIGKILL)
+        elif ending == 'parent SIGKILL':
+            proc.kill()
+        elif ending == 'group SIGKILL':
+            os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    wait_for_exit(workers.values())
+    lines = [line.strip() for line in ''.join(lines).splitlines() + out.splitlines() if line.strip()]
+    if ending in ('parent SIGKILL', 'group SIGKILL'):
+        assert proc.returncode == -signal.SIGKILL
+        if ending == 'group SIGKILL':  # the resource tracker was killed too: all that it held is left
+            left = shm_entries(prefix)  # batches and semaphores, all named for the run
+            assert any(e.startswith('sem.') for e in left) and any(not e.startswith('sem.') for e in left), left
+        remove_orphans()  # what the next run's start does
+    else:
+        assert 'Traceback' not in err and 'leaked' not in err, err
+        if ending == 'finished':
+            assert proc.returncode == 0 and lines[-1] == 'batch 5', (lines, err)
+        elif ending == 'corrupt example':
+            assert proc.returncode == 1 and lines[-1] == 'error: cannot decode example 13', (lines, err)
+        else:
+            assert proc.returncode == 1, (lines, err)
+            assert lines[-1] == 'error: data worker 1 of 2 died (killed by signal 9); run the same command to resume'
+    assert shm_entries(prefix) == []
+
+
+def test_remove_orphans_removes_only_the_entries_of_cnnzoo_processes_gone_from_this_pid_namespace(tmp_path):
+    import subprocess
+    import sys
+
+    from cnnzoo.data.streaming import owner_prefix, remove_orphans
+
+    gone = subprocess.run([sys.executable, '-c', 'import os; print(os.getpid())'], capture_output=True, text=True,
+                          check=True)
+    dead = owner_prefix(int(gone.stdout))
+    namespace = int(dead.split('-')[1])
+    keep = [f'{owner_prefix()}-0_0a1b2c3d', f'sem.{owner_prefix()}-x1y2z3w4',  # this process: alive
+            f'cnnzoo-{namespace + 1}-{gone.stdout.strip()}-0_0a1b2c3d',  # another namespace's: cannot tell
+            'psm_0a1b2c3d', 'sem.mp-x1y2z3w4', 'cnnzoo-notes']
+    remove = [f'{dead}-0_0a1b2c3d', f'{dead}-12_99aa00bb', f'sem.{dead}-abcd_123']
+    for name in keep + remove:
+        (tmp_path / name).write_bytes(b'')
+    assert sorted(remove_orphans(str(tmp_path))) == sorted(remove)
+    assert sorted(os.listdir(tmp_path)) == sorted(keep)
+    assert remove_orphans(str(tmp_path / 'missing')) == []
+
+
+@needs_dev_shm
+@pytest.mark.slow  # two short runs of scripts/train.py with two workers: 90 s on two shared cores
+def test_a_streamed_run_killed_with_its_process_group_and_resumed_leaves_dev_shm_as_it_found_it(tmp_path):
+    """What a scheduler does to a preempted job: SIGKILL to the whole process group (the resource
+    tracker included), then the same command again. The resumed run removes what the killed one left,
+    and leaves nothing of its own."""
+    import subprocess
+    import sys
+
+    from tiny_run import TRAIN
+
+    from cnnzoo.data.streaming import owner_prefix
+
+    make_folder(tmp_path / 'data', train=8, val=3)
+    flags = folder_flags(tmp_path / 'data', **{'data.workers': '2', 'training.num_steps': '8',
+                                                'training.checkpoint_every_steps': '2'})
+    cmd = [sys.executable, TRAIN, '--config', EXPERIMENT, '--workdir', str(tmp_path / 'run'), *flags]
+
+    def cnnzoo_entries(*pids):
+        return [e for pid in pids for e in shm_entries(owner_prefix(pid))]
+
+    killed = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                              start_new_session=True)
+    try:
+        assert cnnzoo_entries(killed.pid) == []  # the count it starts with (of the names this test can own)
+        for line in killed.stdout:
+            if line.startswith('step 3/'):
+                os.killpg(killed.pid, signal.SIGKILL)
+                break
+        killed.communicate(timeout=120)
+    finally:
+        if killed.poll() is None:
+            os.killpg(killed.pid, signal.SIGKILL)
+            killed.wait()
+    assert killed.returncode == -signal.SIGKILL
+    left = cnnzoo_entries(killed.pid)
+    assert any(e.startswith('sem.') for e in left) and any(not e.startswith('sem.') for e in left), left
+    resumed = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    out, err = resumed.communicate(timeout=600)
+    assert resumed.returncode == 0, err
+    assert 'Traceback' not in err and 'leaked' not in err, err  # (it resumes if the kill let a checkpoint land)
+    assert cnnzoo_entries(killed.pid, resumed.pid) == []
