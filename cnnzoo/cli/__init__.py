@@ -54,6 +54,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
 
 
 def usage() -> str:
+    """The text of ``cnnzoo --help``: every command with its one-line purpose, and the exit statuses."""
     width = max(map(len, COMMANDS))
     lines = ['usage: cnnzoo COMMAND [ARGS ...]      (cnnzoo COMMAND --help: its flags and an example)', '',
              'commands:']

@@ -117,6 +117,8 @@ def compare_pytorch_main(argv: Sequence[str]) -> int:
 
 
 def compare_accuracy_main(argv: Sequence[str]) -> int:
+    """``cnnzoo compare-accuracy``: one config trained in JAX and in PyTorch from the same start
+    (:func:`cnnzoo.bench.accuracy.compare_accuracy`); returns the exit status."""
     def main():
         if wants_help(argv):
             print(USAGE_COMPARE_ACCURACY)

@@ -14,6 +14,7 @@ HELP_FLAGS = ('-h', '--help')
 
 
 def wants_help(argv: Sequence[str]) -> bool:
+    """True when ``argv`` holds ``--help`` or ``-h`` anywhere (a command prints its help and runs nothing)."""
     return any(a in HELP_FLAGS for a in argv)
 
 

@@ -20,6 +20,8 @@ example:
 
 
 def config_main(argv: Sequence[str]) -> int:
+    """``cnnzoo config``: the resolved config of an experiment and its overrides, checked, as JSON;
+    returns the exit status."""
     def main():
         if wants_help(argv):
             print(USAGE_CONFIG)

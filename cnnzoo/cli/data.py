@@ -44,6 +44,8 @@ def _int(flags: dict, name: str, default: int) -> int:
 
 
 def cifar_to_folder_main(argv: Sequence[str]) -> int:
+    """``cnnzoo cifar-to-folder``: CIFAR, found as a run finds it, written as a torchvision image
+    folder (train/ and val/, one directory per class); returns the exit status."""
     def main():
         if wants_help(argv):
             print(USAGE_CIFAR_TO_FOLDER)
@@ -96,6 +98,8 @@ example:
 
 
 def input_benchmark_main(argv: Sequence[str]) -> int:
+    """``cnnzoo input-benchmark``: the streamed input's images/s per worker count (and the step's, with
+    ``--train-step``), :func:`cnnzoo.bench.input.run`; returns the exit status."""
     from cnnzoo.config import apply_overrides, load_config_file
 
     def main():

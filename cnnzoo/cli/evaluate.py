@@ -34,6 +34,8 @@ examples:
 
 
 def evaluate_main(argv: Sequence[str]) -> int:
+    """``cnnzoo evaluate``: a run's checkpoint (best, latest or a step) or a torchvision checkpoint on
+    the test split, saying which checkpoint and why; returns the exit status."""
     def main():
         if wants_help(argv):
             print(USAGE_EVALUATE)

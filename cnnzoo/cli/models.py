@@ -21,6 +21,8 @@ example:
 
 
 def models_main(argv: Sequence[str]) -> int:
+    """``cnnzoo models [PATTERN]``: the registry's models in natural order, a row (parameters,
+    FLOPs) printed as each is measured; returns the exit status."""
     def main():
         if wants_help(argv):
             print(USAGE_MODELS)
