@@ -43,6 +43,7 @@ def test_uninterrupted_run_writes_everything(reference):
     assert result['accuracy'] == pytest.approx(best['accuracy'])
 
 
+@pytest.mark.slow  # the fast lane stops by SIGTERM (test_cli) and kills streamed runs (test_streaming's /dev/shm cases)
 def test_sigkill_mid_epoch_then_resume_is_bitwise_identical(reference, tiny_cifar10, cache_dir, tmp_path):
     overrides = tiny_overrides(tiny_cifar10, cache_dir)
     code, out = run_script(tmp_path, overrides, signal_at_step=13, sig=signal.SIGKILL)

@@ -378,7 +378,7 @@ def test_every_activation_runs(activation):
     assert logits.shape == (2, 10) and np.isfinite(logits).all()
 
 
-@pytest.mark.parametrize('name', ['resnet20', 'resnet50'])
+@pytest.mark.parametrize('name', ['resnet20', pytest.param('resnet50', marks=pytest.mark.slow)])  # bottleneck: slow lane
 def test_zero_init_last_bn_zeros_each_branchs_last_scale(name):
     model = create_model(name, num_classes=10, zero_init_last_bn=True)
     params = init(model)[1]['params']

@@ -287,6 +287,7 @@ def test_a_grid_file_that_is_not_a_list_of_dicts_is_refused(tmp_path):
     assert [p.name[:11] for p in colliding] == ['data_dir_a_'] * 2 and colliding[0].name != colliding[1].name
 
 
+@pytest.mark.slow  # vmapped seeds are in the fast lane through tests/test_scale.py's seeds run
 def test_vmap_seeds_trains_each_points_seeds_as_one_program(tiny_cifar10, cache_dir, tmp_path, capsys):
     grid = write_grid(str(tmp_path), "[{'model.activation': 'relu'}, {'model.activation': 'tanh'}]")
     args = ['--config', grid, '--workdir', str(tmp_path / 'runs'), '--seeds', '3,4', '--vmap-seeds',
