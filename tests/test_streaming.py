@@ -519,7 +519,8 @@ STREAM_CHILD = '''
 import contextlib, sys
 import numpy as np
 from cnnzoo.data.sources import ArraySource
-from cnnzoo.data.streaming import Stream, owner_prefix
+from cnnzoo.data.streaming import Stream
+from cnnzoo.data.workers import owner_prefix
 from cnnzoo.errors import DataError, RunError
 
 
@@ -599,7 +600,7 @@ def test_workers_leave_nothing_in_dev_shm_however_the_stream_ends(tmp_path, endi
     import subprocess
     import sys
 
-    from cnnzoo.data.streaming import remove_orphans
+    from cnnzoo.data.workers import remove_orphans
 
     script = tmp_path / 'stream_child.py'
     script.write_text(STREAM_CHILD)
@@ -653,7 +654,7 @@ def test_remove_orphans_removes_only_the_entries_of_cnnzoo_processes_gone_from_t
     import subprocess
     import sys
 
-    from cnnzoo.data.streaming import owner_prefix, remove_orphans
+    from cnnzoo.data.workers import owner_prefix, remove_orphans
 
     gone = subprocess.run([sys.executable, '-c', 'import os; print(os.getpid())'], capture_output=True, text=True,
                           check=True)
@@ -681,7 +682,7 @@ def test_a_streamed_run_killed_with_its_process_group_and_resumed_leaves_dev_shm
 
     from tiny_run import TRAIN
 
-    from cnnzoo.data.streaming import owner_prefix
+    from cnnzoo.data.workers import owner_prefix
 
     make_folder(tmp_path / 'data', train=8, val=3)
     flags = folder_flags(tmp_path / 'data', **{'data.workers': '2', 'training.num_steps': '8',
@@ -708,7 +709,7 @@ def test_a_streamed_run_killed_with_its_process_group_and_resumed_leaves_dev_shm
     left = cnnzoo_entries(killed.pid)
     assert any(e.startswith('sem.') for e in left) and any(not e.startswith('sem.') for e in left), left
     resumed = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
-    out, err = resumed.communicate(timeout=600)
+    _, err = resumed.communicate(timeout=600)
     assert resumed.returncode == 0, err
     assert 'Traceback' not in err and 'leaked' not in err, err  # (it resumes if the kill let a checkpoint land)
     assert cnnzoo_entries(killed.pid, resumed.pid) == []
