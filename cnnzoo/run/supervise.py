@@ -100,7 +100,9 @@ def lost_message(text: bytes, status: int, process_id: int | None, num_processes
     lost = lost_processes(text)
     me = f'process {process_id}' if process_id is not None else 'this process'
     of = f' of {num_processes}' if num_processes else ''
-    if lost and process_id not in lost:
+    if process_id in lost:  # the others heard nothing from this one for too long (stopped, cut off)
+        what = f'{me}{of} was reported lost (silent for longer than --heartbeat-timeout) and stopped'
+    elif lost:
         what = f'lost process {", ".join(map(str, lost))}{of} (it died or stopped answering), so {me} stopped'
     elif not _LOST_SIGNS.search(text):  # no word from JAX: the training itself ended abnormally
         what = f'{me}{of} ended abnormally ({_how(status)})'
