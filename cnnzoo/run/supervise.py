@@ -8,8 +8,8 @@ one process of such a run, runs the training in a child process (itself again, w
 
 - the child's stdout is the parent's; its stderr passes through the parent, line by line, and all
   of it is kept in a log file; SIGTERM and SIGINT are forwarded (the child saves and stops);
-- from the first line that looks like a failure (a traceback, an error or fatal line of JAX's C++
-  logging) the lines are held back: a child that ends on its own (any exit status) gets them
+- from the first line that looks like a failure (a traceback, a warning, error or fatal line of
+  JAX's C++ logging) the lines are held back: a child that ends on its own (any exit status) gets them
   printed as they were; a child that the distributed service ended (SIGABRT, another signal, or
   its messages in the held lines) gets one ``error:`` line instead, naming the lost process and what
   to do, and the parent exits with :data:`LOST_PROCESS`. The log then stays in
@@ -36,8 +36,10 @@ from cnnzoo.run.workdir import process_log_path
 LOST_PROCESS = 75
 CHILD_ENV = 'CNNZOO_SUPERVISED_CHILD'
 
-# Where held-back lines start: a Python traceback, an E or F line of absl's C++ logging, a check failure.
-_FAILURE_START = re.compile(rb'^(Traceback \(most recent call last\)|[EF]\d{4} \d\d:\d\d:\d\d|\*\*\* Check failure)')
+# Where held-back lines start: a Python traceback, a W, E or F line of absl's C++ logging (which a
+# run that goes well does not print; the service's complaints about a lost peer start with one), a
+# check failure.
+_FAILURE_START = re.compile(rb'^(Traceback \(most recent call last\)|[WEF]\d{4} \d\d:\d\d:\d\d|\*\*\* Check failure)')
 # What JAX's distributed service and gloo say when a process of the run is gone.
 _LOST_SIGNS = re.compile(rb'heartbeat|distributed service|coordination service|Gloo \w+ failed|Connection closed by peer')
 # The process numbers the coordination service names (task = process).
