@@ -133,3 +133,41 @@ def test_the_one_line_names_the_lost_process_from_the_services_words():
     agent = b'F1205 client.h:80] Terminating process because the JAX distributed service detected fatal errors.'
     assert lost_message(agent, -signal.SIGABRT, 1, 2, 'x').startswith('lost process 0 of 2, the coordinator')
     assert lost_message(b'', -signal.SIGSEGV, 1, 2, 'x').startswith('process 1 of 2 ended abnormally (SIGSEGV)')
+
+
+CHILD = r"""
+import os, sys
+sys.stderr.write('warning: a line of the run\n')
+sys.stderr.flush()
+sys.stderr.write('Traceback (most recent call last):\n  File x\nValueError: boom\n')
+sys.stderr.flush()
+if sys.argv[1] == 'abort':
+    sys.stderr.write('F1205 08:35:49.431993 client.h:80] Terminating process because the JAX distributed service '
+                     'detected fatal errors. Task 1 heartbeat timeout\n*** Check failure stack trace: ***\n')
+    sys.stderr.flush()
+    os.abort()
+sys.exit(int(sys.argv[1]))
+"""
+
+
+@pytest.mark.parametrize('ending', ['exit', 'abort'])
+def test_the_parent_passes_a_childs_own_ending_through_and_turns_an_abort_into_one_line(
+        ending, tmp_path, monkeypatch, capfd):
+    from cnnzoo.run import supervise as supervise_module
+
+    script = tmp_path / 'child.py'
+    script.write_text(CHILD)
+    monkeypatch.setattr(supervise_module.sys, 'orig_argv', [sys.executable, str(script), '3' if ending == 'exit' else 'abort'])
+    workdir = tmp_path / 'run'
+    workdir.mkdir()
+    status = supervise_module.supervise(process_id=0, num_processes=2, workdir=str(workdir))
+    err = capfd.readouterr().err
+    if ending == 'exit':  # the child's own lines, all and in order, and its status
+        assert status == 3
+        assert err == 'warning: a line of the run\nTraceback (most recent call last):\n  File x\nValueError: boom\n'
+        assert not (workdir / 'logs').exists()
+    else:
+        assert status == LOST_PROCESS
+        assert err.startswith('warning: a line of the run\nerror: lost process 1 of 2 ') and err.count('\n') == 2
+        kept = (workdir / 'logs' / 'process0.stderr').read_text()
+        assert 'ValueError: boom' in kept and 'Check failure' in kept and f'details: {workdir}/logs/process0.stderr' in err

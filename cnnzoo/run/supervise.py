@@ -25,6 +25,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -138,7 +139,8 @@ def _keep_log(path: str, workdir: str, process_id: int | None) -> str:
     early leaves none, and none is made for a log); else where it is."""
     if not os.path.isdir(workdir):
         return path
-    target = process_log_path(workdir, process_id or 0)
+    # Auto-detected processes (--distributed) do not know their number before JAX starts: host and pid.
+    target = process_log_path(workdir, process_id if process_id is not None else f'-{socket.gethostname()}-{os.getpid()}')
     try:
         os.makedirs(os.path.dirname(target), exist_ok=True)
         shutil.move(path, target)

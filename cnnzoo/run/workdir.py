@@ -50,8 +50,9 @@ LENGTH_KEYS = frozenset({'training.num_steps', 'training.num_epochs'})
 CONFIG, METRICS, HISTORY, LOCK = 'config.json', 'metrics.jsonl', 'config_history.jsonl', '.lock'
 
 
-def process_log_path(workdir: str, process_id: int) -> str:
-    """Where process ``process_id`` of a multi-process run keeps its stderr after losing a peer."""
+def process_log_path(workdir: str, process_id: int | str) -> str:
+    """Where process ``process_id`` of a multi-process run keeps its stderr after losing a peer
+    (a string where the number is not known: it follows ``process``)."""
     return os.path.join(workdir, 'logs', f'process{process_id}.stderr')
 
 
