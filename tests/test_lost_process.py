@@ -171,3 +171,14 @@ def test_the_parent_passes_a_childs_own_ending_through_and_turns_an_abort_into_o
         assert err.startswith('warning: a line of the run\nerror: lost process 1 of 2 ') and err.count('\n') == 2
         kept = (workdir / 'logs' / 'process0.stderr').read_text()
         assert 'ValueError: boom' in kept and 'Check failure' in kept and f'details: {workdir}/logs/process0.stderr' in err
+
+
+def test_a_stop_signal_delivered_twice_at_once_is_one_stop_for_the_training_half(monkeypatch):
+    from cnnzoo.run.signals import StopSignals
+
+    monkeypatch.setattr(StopSignals, 'same_stop_within_s', 60.0)
+    with StopSignals() as signals:
+        os.kill(os.getpid(), signal.SIGTERM)  # from the scheduler
+        os.kill(os.getpid(), signal.SIGTERM)  # and forwarded by the supervising parent
+        assert signals.received == 'SIGTERM'  # and this process is still here to save
+        assert signal.getsignal(signal.SIGTERM) == signals._handle

@@ -44,6 +44,11 @@ was lost (run the same commands again to resume)
 """
 
 
+# In a process of a multi-process run, a stop signal repeated within this many seconds is the same
+# stop: a scheduler that signals every process reaches the training both directly and through its
+# supervising parent (cnnzoo.run.supervise), which forwards what it receives.
+SAME_STOP_WITHIN_S = 2.0
+
 DISTRIBUTED_FLAGS = {'coordinator', 'num-processes', 'process-id', 'distributed-timeout', 'heartbeat-timeout'}
 
 
@@ -123,11 +128,14 @@ def train_main(argv: Sequence[str]) -> int:
             return 0
         if distributed or 'distributed' in switches:
             args = distributed_args(distributed)
-            from cnnzoo.run.supervise import can_supervise, supervise
+            from cnnzoo.run.signals import StopSignals
+            from cnnzoo.run.supervise import can_supervise, is_supervised_child, supervise
 
             if can_supervise(argv):  # a lost process must end the others in one line (cnnzoo.run.supervise)
                 return supervise(process_id=args['process_id'], num_processes=args['num_processes'],
                                  workdir=workdir)
+            if is_supervised_child():
+                StopSignals.same_stop_within_s = SAME_STOP_WITHIN_S
         from cnnzoo.run.validation import check_config, check_devices
 
         # A bad value is refused before the training stack is imported, and before a process waits

@@ -70,7 +70,12 @@ def supervise(*, process_id: int | None, num_processes: int | None, workdir: str
     child = subprocess.Popen(command, env={**os.environ, CHILD_ENV: '1'}, stderr=subprocess.PIPE,
                              preexec_fn=lambda: _die_with(parent), process_group=0)
     # In its own process group the child hears a terminal's Ctrl-C once, from here, not twice.
-    forward = lambda signum, frame: child.send_signal(signum)  # noqa: E731
+    forwarded = set()
+
+    def forward(signum, frame):
+        forwarded.add(signum)
+        child.send_signal(signum)
+
     previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGTERM, signal.SIGINT)}
     held: list[bytes] = []
     try:
@@ -87,6 +92,8 @@ def supervise(*, process_id: int | None, num_processes: int | None, workdir: str
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     text = b''.join(held)
+    if -status in forwarded and not _LOST_SIGNS.search(text):  # a repeated stop signal, acting as usual
+        return 128 - status
     if status >= 0 and not _LOST_SIGNS.search(text):
         for line in held:
             _write_stderr(line)
