@@ -182,3 +182,14 @@ def test_a_stop_signal_delivered_twice_at_once_is_one_stop_for_the_training_half
         os.kill(os.getpid(), signal.SIGTERM)  # and forwarded by the supervising parent
         assert signals.received == 'SIGTERM'  # and this process is still here to save
         assert signal.getsignal(signal.SIGTERM) == signals._handle
+
+
+def test_a_finished_training_is_a_success_whatever_jax_says_at_exit(tmp_path, monkeypatch, capfd):
+    from cnnzoo.run import supervise as supervise_module
+
+    script = tmp_path / 'child.py'
+    script.write_text('import sys\nsys.stderr.write("W1205 08:53:43.163252 preemption_sync_manager.cc:147] Failed to '
+                      'retrieve preemption notice from coordination service: UNAVAILABLE\\n")\n')
+    monkeypatch.setattr(supervise_module.sys, 'orig_argv', [sys.executable, str(script)])
+    assert supervise_module.supervise(process_id=1, num_processes=2, workdir=str(tmp_path)) == 0
+    assert capfd.readouterr().err.startswith('W1205 08:53:43.163252 preemption_sync_manager.cc:147]')

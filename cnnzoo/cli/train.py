@@ -129,12 +129,13 @@ def train_main(argv: Sequence[str]) -> int:
         if distributed or 'distributed' in switches:
             args = distributed_args(distributed)
             from cnnzoo.run.signals import StopSignals
-            from cnnzoo.run.supervise import can_supervise, is_supervised_child, supervise
+            from cnnzoo.run.supervise import can_supervise, die_with_parent, is_supervised_child, supervise
 
             if can_supervise(argv):  # a lost process must end the others in one line (cnnzoo.run.supervise)
                 return supervise(process_id=args['process_id'], num_processes=args['num_processes'],
                                  workdir=workdir)
             if is_supervised_child():
+                die_with_parent()
                 StopSignals.same_stop_within_s = SAME_STOP_WITHIN_S
         from cnnzoo.run.validation import check_config, check_devices
 

@@ -14,7 +14,7 @@ one process of such a run, runs the training in a child process (itself again, w
   its messages in the held lines) gets one ``error:`` line instead, naming the lost process and what
   to do, and the parent exits with :data:`LOST_PROCESS`. The log then stays in
   ``WORKDIR/logs/process<I>.stderr`` (:func:`cnnzoo.run.workdir.process_log_path`);
-- the child dies with the parent (``PR_SET_PDEATHSIG``), so a killed process never leaves a
+- the child dies with the parent (:func:`die_with_parent`), so a killed process never leaves a
   training half behind that keeps the others waiting.
 """
 
@@ -50,7 +50,21 @@ _TASK_LOST = (re.compile(rb'Task (\d+) heartbeat timeout'),
 
 def is_supervised_child() -> bool:
     """Whether this process is the child that :func:`supervise` started."""
-    return os.environ.get(CHILD_ENV) == '1'
+    return bool(os.environ.get(CHILD_ENV))
+
+
+def die_with_parent() -> None:
+    """In the child that :func:`supervise` started: the kernel sends it SIGKILL when its parent dies
+    (Linux's ``PR_SET_PDEATHSIG``), so a killed process leaves no training behind that keeps the
+    others waiting. Set here, not between fork and exec, where the parent might hold threads."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if str(os.getppid()) != os.environ.get(CHILD_ENV):  # the parent died before the call
+        os._exit(1)
 
 
 def can_supervise(argv: Sequence[str]) -> bool:
@@ -66,9 +80,8 @@ def supervise(*, process_id: int | None, num_processes: int | None, workdir: str
     the child's own when it ended on its own, :data:`LOST_PROCESS` when the run lost a process."""
     command = [sys.executable, *sys.orig_argv[1:]]
     log = tempfile.NamedTemporaryFile(prefix='cnnzoo-stderr-', suffix='.log', delete=False)
-    parent = os.getpid()
-    child = subprocess.Popen(command, env={**os.environ, CHILD_ENV: '1'}, stderr=subprocess.PIPE,
-                             preexec_fn=lambda: _die_with(parent), process_group=0)
+    child = subprocess.Popen(command, env={**os.environ, CHILD_ENV: str(os.getpid())}, stderr=subprocess.PIPE,
+                             process_group=0)
     # In its own process group the child hears a terminal's Ctrl-C once, from here, not twice.
     forwarded = set()
 
@@ -94,7 +107,10 @@ def supervise(*, process_id: int | None, num_processes: int | None, workdir: str
     text = b''.join(held)
     if -status in forwarded and not _LOST_SIGNS.search(text):  # a repeated stop signal, acting as usual
         return 128 - status
-    if status >= 0 and not _LOST_SIGNS.search(text):
+    # Finished, or stopped by a signal after saving: the child's own ending, whatever JAX said at exit
+    # (a process that finishes after the others may hear the coordination service go away).
+    own_ending = status in (0, *(128 + sig for sig in (signal.SIGTERM, signal.SIGINT)))
+    if own_ending or (status > 0 and not _LOST_SIGNS.search(text)):
         for line in held:
             _write_stderr(line)
         os.unlink(log.name)
@@ -159,15 +175,3 @@ def _keep_log(path: str, workdir: str, process_id: int | None) -> str:
 def _write_stderr(line: bytes) -> None:
     sys.stderr.buffer.write(line)
     sys.stderr.buffer.flush()
-
-
-def _die_with(parent: int) -> None:
-    """In the child before it runs: the kernel sends it SIGKILL when its parent dies (Linux)."""
-    try:
-        import ctypes
-
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        return
-    if os.getppid() != parent:  # the parent died before the call
-        os._exit(1)
