@@ -1,18 +1,20 @@
 """A process of a two-process run lost (SIGKILL at a step, of either process, and inside a save):
 the other stops within the bound with one line and exit status 75, and the same two commands resume
 from the last complete checkpoint. Processes of 2 CPU devices each, joined on 127.0.0.1, with a
-heartbeat timeout of a few seconds (the default is 30)."""
+heartbeat timeout of a few seconds (the default is 30). Below them, the supervising parent alone,
+with small stand-in children: what it passes through, what it turns into one line."""
 
 import json
 import os
 import re
 import signal
+import subprocess
 import sys
 import time
 
 import pytest
 from test_scale import _free_port, _launch
-from tiny_run import TRAIN, tiny_overrides
+from tiny_run import EXPERIMENT, TRAIN, tiny_overrides
 
 from cnnzoo.run.supervise import LOST_PROCESS
 
@@ -109,12 +111,8 @@ def test_a_lost_process_stops_the_other_in_one_line_and_the_same_commands_resume
 
 
 def test_a_bad_heartbeat_timeout_is_one_line_and_exit_2(tmp_path):
-    from tiny_run import EXPERIMENT
-
     cmd = [sys.executable, TRAIN, '--config', EXPERIMENT, '--workdir', str(tmp_path / 'run'),
            '--coordinator', '127.0.0.1:1', '--num-processes', '2', '--process-id', '1', '--heartbeat-timeout', '0']
-    import subprocess
-
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and result.stderr == 'error: --heartbeat-timeout 0: must be at least 1 second\n'
     assert not (tmp_path / 'run').exists()
