@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import hashlib
 import os
 import socket
@@ -123,10 +124,17 @@ def train_set_size(name: str, *, source: str = 'auto', archive: str | None = Non
             return None
         size = _cached_train_size(found, name, data_dir)
         if size is None:
-            size = count_train(found, name)
+            stat = os.stat(found)
+            size = _counted_train_size(os.path.abspath(found), name, stat.st_size, stat.st_mtime_ns)
     elif source == 'archive':
         return None
     return size - validation_size if 0 <= validation_size < size else None
+
+
+@functools.lru_cache(maxsize=8)
+def _counted_train_size(archive: str, name: str, size: int, mtime_ns: int) -> int:
+    """:func:`count_train` once per archive and version of it (a command checks its config twice)."""
+    return count_train(archive, name)
 
 
 def _cached_train_size(archive: str, name: str, data_dir: str) -> int | None:
