@@ -73,6 +73,33 @@ def test_python_and_binary_layouts_read_back_exactly(arrays, tmp_path):
     assert read_archive(str(binary), 'cifar10')[4][9] == 'c9'
 
 
+def test_the_training_set_is_counted_without_reading_an_image(arrays, tmp_path, monkeypatch):
+    from cnnzoo.data import archives, datasets
+
+    path, (x_train, y_train, x_test, y_test) = arrays
+    binary = tmp_path / 'cifar-10-binary.tar.gz'
+    write_binary(binary, x_train, y_train, x_test, y_test)
+    c100 = tmp_path / 'cifar-100-python.tar.gz'
+    write_cifar100(c100, n_train=23)
+    load_dataset('cifar10', source='archive', archive=str(path), data_dir=str(tmp_path / 'cached'))  # a cache
+
+    def refuse(*args, **kwargs):
+        raise AssertionError('an image was read')
+
+    monkeypatch.setattr(archives, 'planes_to_nhwc', refuse)
+    monkeypatch.setattr(datasets, 'read_archive', refuse)
+    monkeypatch.setattr(datasets, '_load_archive_cached', refuse)
+    size = lambda name, archive, data_dir, **kw: datasets.train_set_size(  # noqa: E731
+        name, source='archive', archive=str(archive), data_dir=str(tmp_path / data_dir), **kw)
+    assert size('cifar10', path, 'fresh') == size('cifar10', binary, 'fresh') == size('cifar10', path, 'cached') == 30
+    assert size('cifar100', c100, 'fresh') == 23
+    assert size('cifar10', path, 'fresh', validation_size=5) == 25
+    assert size('cifar10', tmp_path / 'absent.tar.gz', 'fresh') is None  # loading the data says what is wrong
+    assert datasets.train_set_size('cifar10', source='tfds', data_dir=str(tmp_path)) == 50_000
+    with pytest.raises(DataError, match='is a cifar100 archive'):
+        size('cifar10', c100, 'fresh')
+
+
 def test_cifar100_layout_reads_fine_labels(tmp_path):
     path = tmp_path / 'cifar-100-python.tar.gz'
     x_train, y_train, x_test, y_test = write_cifar100(path)

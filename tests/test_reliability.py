@@ -26,6 +26,7 @@ from cnnzoo.run.checkpoints import Checkpoints
 from cnnzoo.run.evaluate import evaluate_checkpoint
 from cnnzoo.run.loop import train_and_evaluate
 from cnnzoo.run.signals import Stopped, StopSignals, interruptible
+from cnnzoo.run.validation import check_config
 
 # (key, bad value, text the one-line error must contain)
 BAD_VALUES = [
@@ -107,11 +108,64 @@ def test_batch_that_does_not_divide_over_the_devices_is_refused(tmp_path):
     assert 'config.training.batch_size=15 does not divide over 2 devices' in result.stderr
 
 
-def test_warmup_in_epochs_longer_than_a_run_in_steps_is_refused(tiny_cifar10, cache_dir, tmp_path):
-    config = tiny_config(tiny_cifar10, cache_dir, **{'training.num_steps': '5', 'schedule.warmup_epochs': '1.0'})
+def refuse_to_decode(monkeypatch):
+    """Every way the data's images are loaded, converted or decoded raises: a check that needs none passes."""
+    from cnnzoo.data import archives, datasets, images
+
+    def decode(*args, **kwargs):
+        raise AssertionError('an image was read before the config was checked')
+
+    for module, name in ((archives, 'planes_to_nhwc'), (archives, 'read_archive'), (datasets, 'read_archive'),
+                         (datasets, '_load_archive_cached'), (images, 'decode')):
+        monkeypatch.setattr(module, name, decode)
+
+
+@pytest.mark.parametrize('cached', [False, True], ids=['archive', 'cache'])
+def test_warmup_in_epochs_longer_than_a_run_in_steps_is_refused_before_the_data_is_read(
+        cached, tiny_cifar10, cache_dir, tmp_path, monkeypatch):
+    # The archive's index (no cache in a fresh data dir), or the cache of a read before (the session's).
+    data_dir = cache_dir if cached else str(tmp_path / 'data')
+    if cached:
+        from cnnzoo.data import load_dataset
+
+        load_dataset('cifar10', source='archive', archive=tiny_cifar10, data_dir=cache_dir)
+    config = tiny_config(tiny_cifar10, data_dir, **{'training.num_steps': '5', 'schedule.warmup_epochs': '1.0'})
+    refuse_to_decode(monkeypatch)
     with pytest.raises(ConfigError, match=r'warmup_epochs=1.0 is 10 steps, longer than the whole run \(5 steps\)'):
         train_and_evaluate(config, str(tmp_path / 'run'))
     assert not (tmp_path / 'run').exists()
+    assert not (tmp_path / 'data').exists()  # nothing cached either: nothing was read
+
+
+def test_warmup_against_an_image_folder_is_judged_from_its_file_count(tiny_cifar10, cache_dir, tmp_path, monkeypatch):
+    from cnnzoo.data import load_dataset
+    from cnnzoo.data.sources import write_image_folder
+
+    ds = load_dataset('cifar10', source='archive', archive=tiny_cifar10, data_dir=cache_dir)
+    two_classes = (ds.train_labels < 2).nonzero()[0][:24]  # 24 training images: 6 steps of 4 an epoch
+    for split in ('train', 'val'):
+        write_image_folder(ds.train_images[two_classes], ds.train_labels[two_classes], ds.class_names[:2],
+                           str(tmp_path / 'f' / split))
+    folder = {'data.source': 'folder', 'data.folder': str(tmp_path / 'f'), 'training.batch_size': '4',
+              'training.eval_batch_size': '4', 'training.num_steps': '5'}
+    refuse_to_decode(monkeypatch)
+    config = tiny_config(tiny_cifar10, cache_dir, **folder, **{'schedule.warmup_epochs': '1.0'})
+    with pytest.raises(ConfigError, match=r'warmup_epochs=1.0 is 6 steps, longer than the whole run \(5 steps\)'):
+        train_and_evaluate(config, str(tmp_path / 'run'))
+    assert not (tmp_path / 'run').exists()
+    check_config(tiny_config(tiny_cifar10, cache_dir, **folder, **{'schedule.warmup_epochs': '0.5'}))  # 3 steps: fine
+
+
+def test_warmup_in_epochs_is_refused_in_seconds_on_the_command_line(tiny_cifar10, tmp_path):
+    overrides = tiny_overrides(tiny_cifar10, str(tmp_path / 'data'),
+                               **{'training.num_steps': '5', 'schedule.warmup_epochs': '1.0'})
+    cmd = [sys.executable, TRAIN, '--config', EXPERIMENT, '--workdir', str(tmp_path / 'run')]
+    result = subprocess.run(cmd + [f'--config.{k}={v}' for k, v in overrides], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 2
+    assert result.stderr == ('error: config.schedule.warmup_epochs=1.0 is 10 steps, longer than the whole run '
+                             '(5 steps)\n')
+    assert not (tmp_path / 'run').exists() and not (tmp_path / 'data').exists()
 
 
 def test_a_failed_start_leaves_the_workdir_as_it_found_it(tiny_cifar10, cache_dir, tmp_path):

@@ -131,8 +131,8 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _launch(command, workdir, overrides, port, process_id, *extra):
-    env = env_with_devices(2)
+def _launch(command, workdir, overrides, port, process_id, *extra, env=None):
+    env = env_with_devices(2, **(env or {}))
     cmd = [sys.executable, *command, '--config', EXPERIMENT, '--workdir', str(workdir), *extra,
            '--coordinator', f'127.0.0.1:{port}', '--num-processes', '2', '--process-id', str(process_id)]
     return subprocess.Popen(cmd + [f'--config.{k}={v}' for k, v in overrides], env=env, stdout=subprocess.PIPE,

@@ -31,17 +31,25 @@ command with its own --process-id; the mesh spans all their devices; process 0 w
   --process-id I       this process's number, 0..N-1
   --distributed        join with JAX's auto-detection instead (SLURM, Open MPI, TPU pods)
   --distributed-timeout S  seconds to wait for the others before giving up (default 300)
+  --heartbeat-timeout S    a process silent this long is lost: the others stop with one line and
+                       exit status 75, the last complete checkpoint kept (default 30)
 
 example:
   cnnzoo train --config experiments/resnet20_cifar10.py --workdir runs/r20 --config.training.num_epochs=1
   cnnzoo train --config experiments/resnet20_cifar10.py --config.model.name=plain20 --dry-run
 
 exit status: 0 done, 1 the run failed, 2 bad input, 128+N stopped by signal N after saving
-(143 SIGTERM, 130 Ctrl-C: run the same command to resume)
+(143 SIGTERM, 130 Ctrl-C: run the same command to resume), 75 a process of a multi-process run
+was lost (run the same commands again to resume)
 """
 
 
-DISTRIBUTED_FLAGS = {'coordinator', 'num-processes', 'process-id', 'distributed-timeout'}
+# In a process of a multi-process run, a stop signal repeated within this many seconds is the same
+# stop: a scheduler that signals every process reaches the training both directly and through its
+# supervising parent (cnnzoo.run.supervise), which forwards what it receives.
+SAME_STOP_WITHIN_S = 2.0
+
+DISTRIBUTED_FLAGS = {'coordinator', 'num-processes', 'process-id', 'distributed-timeout', 'heartbeat-timeout'}
 
 
 def parse_train_args(argv: Sequence[str], *, need_workdir: bool = True):
@@ -65,22 +73,31 @@ def join_processes(flags: dict, auto: bool) -> bool:
     """``jax.distributed.initialize`` from train's flags; False when the run is a single process."""
     if not flags and not auto:
         return False
+    from cnnzoo.run.distributed import initialize
 
-    def number(name):
+    initialize(**distributed_args(flags))
+    return True
+
+
+def distributed_args(flags: dict) -> dict:
+    """The keyword arguments of :func:`cnnzoo.run.distributed.initialize` from train's flags,
+    checked (a one-line ConfigError)."""
+    from cnnzoo.run.distributed import DEFAULT_HEARTBEAT_S, DEFAULT_TIMEOUT_S, check_flags
+
+    def number(name, default=None):
         text = flags.get(name)
         if text is None:
-            return None
+            return default
         try:
             return int(text)
         except ValueError:
             raise ConfigError(f'--{name} {text!r}: expected a whole number') from None
 
-    from cnnzoo.run.distributed import DEFAULT_TIMEOUT_S, initialize
-
-    timeout = number('distributed-timeout')
-    initialize(coordinator=flags.get('coordinator'), num_processes=number('num-processes'),
-               process_id=number('process-id'), timeout_s=DEFAULT_TIMEOUT_S if timeout is None else timeout)
-    return True
+    args = dict(coordinator=flags.get('coordinator'), num_processes=number('num-processes'),
+                process_id=number('process-id'), timeout_s=number('distributed-timeout', DEFAULT_TIMEOUT_S),
+                heartbeat_s=number('heartbeat-timeout', DEFAULT_HEARTBEAT_S))
+    check_flags(**args)
+    return args
 
 
 def train_help(argv: Sequence[str]) -> str:
@@ -109,6 +126,17 @@ def train_main(argv: Sequence[str]) -> int:
             print(to_json(checked(config)))
             print('dry run: the config is good; nothing was read, trained or written', file=sys.stderr)
             return 0
+        if distributed or 'distributed' in switches:
+            args = distributed_args(distributed)
+            from cnnzoo.run.signals import StopSignals
+            from cnnzoo.run.supervise import can_supervise, die_with_parent, is_supervised_child, supervise
+
+            if can_supervise(argv):  # a lost process must end the others in one line (cnnzoo.run.supervise)
+                return supervise(process_id=args['process_id'], num_processes=args['num_processes'],
+                                 workdir=workdir)
+            if is_supervised_child():
+                die_with_parent()
+                StopSignals.same_stop_within_s = SAME_STOP_WITHIN_S
         from cnnzoo.run.validation import check_config, check_devices
 
         # A bad value is refused before the training stack is imported, and before a process waits

@@ -84,6 +84,46 @@ def read_archive(path: str, dataset: str):
     return x_train, y_train, x_test, y_test, names
 
 
+def count_train(path: str, dataset: str) -> int:
+    """The number of training images in an official archive of ``dataset``, from its index and
+    labels alone: no image is converted (a binary member's size gives its record count; a pickled
+    batch is counted by its labels). Raises :class:`DataError` as :func:`read_archive` does."""
+    try:
+        with tarfile.open(path, 'r:*') as tar:
+            members = {m.name: m for m in tar.getmembers() if m.isfile()}
+            layout = _detect_layout(path, members)
+            expected, directory, train_names, _ = LAYOUTS[layout]
+            if expected != dataset:
+                raise DataError(f'{path} is a {expected} archive ({directory}/), not {dataset}')
+            key = b'labels' if dataset == 'cifar10' else b'fine_labels'
+            total = 0
+            for name in train_names:
+                member = members.get(f'{directory}/{name}')
+                if member is None:
+                    raise DataError(f'{path} has no {directory}/{name}: incomplete archive')
+                if layout.endswith('binary'):
+                    total += member.size // (1 + PIXELS)
+                else:
+                    try:
+                        batch = pickle.loads(tar.extractfile(member).read(), encoding='bytes')
+                    except Exception as e:  # noqa: BLE001 - any unpickling failure means a corrupt member
+                        raise DataError(f'{path}: {name} is not a readable pickled batch ({type(e).__name__})') from None
+                    if not isinstance(batch, dict) or key not in batch:
+                        raise DataError(f'{path}: {name} lacks {key.decode()}')
+                    total += len(batch[key])
+            return total
+    except DataError:
+        raise
+    except FileNotFoundError:
+        raise DataError(f'archive not found: {path}') from None
+    except tarfile.ReadError:
+        raise DataError(f'{path} is not a readable CIFAR archive (not a tar.gz file, or cut short)') from None
+    except (tarfile.TarError, EOFError, OSError, zlib.error) as e:
+        detail = str(e).strip().splitlines()[0] if str(e).strip() else ''
+        raise DataError(f'{path} is not a readable CIFAR archive ({type(e).__name__}: {detail}; '
+                        'is the file complete?)') from None
+
+
 def _detect_layout(path, members) -> str:
     tops = {name.split('/')[0] for name in members}
     for layout, (_, directory, _, _) in LAYOUTS.items():

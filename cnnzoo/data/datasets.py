@@ -22,13 +22,14 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import hashlib
 import os
 import socket
 
 import numpy as np
 
-from cnnzoo.data.archives import ARCHIVE_NAMES, NUM_CLASSES, read_archive
+from cnnzoo.data.archives import ARCHIVE_NAMES, NUM_CLASSES, count_train, read_archive
 from cnnzoo.errors import DataError
 
 DOWNLOAD_PAGE = 'https://www.cs.toronto.edu/~kriz/cifar.html'
@@ -153,6 +154,54 @@ def read_cifar(location: CifarLocation, *, data_dir: str | None = None):
             raise DataError(f'{location.path} cannot be read; delete it, or pass the archive it was decoded from')
         return arrays
     return load_tfds(location.name, location.path)
+
+
+# The training split of CIFAR-10 and CIFAR-100 as published (and as tensorflow-datasets serves it).
+OFFICIAL_TRAIN_SIZE = 50_000
+
+
+def train_set_size(name: str, *, source: str = 'auto', archive: str | None = None, data_dir: str | None = None,
+                   validation_size: int = 0) -> int | None:
+    """How many training images :func:`load_dataset` with the same arguments gives, known without
+    converting an image: from the cache of an archive read before, else from the archive's index
+    and labels (:func:`cnnzoo.data.archives.count_train`), else the official size for
+    tensorflow-datasets. None where it is not known that way (no archive where one is required, a
+    validation split as large as the training set): loading the data then says what is wrong."""
+    if name not in NUM_CLASSES or source not in ('auto', 'archive', 'tfds'):
+        return None
+    data_dir = data_dir or default_data_dir()
+    size = OFFICIAL_TRAIN_SIZE
+    found = (archive or _find_archive(name, data_dir)) if source != 'tfds' else None
+    if found:
+        if not os.path.isfile(found):
+            return None
+        size = _cached_train_size(found, name, data_dir)
+        if size is None:
+            stat = os.stat(found)
+            size = _counted_train_size(os.path.abspath(found), name, stat.st_size, stat.st_mtime_ns)
+    elif source == 'archive':
+        return None
+    return size - validation_size if 0 <= validation_size < size else None
+
+
+@functools.lru_cache(maxsize=8)
+def _counted_train_size(archive: str, name: str, size: int, mtime_ns: int) -> int:
+    """:func:`count_train` once per archive and version of it (a command checks its config twice)."""
+    return count_train(archive, name)
+
+
+def _cached_train_size(archive: str, name: str, data_dir: str) -> int | None:
+    """The training images in the cache of ``archive`` (the header of its array alone), if there is one."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(_cache_path(archive, name, data_dir)) as z, z.open('x_train.npy') as f:
+            read_header = {(1, 0): np.lib.format.read_array_header_1_0,
+                           (2, 0): np.lib.format.read_array_header_2_0}[np.lib.format.read_magic(f)]
+            shape = read_header(f)[0]
+        return int(shape[0])
+    except Exception:  # noqa: BLE001 - no cache, or a damaged one (rebuilt when the data is loaded)
+        return None
 
 
 def make_dataset(x_train, y_train, x_test, y_test, names, *, num_classes: int,

@@ -14,6 +14,7 @@ import os
 import signal
 import sys
 import threading
+import time
 
 import numpy as np
 
@@ -28,11 +29,16 @@ class StopSignals:
     """
 
     _active: StopSignals | None = None
+    # A repeat within this many seconds of the first signal is the same stop (0: none is). Set in the
+    # training half of a multi-process run's process (cnnzoo.run.supervise): a scheduler that signals
+    # every process reaches it twice, directly and through its parent.
+    same_stop_within_s: float = 0.0
 
     def __init__(self):
         self.received: str | None = None
         self._previous = {}
         self._outer = None
+        self._first_at = 0.0
 
     def __enter__(self) -> StopSignals:
         if StopSignals._active is not None:
@@ -44,7 +50,15 @@ class StopSignals:
         return self
 
     def _handle(self, signum, frame):
-        self.received = self.received or signal.Signals(signum).name
+        first = self.received is None
+        if first:
+            self.received, self._first_at = signal.Signals(signum).name, time.monotonic()
+        if self.same_stop_within_s:
+            if first or time.monotonic() - self._first_at < self.same_stop_within_s:
+                return  # the first signal, or the same stop again by another way
+            signal.signal(signum, self._previous[signum])
+            signal.raise_signal(signum)  # a later one acts as usual
+            return
         signal.signal(signum, self._previous[signum])  # a second signal acts as usual
 
     def __exit__(self, *exc):

@@ -8,14 +8,15 @@ allowed, and the command line turns that into exit status 2.
 It adds to :func:`cnnzoo.config.validate` (choices and ranges of the schema itself, cheap enough to
 run on every override) what needs the libraries: the model name and every model field, judged by
 the model's own declarations (:func:`cnnzoo.models.registry.check_fields`); the augmentation
-preset; the schedule's ratio; the batch sizes against the number of devices. One check needs the
-data and so runs once it is loaded (:func:`check_against_data`): a warm-up stated in epochs
-against a run stated in steps.
+preset; the schedule's ratio; the batch sizes against the number of devices; and a warm-up stated
+in epochs against a run stated in steps, with the training set's size taken from the archive's or
+the folder's index, before any image is read (:func:`train_set_size`; the same check runs again on
+the loaded data, :func:`check_against_data`, for the sources whose size is known only then).
 """
 
 from __future__ import annotations
 
-from cnnzoo.config import ConfigError, data_loader, validate
+from cnnzoo.config import CIFAR_NAMES, ConfigError, data_loader, validate
 
 # Set by the run from config.training.dtype / the data's class count, never by the model section.
 _RUN_OWNED_FIELDS = {'dtype': 'config.training.dtype', 'num_classes': "the data's class count"}
@@ -37,6 +38,7 @@ def check_config(config, *, devices: bool = True) -> None:
     _check_schedule(config)
     _check_augment(config)
     _check_model(config)
+    _check_warmup_against_steps(config)
     if devices:
         check_devices(config)
 
@@ -117,6 +119,44 @@ def stream_image_size(config) -> int:
     return 0
 
 
+def _check_warmup_against_steps(config) -> None:
+    """A warm-up in epochs longer than a run in steps, judged from the training set's size."""
+    t = config.training
+    if not (t.num_steps > 0 and config.schedule.warmup_epochs > 0):
+        return
+    size = train_set_size(config.data)
+    if not size or size < t.batch_size:  # unknown yet, or too small a set: said once the data is loaded
+        return
+    if config.data.augment_mode == 'expand':
+        from cnnzoo.data.augment import EXPANSION_COPIES
+
+        size *= 1 + len(EXPANSION_COPIES.get(config.data.augment, ()))
+    check_against_data(config, steps_per_epoch=size // t.batch_size, total_steps=t.num_steps)
+
+
+def train_set_size(data) -> int | None:
+    """The number of training examples of a config's data section, counted without reading an image
+    (an archive's index and labels, a folder's file names; the published size for tensorflow-datasets'
+    CIFAR); None where only loading the data tells (another tfds dataset, data not found)."""
+    import os
+
+    from cnnzoo.data.datasets import train_set_size as cifar_train_size
+    from cnnzoo.errors import DataError
+
+    if data.source == 'folder':
+        from cnnzoo.data.sources import FolderSource
+
+        try:
+            return len(FolderSource(os.path.expanduser(data.folder), data.train_split))
+        except DataError:  # reported, with the rest of the folder's problems, when the data is opened
+            return None
+    if data.name not in CIFAR_NAMES:
+        return None
+    expand = lambda path: os.path.expanduser(path) if path else None  # noqa: E731
+    return cifar_train_size(data.name, source=data.source, archive=expand(data.archive),
+                            data_dir=expand(data.data_dir), validation_size=data.validation_size)
+
+
 def check_devices(config) -> None:
     """The checks that need the device count: ``training.seed_devices`` and the batch sizes divide over it."""
     import jax
@@ -145,4 +185,4 @@ def check_against_data(config, *, steps_per_epoch: int, total_steps: int) -> Non
                           f'longer than the whole run ({total_steps} steps)')
 
 
-__all__ = ['ConfigError', 'check_against_data', 'check_config', 'check_devices', 'stream_image_size']
+__all__ = ['ConfigError', 'check_against_data', 'check_config', 'check_devices', 'stream_image_size', 'train_set_size']

@@ -9,6 +9,8 @@
       damaged/         checkpoints that could not be restored, moved aside (cnnzoo.run.checkpoints)
       config_history.jsonl  changes made with --extend, each with the step it took effect
       .lock            held (flock) while a run uses the directory
+      logs/process<I>.stderr  what process I of a multi-process run printed on stderr, kept when
+                       the run lost a process (cnnzoo.run.supervise)
       seed<N>/         with training.num_seeds > 1: replica N's records, as a one-seed workdir
 
 The loop writes it (:class:`MetricsLog`, :func:`write_or_check_config`), the sweep asks whether a
@@ -46,6 +48,12 @@ NOT_DEFINING = frozenset({
 LENGTH_KEYS = frozenset({'training.num_steps', 'training.num_epochs'})
 
 CONFIG, METRICS, HISTORY, LOCK = 'config.json', 'metrics.jsonl', 'config_history.jsonl', '.lock'
+
+
+def process_log_path(workdir: str, process_id: int | str) -> str:
+    """Where process ``process_id`` of a multi-process run keeps its stderr after losing a peer
+    (a string where the number is not known: it follows ``process``)."""
+    return os.path.join(workdir, 'logs', f'process{process_id}.stderr')
 
 
 # ---------------------------------------------------------------------------------------------

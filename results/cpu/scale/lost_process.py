@@ -1,0 +1,38 @@
+"""How long the survivor of a two-process run takes to stop after the other is SIGKILLed, and what it prints.
+
+    python results/cpu/scale/lost_process.py VICTIM STEP WORKDIR ARCHIVE [train flags, e.g. --heartbeat-timeout 5]
+
+Two processes of 2 simulated CPU devices on 127.0.0.1 train the tests' tiny ResNet-8 on ARCHIVE (a
+cifar-10-python.tar.gz); process VICTIM is SIGKILLed once process 0 logs STEP.
+"""
+import os
+import socket
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..', '..', '..', 'tests'))
+from tiny_run import EXPERIMENT, TRAIN, tiny_overrides  # noqa: E402
+
+victim, at, workdir, archive = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+with socket.socket() as s:
+    s.bind(('127.0.0.1', 0))
+    port = s.getsockname()[1]
+env = {**os.environ, 'XLA_FLAGS': '--xla_force_host_platform_device_count=2'}
+overrides = tiny_overrides(archive, workdir + '.data', **{'training.checkpoint_every_steps': '5'})
+procs = []
+for i in range(2):
+    cmd = [sys.executable, TRAIN, '--config', EXPERIMENT, '--workdir', workdir, '--coordinator', f'127.0.0.1:{port}',
+           '--num-processes', '2', '--process-id', str(i), *[f'--config.{k}={v}' for k, v in overrides], *sys.argv[5:]]
+    procs.append(subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+for line in procs[0].stdout:
+    if line.startswith(f'step {at}/'):
+        print(f'process 0 logged: {line.strip()}; SIGKILL to process {victim}')
+        procs[victim].kill()
+        killed = time.monotonic()
+        break
+survivor = procs[1 - victim]
+out, err = survivor.communicate()
+print(f'process {1 - victim} exited with status {survivor.returncode}, {time.monotonic() - killed:.1f} s after the kill')
+print(f'its stderr ({len(err.splitlines())} line(s)):\n{err}', end='')
+print('complete checkpoints:', sorted(n for n in os.listdir(os.path.join(workdir, 'checkpoints')) if n.isdigit()))
