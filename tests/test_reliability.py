@@ -268,7 +268,7 @@ def test_evaluate_latest_falls_back_and_a_missing_step_lists_the_steps(killed_at
     there = checkpoints.steps()
     checkpoints.close()
     listing = ', '.join([*map(str, there['latest']), *(f'{s} (best)' for s in there['best'])])
-    with pytest.raises(RunError, match=re.escape(f'no checkpoint at step 250; it has: {listing}')):
+    with pytest.raises(ConfigError, match=re.escape(f'no checkpoint at step 250; it has: {listing}')):
         evaluate_checkpoint(str(workdir), which=250)
     _empty_metadata(str(workdir / 'checkpoints' / str(steps[-2])))
     with pytest.raises(RunError, match='is damaged'):

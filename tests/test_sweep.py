@@ -327,8 +327,14 @@ def test_a_sweep_whose_data_is_missing_creates_nothing(tiny_cifar10, cache_dir, 
     assert sorted(os.listdir(tmp_path)) == ['grid.py']  # no workdir, no parents of it
 
 
-def test_a_sweep_whose_every_run_is_refused_at_its_start_leaves_nothing(tiny_cifar10, cache_dir, tmp_path, capsys):
-    # Refused only once the data's size is known (in each run's start), not when the grid is checked.
+def test_a_sweep_whose_every_run_is_refused_at_its_start_leaves_nothing(tiny_cifar10, cache_dir, tmp_path, capsys,
+                                                                       monkeypatch):
+    # A warm-up in epochs longer than the run is refused when the grid is checked where the training
+    # set's size is known from the data's index; here it is not (as for a source without one), so each
+    # run's start refuses it once the data is read.
+    import cnnzoo.run.validation
+
+    monkeypatch.setattr(cnnzoo.run.validation, 'train_set_size', lambda data: None)
     grid = write_grid(str(tmp_path), "[{'schedule.warmup_epochs': 0.6}, {'schedule.warmup_epochs': 0.8}]")
     workdir = tmp_path / 'nested' / 'runs'
     args = ['--config', grid, '--workdir', str(workdir), '--config.training.num_steps=5',

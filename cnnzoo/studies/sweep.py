@@ -188,8 +188,10 @@ def _override_text(value) -> str:
     return repr(tuple(value) if isinstance(value, list) else value)
 
 
-def build_points(grid_path: str, cli_overrides: Sequence[tuple[str, str]] = ()) -> list[Point]:
-    """Every point's config with its overrides and the command line's, each fully checked."""
+def build_points(grid_path: str, cli_overrides: Sequence[tuple[str, str]] = (),
+                 only: str | None = None) -> list[Point]:
+    """The config of every point (those ``--only`` selects) with its overrides and the command line's,
+    each fully checked (the points not selected are loaded, not checked against the run's length)."""
     from cnnzoo.run.validation import check_config
 
     raw = load_grid(grid_path)
@@ -213,11 +215,17 @@ def build_points(grid_path: str, cli_overrides: Sequence[tuple[str, str]] = ()) 
             raise ConfigError(f'{where}: {e}') from None
         try:
             apply_overrides(config, cli_overrides)
-            check_config(config)
         except ConfigError as e:
             raise ConfigError(f'{where}: {e}') from None
         points.append(Point(name, overrides, config))
-    return points
+    index = {point.name: i for i, point in enumerate(points)}
+    chosen = select(points, only)
+    for point in chosen:
+        try:
+            check_config(point.config)
+        except ConfigError as e:
+            raise ConfigError(f'{grid_path}: point {index[point.name]} ({point.name}): {e}') from None
+    return chosen
 
 
 def select(points: list[Point], only: str | None) -> list[Point]:
@@ -341,7 +349,7 @@ def run_sweep(grid_path: str, workdir: str, *, seeds: Sequence[int] | None = Non
               command: Sequence[str] | None = None, out=None, vmap_seeds: bool = False) -> int:
     """Runs (or, with ``list_only``, lists) the sweep; returns the exit status (see the module docstring)."""
     out = out or sys.stdout
-    points = select(build_points(grid_path, overrides), only)
+    points = build_points(grid_path, overrides, only)
     runs = make_runs(points, workdir, seeds)
     jobs = make_jobs(runs, seeds, vmap_seeds)
     manifest = Manifest(workdir)
