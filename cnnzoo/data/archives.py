@@ -14,6 +14,7 @@ wrong dataset) raises :class:`DataError` with one line naming the file and what 
 
 from __future__ import annotations
 
+import contextlib
 import pickle
 import tarfile
 import zlib
@@ -43,30 +44,18 @@ def planes_to_nhwc(rows: np.ndarray) -> np.ndarray:
     return rows.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
 
 
-def read_archive(path: str, dataset: str):
-    """Reads an official archive of ``dataset``; returns ``(x_train, y_train, x_test, y_test, names)``.
-
-    Images are (N, 32, 32, 3) uint8, labels int32, names a list of class names.
-    """
+@contextlib.contextmanager
+def _open_archive(path: str, dataset: str):
+    """The archive's tar file, its members by name and its layout, checked to hold ``dataset``;
+    whatever goes wrong while the archive is read, here or in the ``with`` body, is one DataError."""
     try:
         with tarfile.open(path, 'r:*') as tar:
             members = {m.name: m for m in tar.getmembers() if m.isfile()}
             layout = _detect_layout(path, members)
-            expected, directory, train_names, test_names = LAYOUTS[layout]
+            expected, directory, _, _ = LAYOUTS[layout]
             if expected != dataset:
                 raise DataError(f'{path} is a {expected} archive ({directory}/), not {dataset}')
-
-            def read(name):
-                member = members.get(f'{directory}/{name}')
-                if member is None:
-                    raise DataError(f'{path} has no {directory}/{name}: incomplete archive')
-                return tar.extractfile(member).read()
-
-            reader = _read_binary if layout.endswith('binary') else _read_pickled
-            num_classes = NUM_CLASSES[dataset]
-            train = [reader(path, name, read(name), num_classes) for name in train_names]
-            test = [reader(path, name, read(name), num_classes) for name in test_names]
-            names = _class_names(path, layout, read, num_classes)
+            yield tar, members, layout
     except DataError:
         raise
     except FileNotFoundError:
@@ -77,6 +66,31 @@ def read_archive(path: str, dataset: str):
         detail = str(e).strip().splitlines()[0] if str(e).strip() else ''
         raise DataError(f'{path} is not a readable CIFAR archive ({type(e).__name__}: {detail}; '
                         'is the file complete?)') from None
+
+
+def _member(path: str, members: dict, directory: str, name: str):
+    member = members.get(f'{directory}/{name}')
+    if member is None:
+        raise DataError(f'{path} has no {directory}/{name}: incomplete archive')
+    return member
+
+
+def read_archive(path: str, dataset: str):
+    """Reads an official archive of ``dataset``; returns ``(x_train, y_train, x_test, y_test, names)``.
+
+    Images are (N, 32, 32, 3) uint8, labels int32, names a list of class names.
+    """
+    with _open_archive(path, dataset) as (tar, members, layout):
+        _, directory, train_names, test_names = LAYOUTS[layout]
+
+        def read(name):
+            return tar.extractfile(_member(path, members, directory, name)).read()
+
+        reader = _read_binary if layout.endswith('binary') else _read_pickled
+        num_classes = NUM_CLASSES[dataset]
+        train = [reader(path, name, read(name), num_classes) for name in train_names]
+        test = [reader(path, name, read(name), num_classes) for name in test_names]
+        names = _class_names(path, layout, read, num_classes)
     x_train = np.concatenate([x for x, _ in train])
     y_train = np.concatenate([y for _, y in train])
     x_test = np.concatenate([x for x, _ in test])
@@ -88,40 +102,23 @@ def count_train(path: str, dataset: str) -> int:
     """The number of training images in an official archive of ``dataset``, from its index and
     labels alone: no image is converted (a binary member's size gives its record count; a pickled
     batch is counted by its labels). Raises :class:`DataError` as :func:`read_archive` does."""
-    try:
-        with tarfile.open(path, 'r:*') as tar:
-            members = {m.name: m for m in tar.getmembers() if m.isfile()}
-            layout = _detect_layout(path, members)
-            expected, directory, train_names, _ = LAYOUTS[layout]
-            if expected != dataset:
-                raise DataError(f'{path} is a {expected} archive ({directory}/), not {dataset}')
-            key = b'labels' if dataset == 'cifar10' else b'fine_labels'
-            total = 0
-            for name in train_names:
-                member = members.get(f'{directory}/{name}')
-                if member is None:
-                    raise DataError(f'{path} has no {directory}/{name}: incomplete archive')
-                if layout.endswith('binary'):
-                    total += member.size // (1 + PIXELS)
-                else:
-                    try:
-                        batch = pickle.loads(tar.extractfile(member).read(), encoding='bytes')
-                    except Exception as e:  # noqa: BLE001 - any unpickling failure means a corrupt member
-                        raise DataError(f'{path}: {name} is not a readable pickled batch ({type(e).__name__})') from None
-                    if not isinstance(batch, dict) or key not in batch:
-                        raise DataError(f'{path}: {name} lacks {key.decode()}')
-                    total += len(batch[key])
-            return total
-    except DataError:
-        raise
-    except FileNotFoundError:
-        raise DataError(f'archive not found: {path}') from None
-    except tarfile.ReadError:
-        raise DataError(f'{path} is not a readable CIFAR archive (not a tar.gz file, or cut short)') from None
-    except (tarfile.TarError, EOFError, OSError, zlib.error) as e:
-        detail = str(e).strip().splitlines()[0] if str(e).strip() else ''
-        raise DataError(f'{path} is not a readable CIFAR archive ({type(e).__name__}: {detail}; '
-                        'is the file complete?)') from None
+    key = b'labels' if dataset == 'cifar10' else b'fine_labels'
+    total = 0
+    with _open_archive(path, dataset) as (tar, members, layout):
+        _, directory, train_names, _ = LAYOUTS[layout]
+        for name in train_names:
+            member = _member(path, members, directory, name)
+            if layout.endswith('binary'):
+                total += member.size // (1 + PIXELS)
+                continue
+            try:
+                batch = pickle.loads(tar.extractfile(member).read(), encoding='bytes')
+            except Exception as e:  # noqa: BLE001 - any unpickling failure means a corrupt member
+                raise DataError(f'{path}: {name} is not a readable pickled batch ({type(e).__name__})') from None
+            if not isinstance(batch, dict) or key not in batch:
+                raise DataError(f'{path}: {name} lacks {key.decode()}')
+            total += len(batch[key])
+    return total
 
 
 def _detect_layout(path, members) -> str:
