@@ -312,6 +312,11 @@ def stage_he2016(args) -> None:
     with deadline(args.budget - 20 - (time.time() - STARTED)) as stopped:
         status = sweep_main(argv)
     log(f'sweep exit status {status}{" (stopped by the budget)" if stopped["fired"] else ""}')
+    if not os.path.isdir(workdir):  # refused before it made anything: its one line above says why
+        write_outputs(args.out, 'he2016', {'sweep_exit_status': status, 'stopped_by_budget': stopped['fired'],
+                                           'finished': [], 'unfinished': [], 'resume_tar': False},
+                      'the sweep was refused before it ran (its error line is in he2016.log)')
+        return status
     report_status = report_main([workdir])
     finished, unfinished = [], []
     for entry in sorted(os.listdir(workdir)):
@@ -366,9 +371,9 @@ def main(argv=None) -> int:
     # A SIGTERM outside a run (between two of them) must not kill the stage before it writes its files.
     signal.signal(signal.SIGTERM, lambda *_: log('SIGTERM between runs: ignored, the stage writes its files'))
     log(f'stage {args.stage}{" (smoke)" if args.smoke else ""}: budget {args.budget:.0f}s, scratch {args.work}')
-    {'speed': stage_speed, 'tta': stage_tta, 'seeds': stage_seeds, 'he2016': stage_he2016}[args.stage](args)
-    log(f'stage {args.stage} done')
-    return 0
+    status = {'speed': stage_speed, 'tta': stage_tta, 'seeds': stage_seeds, 'he2016': stage_he2016}[args.stage](args)
+    log(f'stage {args.stage} done' + (f' (exit status {status})' if status else ''))
+    return status or 0
 
 
 if __name__ == '__main__':
