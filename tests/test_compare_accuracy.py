@@ -18,7 +18,7 @@ import pytest
 from cnnzoo import data as data_lib
 from cnnzoo.bench.accuracy import compare_accuracy, markdown, relative_difference, write
 from cnnzoo.config import apply_overrides, load_config_file
-from cnnzoo.errors import RunError
+from cnnzoo.errors import ConfigError, RunError
 from cnnzoo.run.checkpoints import Checkpoints
 from cnnzoo.run.setup import build
 from cnnzoo.torch.recipe import TorchRun, train_torch
@@ -152,7 +152,7 @@ def test_report_files(report, tmp_path):
 @pytest.mark.slow
 def test_workdir_holding_a_run_is_refused(report):
     _, config, workdir = report
-    with pytest.raises(RunError, match='already holds a run'):
+    with pytest.raises(ConfigError, match='already holds a run'):
         compare_accuracy(config, workdir=workdir, frameworks=('jax',))
 
 

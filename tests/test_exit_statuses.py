@@ -172,6 +172,22 @@ def test_status_2_evaluate_of_a_run_without_a_checkpoint(tmp_path, capsys):
     assert 'has no checkpoint yet' in one_error_line(capsys)
 
 
+def test_status_2_a_resume_with_another_config_leaves_the_run_as_it_was(tmp_path, capsys):
+    run = tmp_path / 'run'
+    (run / 'checkpoints' / '4').mkdir(parents=True)
+    (run / 'config.json').write_text(_config_json())
+    (run / '.lock').write_text('12345')  # every run leaves its lock file; a start writes its pid in it
+
+    def files():
+        return {p: p.read_bytes() if p.is_file() else None for p in run.rglob('*') if p.name != '.lock'}
+
+    before = files()
+    assert status('train', '--config', EXPERIMENT, '--workdir', str(run), '--config.training.num_steps=10',
+                  '--config.optimizer.learning_rate=0.5') == 2
+    assert 'holds a run with a different config (optimizer.learning_rate)' in one_error_line(capsys)
+    assert files() == before and sorted(os.listdir(run)) == ['.lock', 'checkpoints', 'config.json']
+
+
 # ---- 128 + N: stopped by signal N after saving ----------------------------------------------------
 
 @pytest.mark.parametrize('signal_name, expected', [('SIGTERM', 143), ('SIGINT', 130)])

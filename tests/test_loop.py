@@ -20,7 +20,7 @@ from tiny_run import (EXPERIMENT, TOTAL_STEPS, TRAIN, assert_bitwise_equal, rest
                       tiny_overrides)
 
 from cnnzoo import config as config_lib
-from cnnzoo.errors import RunError
+from cnnzoo.errors import ConfigError, RunError
 from cnnzoo.run.checkpoints import Checkpoints
 from cnnzoo.run.evaluate import evaluate_checkpoint
 from cnnzoo.run.loop import train_and_evaluate
@@ -103,8 +103,10 @@ def test_second_run_on_a_busy_workdir_is_refused(tiny_cifar10, cache_dir, tmp_pa
 def test_resume_with_a_different_config_is_refused(reference, tiny_cifar10, cache_dir):
     _, workdir = reference
     config = tiny_config(tiny_cifar10, cache_dir, **{'optimizer.learning_rate': '0.2'})
-    with pytest.raises(RunError, match='optimizer.learning_rate'):
+    saved = (workdir / 'config.json').read_bytes()
+    with pytest.raises(ConfigError, match='optimizer.learning_rate'):  # bad input: exit status 2
         train_and_evaluate(config, str(workdir))
+    assert (workdir / 'config.json').read_bytes() == saved
 
 
 def test_finished_run_started_again_only_reports(reference, tiny_cifar10, cache_dir):
@@ -122,7 +124,7 @@ def test_a_start_that_never_checkpointed_binds_no_config(tiny_cifar10, cache_dir
     other = tiny_config(tiny_cifar10, cache_dir, **{'training.batch_size': '10'})
     write_or_check_config(str(tmp_path), other)  # nothing to resume: the new config simply wins
     (tmp_path / 'checkpoints' / '5').mkdir(parents=True)
-    with pytest.raises(RunError, match='training.batch_size'):
+    with pytest.raises(ConfigError, match='training.batch_size'):
         write_or_check_config(str(tmp_path), tiny_config(tiny_cifar10, cache_dir))
 
 
@@ -156,7 +158,7 @@ def test_a_run_started_before_the_schema_gained_a_key_still_resumes(tiny_cifar10
     (tmp_path / 'checkpoints' / '4').mkdir(parents=True)
     write_or_check_config(str(tmp_path), config)  # the new keys at their defaults: the same run
     changed = tiny_config(tiny_cifar10, cache_dir, **{'data.augment_mode': 'expand'})
-    with pytest.raises(RunError, match=r'different config \(data.augment_mode\)'):
+    with pytest.raises(ConfigError, match=r'different config \(data.augment_mode\)'):
         write_or_check_config(str(tmp_path), changed)
 
 
@@ -301,7 +303,7 @@ def test_one_policy_of_the_keys_that_define_a_run_for_resume_sweep_and_report(re
     often = tiny_config(tiny_cifar10, cache_dir, **{'training.checkpoint_every_steps': '2'})
     assert train_and_evaluate(often, str(workdir))['step'] == TOTAL_STEPS  # finished: nothing to do
     faster = tiny_config(tiny_cifar10, cache_dir, **{'optimizer.learning_rate': '0.5'})
-    with pytest.raises(RunError, match=r'different config \(optimizer.learning_rate\)'):
+    with pytest.raises(ConfigError, match=r'different config \(optimizer.learning_rate\)'):
         train_and_evaluate(faster, str(workdir))
     files = read_run(str(workdir))
     assert files.finished and files.is_run_of(often) and not files.is_run_of(faster)

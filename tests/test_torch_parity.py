@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from cnnzoo.config import default_config, load_config_file
-from cnnzoo.errors import RunError
+from cnnzoo.errors import ConfigError
 from cnnzoo.models import ACTIVATIONS, create_model
 from cnnzoo.models.googlenet import TABLE1
 from cnnzoo.models.inception import MIXED
@@ -685,7 +685,7 @@ def test_finetune_from_torch_checkpoint_through_config(tmp_path, monkeypatch):
     assert np.array_equal(head['kernel'], stand_in['params']['head']['kernel'])
 
     config.init.torch_checkpoint = str(tmp_path / 'missing.pth')
-    with pytest.raises(RunError, match='torch checkpoint not found'):
+    with pytest.raises(ConfigError, match='torch checkpoint not found'):
         build(config, dataset=tiny_dataset())
 
 

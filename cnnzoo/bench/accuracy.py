@@ -20,7 +20,7 @@ import jax
 import numpy as np
 
 from cnnzoo.bench.environment import loadavg, environment, write_json_and_markdown
-from cnnzoo.errors import RunError
+from cnnzoo.errors import ConfigError
 from cnnzoo.run.workdir import has_checkpoint
 
 FRAMEWORKS = ('jax', 'torch')
@@ -46,7 +46,7 @@ def compare_accuracy(config, *, workdir: str, frameworks=FRAMEWORKS, log=print) 
     if unknown or not frameworks:
         raise ValueError(f'frameworks must be from {", ".join(FRAMEWORKS)}, got {", ".join(frameworks) or "none"}')
     if 'jax' in frameworks and has_checkpoint(workdir):
-        raise RunError(f'workdir {workdir} already holds a run; the comparison needs a fresh one')
+        raise ConfigError(f'workdir {workdir} already holds a run; the comparison needs a fresh one')
     threads = configure_threads()
     meta = environment(torch_threads=threads, workdir=workdir, frameworks=list(frameworks))
     runs, finals = {}, {}

@@ -16,7 +16,7 @@ from jax.sharding import PartitionSpec as P
 
 from cnnzoo import data as data_lib
 from cnnzoo.config import CIFAR_NAMES, data_loader
-from cnnzoo.errors import RunError
+from cnnzoo.errors import ConfigError
 from cnnzoo.models import create_model
 from cnnzoo.run.mesh import make_mesh, place, replicate
 from cnnzoo.run.validation import check_against_data, stream_image_size
@@ -65,7 +65,7 @@ def build(config, *, dataset: data_lib.Dataset | None = None, initial_weights: b
     batch_size = config.training.batch_size
     steps_per_epoch = dataset.num_train // batch_size if training else max(1, dataset.num_train // batch_size)
     if steps_per_epoch == 0:
-        raise RunError(f'batch size {batch_size} is larger than the training set ({dataset.num_train} images)')
+        raise ConfigError(f'batch size {batch_size} is larger than the training set ({dataset.num_train} images)')
     t = config.training
     total_steps = t.num_steps if t.num_steps > 0 else steps_from_epochs(t.num_epochs, steps_per_epoch)
     if training:
@@ -75,7 +75,7 @@ def build(config, *, dataset: data_lib.Dataset | None = None, initial_weights: b
 
     mesh = make_mesh(t.seed_devices)
     if batch_size % mesh.shape['data'] or t.eval_batch_size % mesh.shape['data']:
-        raise RunError(f'batch sizes must divide evenly over {mesh.shape["data"]} devices')
+        raise ConfigError(f'batch sizes must divide evenly over {mesh.shape["data"]} devices')
     states = []
     for seed in replica_seeds(config):  # replica k: exactly the initialisation of the run with seed + k
         variables = init_variables(model, init_key(seed), dataset.image_shape)
@@ -133,7 +133,7 @@ def _variables_from_torch(config, model, variables):
         state_dict = load_torch_checkpoint(_path(config.init.torch_checkpoint))
         return init_from_state_dict(variables, state_dict, model, reset_head=config.init.reset_head)
     except ConversionError as e:
-        raise RunError(f'config.init.torch_checkpoint: {e}') from e
+        raise ConfigError(f'config.init.torch_checkpoint: {e}') from e
 
 
 def _path(text: str) -> str | None:

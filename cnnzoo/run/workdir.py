@@ -191,7 +191,7 @@ def write_or_check_config(workdir: str, config, *, extend: bool = False, write: 
         refused = [k for k in changed if not (extend and k in LENGTH_KEYS)]
         if refused:
             hint = (' (to train a run for longer, add --extend)' if set(refused) <= LENGTH_KEYS else '')
-            raise RunError(f'{workdir} holds a run with a different config ({", ".join(refused)}); '
+            raise ConfigError(f'{workdir} holds a run with a different config ({", ".join(refused)}); '
                            f'resume with the same settings or choose another --workdir{hint}')
         if changed and write:
             before, after = flat_config(saved), flat_config(config)
