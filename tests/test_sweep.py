@@ -200,6 +200,10 @@ def test_report_of_one_run_directory(killed_and_resumed, tmp_path):
     assert result.returncode == 0, result.stderr
     final = 100 * [r for r in records(run) if r['split'] == 'test'][-1]['accuracy']
     assert f'| one | 1 | {final:.2f} |' in result.stdout
+    # it says what it did as it went, before the table: the runs read, each figure written
+    said = result.stdout.split('| one |')[0]
+    assert re.search(rf'report {re.escape(str(run))}: read 1 run of 1 point in [0-9.]+ s; drawing the figures', said)
+    assert f'wrote {run / "plots" / "curves.png"} (learning curves)' in said
     assert (run / 'report.md').exists() and (run / 'plots' / 'curves.png').stat().st_size > 1000
 
 

@@ -48,7 +48,7 @@ def report_main(argv: Sequence[str]) -> int:
             raise ConfigError('give one directory: cnnzoo report DIR (cnnzoo report --help)')
         from cnnzoo.studies.report import write_report
 
-        _, table = write_report(rest[0], plots='no-plots' not in switches)
+        _, table = write_report(rest[0], plots='no-plots' not in switches, say=lambda line: print(line, flush=True))
         print(table)
         print(f'wrote {os.path.join(rest[0], "report.md")}, report.csv'
               + ('' if 'no-plots' in switches else ' and plots/'))

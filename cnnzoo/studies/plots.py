@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 
 import matplotlib
 
@@ -89,25 +90,32 @@ def _save(fig, directory: str, stem: str) -> str:
     return png
 
 
-def make_plots(directory: str, points: list[PointSummary], keys: list[str], study: str) -> list[tuple[str, str]]:
-    """Writes the figures of the study; returns ``(title, png path)`` for each."""
+def make_plots(directory: str, points: list[PointSummary], keys: list[str], study: str,
+               say: Callable[[str], None] = lambda line: None) -> list[tuple[str, str]]:
+    """Writes the figures of the study; returns ``(title, png path)`` for each, and ``say``s each
+    (its file and title) as it is written."""
     axes, coords = grid_axes(points, keys)
     out = []
+
+    def add(title: str, path: str) -> None:
+        out.append((title, path))
+        say(f'wrote {path} ({title})')
+
     if any(r.evals or r.train for p in points for r in p.runs):
-        out.append(('learning curves', learning_curves(directory, points, axes, coords, study)))
+        add('learning curves', learning_curves(directory, points, axes, coords, study))
     scored = [p for p in points if p.n]
     if not scored or not axes:
         return out
     numeric = [a for a in axes if _numeric(coords[p.name][a] for p in scored)]
     if len(numeric) == 1 and len(axes) <= 2:
-        out.append((f'test error against {label(numeric[0])}',
-                    error_against(directory, scored, coords, numeric[0], [a for a in axes if a != numeric[0]], study)))
+        add(f'test error against {label(numeric[0])}',
+            error_against(directory, scored, coords, numeric[0], [a for a in axes if a != numeric[0]], study))
     elif len(axes) == 1:
-        out.append((f'test error by {label(axes[0])}', bars(directory, scored, coords, axes, study)))
+        add(f'test error by {label(axes[0])}', bars(directory, scored, coords, axes, study))
     elif len(axes) in (2, 3):
-        out.append(('final test accuracy', heat_maps(directory, scored, coords, axes, study)))
+        add('final test accuracy', heat_maps(directory, scored, coords, axes, study))
     else:
-        out.append(('final test error by point', bars(directory, scored, coords, axes, study)))
+        add('final test error by point', bars(directory, scored, coords, axes, study))
     return out
 
 

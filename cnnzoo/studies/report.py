@@ -28,6 +28,8 @@ from __future__ import annotations
 import csv
 import json
 import os
+import time
+from collections.abc import Callable
 
 from cnnzoo.errors import ConfigError
 from cnnzoo.run.workdir import find_runs
@@ -96,9 +98,11 @@ def study_name(root: str, manifest: dict) -> str:
     return os.path.splitext(os.path.basename(config))[0] if config else os.path.basename(os.path.abspath(root))
 
 
-def write_report(root: str, *, plots: bool = True) -> tuple[str, str]:
+def write_report(root: str, *, plots: bool = True,
+                 say: Callable[[str], None] = lambda line: None) -> tuple[str, str]:
     """Writes ``report.md``, ``report.csv`` and the figures under ``root``; returns the Markdown
-    document and its table. A ``root`` that is not a directory holding a run is a ConfigError."""
+    document and its table, and ``say``s what it is doing as it goes (the runs read, each figure
+    written). A ``root`` that is not a directory holding a run is a ConfigError."""
     if not os.path.isdir(root):
         raise ConfigError(f'{root}: ' + ('not a directory' if os.path.exists(root) else 'not found')
                           + ' (cnnzoo report DIR: a sweep directory, or one run directory)')
@@ -107,12 +111,15 @@ def write_report(root: str, *, plots: bool = True) -> tuple[str, str]:
             manifest = json.load(f)
     except (FileNotFoundError, json.JSONDecodeError):
         manifest = {}
+    started = time.perf_counter()
     points = group_points(root, find_runs(root), manifest)
+    runs = sum(len(p.runs) for p in points)
+    say(f'report {root}: read {runs} run{"s" * (runs != 1)} of {len(points)} point{"s" * (len(points) != 1)} '
+        f'in {time.perf_counter() - started:.1f} s' + ('; drawing the figures' if plots else ''))
     keys = varying_keys(points)
     name = study_name(root, manifest)
     header, rows = table_rows(points, keys)
     seeds = sorted({r.config.get('seed') for p in points for r in p.runs})
-    runs = sum(len(p.runs) for p in points)
     lines = [f'# {name}', '',
              (f'{len(points)} points, {runs} runs (seeds {", ".join(map(str, seeds))}) under `{root}`; '
               'made by `cnnzoo report` from each run\'s `config.json` and `metrics.jsonl`.'), '',
@@ -133,7 +140,7 @@ def write_report(root: str, *, plots: bool = True) -> tuple[str, str]:
     if plots:
         from cnnzoo.studies.plots import make_plots
 
-        for title, path in make_plots(os.path.join(root, 'plots'), points, keys, name):
+        for title, path in make_plots(os.path.join(root, 'plots'), points, keys, name, say):
             rel = os.path.relpath(path, root)
             lines += [f'![{title}]({rel}) ([SVG]({os.path.splitext(rel)[0]}.svg))', '']
     text = '\n'.join(lines)
