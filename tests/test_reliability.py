@@ -388,7 +388,7 @@ def test_extend_continues_bitwise_like_the_longer_run(schedule, tiny_cifar10, ca
     train += [f'--config.{k}={v}' for k, v in tiny_overrides(tiny_cifar10, cache_dir, **schedule)]
     assert main(train + ['--config.training.num_epochs=2']) == 0
     capsys.readouterr()
-    assert main(train) == 1
+    assert main(train) == 2
     refusal = capsys.readouterr().err.strip()
     assert refusal.startswith('error: ') and 'training.num_epochs' in refusal and 'add --extend' in refusal
     assert main(train + ['--extend']) == 0
