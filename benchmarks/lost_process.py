@@ -1,6 +1,6 @@
 """How long the survivor of a two-process run takes to stop after the other is SIGKILLed, and what it prints.
 
-    python results/cpu/scale/lost_process.py VICTIM STEP WORKDIR ARCHIVE [train flags, e.g. --heartbeat-timeout 5]
+    python benchmarks/lost_process.py VICTIM STEP WORKDIR ARCHIVE [train flags, e.g. --heartbeat-timeout 5]
 
 Two processes of 2 simulated CPU devices on 127.0.0.1 train the tests' tiny ResNet-8 on ARCHIVE (a
 cifar-10-python.tar.gz); process VICTIM is SIGKILLed once process 0 logs STEP.
@@ -11,9 +11,11 @@ import subprocess
 import sys
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..', '..', '..', 'tests'))
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..', 'tests'))
 from tiny_run import EXPERIMENT, TRAIN, tiny_overrides  # noqa: E402
 
+if len(sys.argv) < 5 or sys.argv[1] not in ('0', '1') or not sys.argv[2].isdigit():
+    sys.exit('usage: python benchmarks/lost_process.py VICTIM(0|1) STEP WORKDIR ARCHIVE [train flags]')
 victim, at, workdir, archive = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
 with socket.socket() as s:
     s.bind(('127.0.0.1', 0))
