@@ -1,7 +1,7 @@
 #!/bin/bash
 # Time to refuse a warm-up in epochs against a run in steps, on the real CIFAR-10 python archive
 # (made by /work/shared/data/cifar10.py), with a fresh data dir (no cache) and then with the cache.
-# Usage: bash results/cpu/reliability/warmup_early.sh ARCHIVE
+# Usage: bash benchmarks/warmup_early.sh ARCHIVE
 set -u
 ARCHIVE=$1
 DATA=$(mktemp -d)
