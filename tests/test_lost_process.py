@@ -1,6 +1,6 @@
-"""A process of a two-process run lost (SIGKILL at a step, of either process, and inside a save):
-the other stops within the bound with one line and exit status 75, and the same two commands resume
-from the last complete checkpoint. Processes of 2 CPU devices each, joined on 127.0.0.1, with a
+"""A process of a two-process run lost (SIGKILL at a step, of either process, and inside a save) or
+alive but stuck: the others stop within the bound with one line and exit status 75, and the same two
+commands resume from the last complete checkpoint. Processes of 2 CPU devices each, joined on 127.0.0.1, with a
 heartbeat timeout of a few seconds (the default is 30). Below them, the supervising parent alone,
 with small stand-in children: what it passes through, what it turns into one line."""
 
@@ -19,6 +19,7 @@ from tiny_run import EXPERIMENT, TRAIN, tiny_overrides
 from cnnzoo.run.supervise import LOST_PROCESS
 
 HEARTBEAT_S = 3
+STALL_S = 5  # --stall-timeout of the start whose process 1 hangs (the default is 600)
 BOUND_S = 60  # the documented bound at the default heartbeat timeout; this test's is 3 s
 LOSSY = os.path.join(os.path.dirname(__file__), 'lossy_train.py')
 SETTINGS = {'training.num_steps': '16', 'training.checkpoint_every_steps': '4', 'training.eval_every_epochs': '100'}
@@ -34,11 +35,14 @@ class Run:
     def __init__(self, workdir, overrides):
         self.workdir, self.overrides = workdir, overrides
 
-    def start(self, *, kill_in_save: int | None = None):
+    def start(self, *, kill_in_save: int | None = None, hang_after: int | None = None):
         port = _free_port()
-        env = {'CNNZOO_TEST_KILL_IN_SAVE': str(kill_in_save)} if kill_in_save else None
+        env = ({'CNNZOO_TEST_KILL_IN_SAVE': str(kill_in_save)} if kill_in_save else
+               {'CNNZOO_TEST_HANG_AFTER_STEPS': str(hang_after)} if hang_after else None)
+        stall = ('--stall-timeout', str(STALL_S)) if hang_after else ()
         return [_launch([LOSSY if i == 1 and env else TRAIN], self.workdir, self.overrides, port, i,
-                        '--heartbeat-timeout', str(HEARTBEAT_S), env=env if i == 1 else None) for i in range(2)]
+                        '--heartbeat-timeout', str(HEARTBEAT_S), *stall, env=env if i == 1 else None)
+                for i in range(2)]
 
 
 def read_until_step(proc, step: int | None) -> str:
@@ -68,7 +72,7 @@ def assert_lost(survivor, lost: int, since: float, earlier: str = '') -> str:
     return errors[0]
 
 
-@pytest.mark.slow  # four starts of two processes on two cores, the compilation cached after the first
+@pytest.mark.slow  # five starts of two processes on two cores, the compilation cached after the first
 def test_a_lost_process_stops_the_other_in_one_line_and_the_same_commands_resume(tiny_cifar10, cache_dir, tmp_path):
     run = Run(tmp_path / 'run', tiny_overrides(tiny_cifar10, cache_dir, **SETTINGS))
 
@@ -99,6 +103,22 @@ def test_a_lost_process_stops_the_other_in_one_line_and_the_same_commands_resume
     procs[1].wait()
     assert complete_checkpoints(run.workdir)[-1] == 8
 
+    # Process 1 alive but stuck at its third step (its heartbeats go on): both stop after the
+    # --stall-timeout, each with one line; step 8 is still the last complete checkpoint.
+    procs = run.start(hang_after=3)
+    started = time.monotonic()
+    outputs = [proc.communicate(timeout=BOUND_S + 60)[0] for proc in procs]
+    took = time.monotonic() - started
+    print(f'process 1 hung: both stopped {took:.1f} s after the start')
+    assert [proc.returncode for proc in procs] == [LOST_PROCESS] * 2, outputs
+    for out in outputs:
+        errors = [line for line in out.splitlines() if line.startswith('error:')]
+        assert len(errors) == 1 and 'run the same commands again' in errors[0], out
+        assert 'Traceback' not in out and 'Check failure' not in out, out
+    assert f'process 1 of 2 made no progress (no step, evaluation batch or save finished) for {STALL_S} s' in outputs[1]
+    assert took < BOUND_S
+    assert complete_checkpoints(run.workdir)[-1] == 8
+
     # The same commands once more: the run finishes, resumed from the last complete checkpoint.
     procs = run.start()
     outputs = [proc.communicate(timeout=300)[0] for proc in procs]
@@ -110,11 +130,15 @@ def test_a_lost_process_stops_the_other_in_one_line_and_the_same_commands_resume
     assert complete_checkpoints(run.workdir)[-1] == 16
 
 
-def test_a_bad_heartbeat_timeout_is_one_line_and_exit_2(tmp_path):
+@pytest.mark.parametrize('flag, value, message', [
+    ('--heartbeat-timeout', '0', 'error: --heartbeat-timeout 0: must be at least 1 second\n'),
+    ('--stall-timeout', '-1', 'error: --stall-timeout -1: must be 0 (never) or a number of seconds\n'),
+    ('--stall-timeout', '1m', "error: --stall-timeout '1m': expected a whole number\n")])
+def test_a_bad_timeout_is_one_line_and_exit_2(tmp_path, flag, value, message):
     cmd = [sys.executable, TRAIN, '--config', EXPERIMENT, '--workdir', str(tmp_path / 'run'),
-           '--coordinator', '127.0.0.1:1', '--num-processes', '2', '--process-id', '1', '--heartbeat-timeout', '0']
+           '--coordinator', '127.0.0.1:1', '--num-processes', '2', '--process-id', '1', flag, value]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
-    assert result.returncode == 2 and result.stderr == 'error: --heartbeat-timeout 0: must be at least 1 second\n'
+    assert result.returncode == 2 and result.stderr == message
     assert not (tmp_path / 'run').exists()
 
 
@@ -169,6 +193,46 @@ def test_the_parent_passes_a_childs_own_ending_through_and_turns_an_abort_into_o
         assert err.startswith('warning: a line of the run\nerror: lost process 1 of 2 ') and err.count('\n') == 2
         kept = (workdir / 'logs' / 'process0.stderr').read_text()
         assert 'ValueError: boom' in kept and 'Check failure' in kept and f'details: {workdir}/logs/process0.stderr' in err
+
+
+STALLING_CHILD = r"""
+import sys, time
+from cnnzoo.run.supervise import beat
+sys.stderr.write('a line of the run\n')
+sys.stderr.flush()
+if sys.argv[1] == 'moves on, then hangs':
+    for _ in range(3):
+        beat()
+        time.sleep(0.3)
+    time.sleep(600)
+else:  # 'compiles, then moves on': silent longer than the stall timeout before its first beat
+    time.sleep(2.5)
+    for _ in range(6):
+        beat()
+        time.sleep(0.3)
+"""
+
+
+@pytest.mark.parametrize('child', ['moves on, then hangs', 'compiles, then moves on'])
+def test_a_child_silent_for_the_stall_timeout_after_moving_on_is_ended_with_one_line(
+        child, tmp_path, monkeypatch, capfd):
+    from cnnzoo.run import supervise as supervise_module
+
+    script = tmp_path / 'child.py'
+    script.write_text(STALLING_CHILD)
+    monkeypatch.setattr(supervise_module.sys, 'orig_argv', [sys.executable, str(script), child])
+    workdir = tmp_path / 'run'
+    workdir.mkdir()
+    started = time.monotonic()
+    status = supervise_module.supervise(process_id=1, num_processes=2, workdir=str(workdir), stall_s=1)
+    took = time.monotonic() - started
+    err = capfd.readouterr().err
+    if child == 'moves on, then hangs':  # ended about a second after its last beat, not after its 600 s
+        assert status == LOST_PROCESS and took < 30
+        assert err.startswith('a line of the run\nerror: the run stopped moving: process 1 of 2 made no progress')
+        assert err.count('\n') == 2 and f'details: {workdir}/logs/process1.stderr' in err
+    else:  # the clock starts at the first beat: a long compilation is not a stall
+        assert status == 0 and err == 'a line of the run\n'
 
 
 def test_a_stop_signal_delivered_twice_at_once_is_one_stop_for_the_training_half(monkeypatch):

@@ -20,8 +20,9 @@ Exit statuses, the same for every command and script:
     2        bad input, refused before anything ran: a flag, key, value, experiment file or
              dataset, a --workdir that is a file or holds no run to evaluate (ConfigError, DataError)
     75       a process of a multi-process run was lost (died, or silent for --heartbeat-timeout
-             seconds); the others stopped with the last complete checkpoint kept: run the same
-             commands again (cnnzoo.run.supervise)
+             seconds) or the run stopped moving (no progress for --stall-timeout seconds); the
+             processes stopped with the last complete checkpoint kept: run the same commands
+             again (cnnzoo.run.supervise)
     128 + N  stopped by signal N after saving a checkpoint: 143 for SIGTERM, 130 for SIGINT
              (Ctrl-C), the status a shell gives a process killed by that signal, which schedulers
              read as "killed, requeue"; run the same command to resume

@@ -33,6 +33,10 @@ command with its own --process-id; the mesh spans all their devices; process 0 w
   --distributed-timeout S  seconds to wait for the others before giving up (default 300)
   --heartbeat-timeout S    a process silent this long is lost: the others stop with one line and
                        exit status 75, the last complete checkpoint kept (default 30)
+  --stall-timeout S    a process that made no progress this long (no step, evaluation batch or save
+                       finished; a process of the run alive but stuck) stops with one line and exit
+                       status 75, the last complete checkpoint kept; counted from its first step
+                       (default 600; 0: never)
 
 example:
   cnnzoo train --config experiments/resnet20_cifar10.py --workdir runs/r20 --config.training.num_epochs=1
@@ -40,7 +44,7 @@ example:
 
 exit status: 0 done, 1 the run failed, 2 bad input, 128+N stopped by signal N after saving
 (143 SIGTERM, 130 Ctrl-C: run the same command to resume), 75 a process of a multi-process run
-was lost (run the same commands again to resume)
+was lost or the run stopped moving (run the same commands again to resume)
 """
 
 
@@ -49,7 +53,8 @@ was lost (run the same commands again to resume)
 # supervising parent (cnnzoo.run.supervise), which forwards what it receives.
 SAME_STOP_WITHIN_S = 2.0
 
-DISTRIBUTED_FLAGS = {'coordinator', 'num-processes', 'process-id', 'distributed-timeout', 'heartbeat-timeout'}
+DISTRIBUTED_FLAGS = {'coordinator', 'num-processes', 'process-id', 'distributed-timeout', 'heartbeat-timeout',
+                     'stall-timeout'}
 
 
 def parse_train_args(argv: Sequence[str], *, need_workdir: bool = True):
@@ -79,19 +84,35 @@ def join_processes(flags: dict, auto: bool) -> bool:
     return True
 
 
+def _whole_number(flags: dict, name: str, default=None):
+    """The flag ``--name`` as an int (``default`` when not given); a one-line ConfigError otherwise."""
+    text = flags.get(name)
+    if text is None:
+        return default
+    try:
+        return int(text)
+    except ValueError:
+        raise ConfigError(f'--{name} {text!r}: expected a whole number') from None
+
+
+def stall_timeout(flags: dict) -> int:
+    """``--stall-timeout``'s seconds (:data:`cnnzoo.run.supervise.DEFAULT_STALL_S` when not given; 0
+    turns the check off), checked (a one-line ConfigError)."""
+    from cnnzoo.run.supervise import DEFAULT_STALL_S
+
+    seconds = _whole_number(flags, 'stall-timeout', DEFAULT_STALL_S)
+    if seconds < 0:
+        raise ConfigError(f'--stall-timeout {seconds}: must be 0 (never) or a number of seconds')
+    return seconds
+
+
 def distributed_args(flags: dict) -> dict:
     """The keyword arguments of :func:`cnnzoo.run.distributed.initialize` from train's flags,
     checked (a one-line ConfigError)."""
     from cnnzoo.run.distributed import DEFAULT_HEARTBEAT_S, DEFAULT_TIMEOUT_S, check_flags
 
     def number(name, default=None):
-        text = flags.get(name)
-        if text is None:
-            return default
-        try:
-            return int(text)
-        except ValueError:
-            raise ConfigError(f'--{name} {text!r}: expected a whole number') from None
+        return _whole_number(flags, name, default)
 
     args = dict(coordinator=flags.get('coordinator'), num_processes=number('num-processes'),
                 process_id=number('process-id'), timeout_s=number('distributed-timeout', DEFAULT_TIMEOUT_S),
@@ -127,13 +148,13 @@ def train_main(argv: Sequence[str]) -> int:
             print('dry run: the config is good; nothing was read, trained or written', file=sys.stderr)
             return 0
         if distributed or 'distributed' in switches:
-            args = distributed_args(distributed)
+            args, stall_s = distributed_args(distributed), stall_timeout(distributed)
             from cnnzoo.run.signals import StopSignals
             from cnnzoo.run.supervise import can_supervise, die_with_parent, is_supervised_child, supervise
 
             if can_supervise(argv):  # a lost process must end the others in one line (cnnzoo.run.supervise)
                 return supervise(process_id=args['process_id'], num_processes=args['num_processes'],
-                                 workdir=workdir)
+                                 workdir=workdir, stall_s=stall_s)
             if is_supervised_child():
                 die_with_parent()
                 StopSignals.same_stop_within_s = SAME_STOP_WITHIN_S

@@ -55,6 +55,7 @@ from cnnzoo.run.progress import Progress, StepTimer, format_duration
 from cnnzoo.run.recorder import Recorder
 from cnnzoo.run.setup import build, use_compilation_cache
 from cnnzoo.run.signals import StopSignals, Stopped, agreed_stop, interruptible
+from cnnzoo.run.supervise import beat
 from cnnzoo.run.validation import check_config
 from cnnzoo.run.workdir import WorkdirLock, has_checkpoint, provisional_files, write_or_check_config
 from cnnzoo.training import make_train_step, over_replicas, step_stream, steps_from_epochs
@@ -143,7 +144,12 @@ def _train(config, workdir: str, signals: StopSignals) -> dict:
         feed = stack.enter_context(contextlib.closing(make_feed(config, setup, start, ckpts.restored_data)))
         train_step = _train_step(config, setup, feed)
         evaluate = make_evaluator(setup, t.eval_batch_size)
-        guard = partial(interruptible, signals=signals)
+        def guard(fn):
+            """``fn()`` interruptible by a stop signal; then a beat to a supervising parent (the run moved on)."""
+            out = interruptible(fn, signals)
+            beat()
+            return out
+
         stop = agreed_stop if jax.process_count() > 1 else (lambda received: received)
         eval_every = max(1, steps_from_epochs(t.eval_every_epochs, setup.steps_per_epoch))
         progress.message(_describe(config, workdir, setup, start))
@@ -172,6 +178,7 @@ def _train(config, workdir: str, signals: StopSignals) -> dict:
                 state, metrics = train_step(state, feed.next(step))
             step += 1
             in_flight.add(metrics)  # at most two steps unfinished: a stop never waits for more
+            beat()  # the step before the last has finished (cnnzoo.run.supervise hears it)
             at_log, at_ckpt = step % t.log_every_steps == 0, step % t.checkpoint_every_steps == 0 or step == total
             at_eval = step % eval_every == 0 or step == total
             at_estimate = step == start + 1 + ESTIMATE_STEPS and step < total
@@ -192,6 +199,7 @@ def _train(config, workdir: str, signals: StopSignals) -> dict:
                 stopped_by = stop(signals.received)
             if at_ckpt or stopped_by:
                 ckpts.save(state, force=True, records=record.window_state(), data=feed.state())
+                beat()
             timer.restart(step)
         ckpts.wait()
         rate = timer.total_rate()

@@ -15,7 +15,14 @@ one process of such a run, runs the training in a child process (itself again, w
   to do, and the parent exits with :data:`LOST_PROCESS`. The log then stays in
   ``WORKDIR/logs/process<I>.stderr`` (:func:`cnnzoo.run.workdir.process_log_path`);
 - the child dies with the parent (:func:`die_with_parent`), so a killed process never leaves a
-  training half behind that keeps the others waiting.
+  training half behind that keeps the others waiting;
+- the child tells the parent each time the run moves on (:func:`beat`: a step finished, an
+  evaluation batch, a save). A process that is alive and answers the service's heartbeats but no
+  longer takes its part (a hang in its own code, a collective that never completes) holds every
+  other one in the next collective, where no heartbeat notices it: once the child has moved on at
+  least once, a silence of ``stall_s`` seconds (``--stall-timeout``) ends it (SIGKILL to its process
+  group), with one ``error:`` line and :data:`LOST_PROCESS`. Every process of a stuck run is silent,
+  so each stops this way, or as having lost one that did.
 """
 
 from __future__ import annotations
@@ -23,12 +30,14 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import selectors
 import shutil
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Sequence
 
 from cnnzoo.run.workdir import process_log_path
@@ -36,6 +45,16 @@ from cnnzoo.run.workdir import process_log_path
 # sysexits.h's EX_TEMPFAIL: "a temporary failure; the user is invited to retry".
 LOST_PROCESS = 75
 CHILD_ENV = 'CNNZOO_SUPERVISED_CHILD'
+# The file descriptor of the pipe on which the child tells its parent that the run moved on.
+BEAT_ENV = 'CNNZOO_PROGRESS_FD'
+# The default --stall-timeout: longer than any step, evaluation batch or save of a run that goes
+# well, and beyond a compilation in the middle of a run (the first evaluation's); the same 10 minutes
+# as PyTorch's watchdog of a NCCL collective.
+DEFAULT_STALL_S = 600
+# The child writes at most one beat in this many seconds (the smallest --stall-timeout is 1).
+_BEAT_EVERY_S = 0.25
+# How long the parent still reads the stderr of a child it has ended for its silence.
+_DRAIN_S = 10.0
 
 # Where held-back lines start: a Python traceback, a W, E or F line of absl's C++ logging (which a
 # run that goes well does not print; the service's complaints about a lost peer start with one), a
@@ -46,6 +65,25 @@ _LOST_SIGNS = re.compile(rb'heartbeat|distributed service|coordination service|G
 # The process numbers the coordination service names (task = process).
 _TASK_LOST = (re.compile(rb'Task (\d+) heartbeat timeout'),
               re.compile(rb'stopped sending heartbeats\):\s*([\d, ]+)'))
+
+
+_beat = {'fd': None, 'at': 0.0}
+
+
+def beat() -> None:
+    """In the child of :func:`supervise`: tells the parent that the run moved on (the loop calls it
+    when a step has finished, after each evaluation batch and after a save). Never blocks: a full pipe
+    or a parent gone drops the beat. Anywhere else it does nothing."""
+    if _beat['fd'] is None:
+        _beat['fd'] = int(os.environ.get(BEAT_ENV) or -1) if is_supervised_child() else -1
+    now = time.monotonic()
+    if _beat['fd'] < 0 or now - _beat['at'] < _BEAT_EVERY_S:
+        return
+    _beat['at'] = now
+    try:
+        os.write(_beat['fd'], b'.')
+    except OSError:  # BlockingIOError (the parent reads late), BrokenPipeError (it is gone)
+        pass
 
 
 def is_supervised_child() -> bool:
@@ -75,13 +113,20 @@ def can_supervise(argv: Sequence[str]) -> bool:
     return not is_supervised_child() and bool(args) and sys.argv[1:][-len(args):] == args
 
 
-def supervise(*, process_id: int | None, num_processes: int | None, workdir: str) -> int:
+def supervise(*, process_id: int | None, num_processes: int | None, workdir: str,
+              stall_s: int = DEFAULT_STALL_S) -> int:
     """Runs this process's command line again as a child and waits for it; returns the exit status:
-    the child's own when it ended on its own, :data:`LOST_PROCESS` when the run lost a process."""
+    the child's own when it ended on its own, :data:`LOST_PROCESS` when the run lost a process or
+    the child, having moved on before, was silent for ``stall_s`` seconds (0: never)."""
     command = [sys.executable, *sys.orig_argv[1:]]
     log = tempfile.NamedTemporaryFile(prefix='cnnzoo-stderr-', suffix='.log', delete=False)
-    child = subprocess.Popen(command, env={**os.environ, CHILD_ENV: str(os.getpid())}, stderr=subprocess.PIPE,
-                             process_group=0)
+    beats, beats_w = os.pipe()
+    os.set_blocking(beats_w, False)
+    try:
+        child = subprocess.Popen(command, env={**os.environ, CHILD_ENV: str(os.getpid()), BEAT_ENV: str(beats_w)},
+                                 stderr=subprocess.PIPE, process_group=0, pass_fds=(beats_w,))
+    finally:
+        os.close(beats_w)
     # In its own process group the child hears a terminal's Ctrl-C once, from here, not twice.
     forwarded = set()
 
@@ -91,20 +136,28 @@ def supervise(*, process_id: int | None, num_processes: int | None, workdir: str
 
     previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGTERM, signal.SIGINT)}
     held: list[bytes] = []
+
+    def take(line: bytes) -> None:
+        log.write(line)
+        log.flush()
+        if held or _FAILURE_START.match(line):
+            held.append(line)
+        else:
+            _write_stderr(line)
+
     try:
         with log:
-            for line in child.stderr:
-                log.write(line)
-                log.flush()
-                if held or _FAILURE_START.match(line):
-                    held.append(line)
-                else:
-                    _write_stderr(line)
+            stalled = _watch(child, beats, take, stall_s)
         status = child.wait()
     finally:
+        os.close(beats)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     text = b''.join(held)
+    if stalled:
+        line = stall_message(stall_s, process_id, num_processes, _keep_log(log.name, workdir, process_id))
+        print(f'error: {line}', file=sys.stderr, flush=True)
+        return LOST_PROCESS
     if -status in forwarded and not _LOST_SIGNS.search(text):  # a repeated stop signal, acting as usual
         return 128 - status
     # Finished, or stopped by a signal after saving: the child's own ending, whatever JAX said at exit
@@ -118,6 +171,53 @@ def supervise(*, process_id: int | None, num_processes: int | None, workdir: str
     print(f'error: {lost_message(text, status, process_id, num_processes, _keep_log(log.name, workdir, process_id))}',
           file=sys.stderr, flush=True)
     return LOST_PROCESS
+
+
+def _watch(child: subprocess.Popen, beats: int, take, stall_s: int) -> bool:
+    """Passes the child's stderr to ``take`` line by line until it ends, and hears its beats; ends
+    the child's process group when it has been silent for ``stall_s`` seconds since its last beat
+    (from its first one on). Returns whether it did."""
+    stderr, pending, last_beat, stalled, drained_by = child.stderr.fileno(), b'', None, False, 0.0
+    with selectors.DefaultSelector() as selector:
+        selector.register(stderr, selectors.EVENT_READ)
+        selector.register(beats, selectors.EVENT_READ)
+        while True:
+            if stalled:  # its stderr ends with it; a few seconds for the last lines
+                wait = max(0.0, drained_by - time.monotonic())
+            else:
+                wait = None if last_beat is None or not stall_s else max(0.0, last_beat + stall_s - time.monotonic())
+            ready = [key.fd for key, _ in selector.select(wait)]
+            if not ready and wait is not None:
+                if stalled:  # something outside its process group holds its stderr: stop listening
+                    return stalled
+                stalled, drained_by = True, time.monotonic() + _DRAIN_S
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(child.pid, signal.SIGKILL)
+                continue
+            if beats in ready:
+                if not os.read(beats, 4096):
+                    selector.unregister(beats)  # the child (and every holder of the pipe) is gone
+                elif not stalled:
+                    last_beat = time.monotonic()
+            if stderr in ready:
+                chunk = os.read(stderr, 65536)
+                *lines, pending = (pending + chunk).split(b'\n')
+                for line in lines:
+                    take(line + b'\n')
+                if not chunk:
+                    if pending:
+                        take(pending)
+                    return stalled
+
+
+def stall_message(stall_s: int, process_id: int | None, num_processes: int | None, log: str) -> str:
+    """The one line of a process whose training made no progress for ``stall_s`` seconds and was ended."""
+    me = f'process {process_id}' if process_id is not None else 'this process'
+    of = f' of {num_processes}' if num_processes else ''
+    return (f'the run stopped moving: {me}{of} made no progress (no step, evaluation batch or save finished) '
+            f'for {stall_s} s (--stall-timeout), so it stopped; a process of the run is alive but stuck (in its own code, or in a collective that the others '
+            'never joined); the last complete checkpoint is kept: run the same commands again, on every '
+            f'process, to resume (details: {log})')
 
 
 def lost_message(text: bytes, status: int, process_id: int | None, num_processes: int | None, log: str) -> str:
