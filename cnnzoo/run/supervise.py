@@ -47,9 +47,9 @@ LOST_PROCESS = 75
 CHILD_ENV = 'CNNZOO_SUPERVISED_CHILD'
 # The file descriptor of the pipe on which the child tells its parent that the run moved on.
 BEAT_ENV = 'CNNZOO_PROGRESS_FD'
-# The default --stall-timeout: longer than any step, evaluation batch or save of a run that goes
-# well, and beyond a compilation in the middle of a run (the first evaluation's); the same 10 minutes
-# as PyTorch's watchdog of a NCCL collective.
+# The default --stall-timeout, a judgement: longer than any step, evaluation batch or save of a run
+# that goes well on an accelerator, and than a compilation in the middle of a run (the first
+# evaluation's). A multi-process CPU run whose one step takes longer must raise it.
 DEFAULT_STALL_S = 600
 # The child writes at most one beat in this many seconds (the smallest --stall-timeout is 1).
 _BEAT_EVERY_S = 0.25
