@@ -44,6 +44,7 @@ def get_sweep():
 '''
 TWO_BY_TWO = "[{'model.activation': a, 'schedule.ratio': r} for a in ('relu', 'tanh') for r in ('2:1:1', '1:1')]"
 POINTS = ['relu-ratio2_1_1', 'relu-ratio1_1', 'tanh-ratio2_1_1', 'tanh-ratio1_1']
+SMALL = "[{'model.activation': a} for a in ('relu', 'tanh')]"
 
 
 def tiny_overrides(archive, cache_dir, *, drop=()):
@@ -117,7 +118,19 @@ def killed_and_resumed(tiny_cifar10, cache_dir, tmp_path_factory):
     return workdir, first, second, status, before
 
 
-@pytest.mark.slow  # a sweep killed and run again; a failing run and the vmapped sweep are in the fast lane
+@pytest.fixture(scope='module')
+def small_sweep(tiny_cifar10, cache_dir, tmp_path_factory):
+    """Two points (relu, tanh) x two seeds, run to the end in this process: the fast lane's sweep (the
+    killed 2x2 one above is the slow lane's)."""
+    base = tmp_path_factory.mktemp('small_sweep')
+    workdir = str(base / 'runs')
+    args = ['--config', write_grid(str(base), SMALL), '--workdir', workdir, '--seeds', '0,1',
+            *tiny_overrides(tiny_cifar10, cache_dir)]
+    assert sweep_main(args) == 0
+    return workdir
+
+
+@pytest.mark.slow  # a sweep killed and run again; a failing run and a finished sweep are in the fast lane
 def test_killed_sweep_resumes_with_the_expected_runs_and_no_repeated_work(killed_and_resumed):
     workdir, first, second, status, before = killed_and_resumed
     assert status == 0, second
@@ -149,27 +162,31 @@ def test_killed_sweep_resumes_with_the_expected_runs_and_no_repeated_work(killed
     assert manifest['command'][:2] == ['scripts/sweep.py', '--config']
 
 
-def test_list_shows_every_run_and_its_state_without_running(killed_and_resumed, tiny_cifar10, cache_dir, capsys):
-    workdir = killed_and_resumed[0]
+def test_list_shows_every_run_and_its_state_without_running(small_sweep, tiny_cifar10, cache_dir, capsys):
+    workdir = small_sweep
     args = ['--config', os.path.join(os.path.dirname(workdir), 'grid.py'), '--workdir', workdir, '--list',
             '--seeds', '0,1,2', '--only', 'relu*']
     assert sweep_main(args + tiny_overrides(tiny_cifar10, cache_dir)) == 0
     out = capsys.readouterr().out
-    assert re.search(r'relu-ratio1_1/seed1 +done', out) and re.search(r'relu-ratio1_1/seed2 +pending', out)
-    assert 'tanh' not in out and '6 runs' in out
+    assert re.search(r'relu/seed1 +done', out) and re.search(r'relu/seed2 +pending', out)
+    assert 'tanh' not in out and '3 runs' in out
     # the same grid with another learning rate: the directories hold other runs
     assert sweep_main(args + tiny_overrides(tiny_cifar10, cache_dir) + ['--config.optimizer.learning_rate=0.2']) == 0
-    assert re.search(r'relu-ratio1_1/seed1 +differs', capsys.readouterr().out)
-    assert not os.path.exists(os.path.join(workdir, 'relu-ratio1_1', 'seed2'))
+    assert re.search(r'relu/seed1 +differs', capsys.readouterr().out)
+    assert not os.path.exists(os.path.join(workdir, 'relu', 'seed2'))
 
 
-def test_report_means_and_deviations_equal_the_runs_metrics(killed_and_resumed):
-    workdir = killed_and_resumed[0]
+@pytest.mark.parametrize('sweep', ['small', pytest.param('killed', marks=pytest.mark.slow)])
+def test_report_means_and_deviations_equal_the_runs_metrics(sweep, request):
+    """The finished 1-axis sweep (bars), and the killed and resumed 2x2 one (a heat map)."""
+    workdir = request.getfixturevalue('small_sweep') if sweep == 'small' else request.getfixturevalue('killed_and_resumed')[0]
+    axes, points, figure = ((['model.activation'], ['relu', 'tanh'], 'bars') if sweep == 'small' else
+                            (['model.activation', 'schedule.ratio'], POINTS, 'heatmap'))
     _, table = write_report(workdir)
     with open(os.path.join(workdir, 'report.csv')) as f:
         header, *rows = [line.rstrip('\n').split(',') for line in f]
-    assert header[:3] == ['point', 'model.activation', 'schedule.ratio']  # only the varying keys
-    assert [r[0] for r in rows] == POINTS
+    assert header[:len(axes) + 1] == ['point', *axes] and header[len(axes) + 1] == 'n'  # only the varying keys
+    assert [r[0] for r in rows] == points
     for row in rows:
         got = dict(zip(header, row))
         runs = [records(os.path.join(workdir, got['point'], s)) for s in ('seed0', 'seed1')]
@@ -183,7 +200,7 @@ def test_report_means_and_deviations_equal_the_runs_metrics(killed_and_resumed):
         assert float(got['best_accuracy_std']) == pytest.approx(np.std(best, ddof=1))
         assert float(got['final_train_loss_mean']) == pytest.approx(np.mean(loss))
         assert f'{np.mean(final):.2f} ± {np.std(final, ddof=1):.2f}' in table
-    for name in ('curves', 'heatmap'):
+    for name in ('curves', figure):
         for ext in ('png', 'svg'):
             path = os.path.join(workdir, 'plots', f'{name}.{ext}')
             assert os.path.getsize(path) > 1000, path
@@ -193,8 +210,8 @@ def test_report_means_and_deviations_equal_the_runs_metrics(killed_and_resumed):
     assert "bands are the min–max over seeds" in text and 'are ±1 sample standard deviation' in text
 
 
-def test_report_of_one_run_directory(killed_and_resumed, tmp_path):
-    run = shutil.copytree(os.path.join(killed_and_resumed[0], POINTS[0], 'seed0'), tmp_path / 'one')
+def test_report_of_one_run_directory(small_sweep, tmp_path):
+    run = shutil.copytree(os.path.join(small_sweep, 'relu', 'seed0'), tmp_path / 'one')
     result = subprocess.run([sys.executable, REPORT, str(run)], capture_output=True, text=True, timeout=300,
                             check=False)
     assert result.returncode == 0, result.stderr
