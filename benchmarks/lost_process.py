@@ -9,13 +9,12 @@ answering without dying), and SIGKILLed once the other has ended.
 """
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..', 'tests'))
-from tiny_run import EXPERIMENT, TRAIN, tiny_overrides  # noqa: E402
+from tiny_run import TRAIN, free_port, process_command, tiny_overrides  # noqa: E402
 
 freeze = sys.argv[1:2] == ['--freeze']
 if freeze:
@@ -23,16 +22,10 @@ if freeze:
 if len(sys.argv) < 5 or sys.argv[1] not in ('0', '1') or not sys.argv[2].isdigit():
     sys.exit('usage: python benchmarks/lost_process.py [--freeze] VICTIM(0|1) STEP WORKDIR ARCHIVE [train flags]')
 victim, at, workdir, archive = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
-with socket.socket() as s:
-    s.bind(('127.0.0.1', 0))
-    port = s.getsockname()[1]
-env = {**os.environ, 'XLA_FLAGS': '--xla_force_host_platform_device_count=2'}
+port, env = free_port(), {**os.environ, 'XLA_FLAGS': '--xla_force_host_platform_device_count=2'}
 overrides = tiny_overrides(archive, workdir + '.data', **{'training.checkpoint_every_steps': '5'})
-procs = []
-for i in range(2):
-    cmd = [sys.executable, TRAIN, '--config', EXPERIMENT, '--workdir', workdir, '--coordinator', f'127.0.0.1:{port}',
-           '--num-processes', '2', '--process-id', str(i), *[f'--config.{k}={v}' for k, v in overrides], *sys.argv[5:]]
-    procs.append(subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+procs = [subprocess.Popen(process_command([TRAIN], workdir, overrides, port, i, *sys.argv[5:]), env=env,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
 for line in procs[0].stdout:
     if line.startswith(f'step {at}/'):
         print(f'process 0 logged: {line.strip()}; {"SIGSTOP" if freeze else "SIGKILL"} to process {victim}')

@@ -9,7 +9,6 @@ answering the distributed service's heartbeats, so no heartbeat timeout sees it)
 process exits, counted from the moment the victim said it hangs, with its status and stderr.
 """
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -17,24 +16,18 @@ import time
 
 TESTS = os.path.join(os.path.dirname(__file__), '..', 'tests')
 sys.path.insert(0, TESTS)
-from tiny_run import EXPERIMENT, TRAIN, tiny_overrides  # noqa: E402
+from tiny_run import TRAIN, free_port, process_command, tiny_overrides  # noqa: E402
 
 if len(sys.argv) < 5 or sys.argv[1] not in ('0', '1') or not sys.argv[2].isdigit():
     sys.exit('usage: python benchmarks/stuck_process.py VICTIM(0|1) STEPS WORKDIR ARCHIVE [train flags]')
 victim, steps, workdir, archive = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
-with socket.socket() as s:
-    s.bind(('127.0.0.1', 0))
-    port = s.getsockname()[1]
+port, env = free_port(), {**os.environ, 'XLA_FLAGS': '--xla_force_host_platform_device_count=2'}
 overrides = tiny_overrides(archive, workdir + '.data', **{'training.checkpoint_every_steps': '5'})
-procs = []
-for i in range(2):
-    env = {**os.environ, 'XLA_FLAGS': '--xla_force_host_platform_device_count=2'}
-    script = TRAIN
-    if i == victim:
-        env['CNNZOO_TEST_HANG_AFTER_STEPS'], script = steps, os.path.join(TESTS, 'lossy_train.py')
-    cmd = [sys.executable, script, '--config', EXPERIMENT, '--workdir', workdir, '--coordinator', f'127.0.0.1:{port}',
-           '--num-processes', '2', '--process-id', str(i), *[f'--config.{k}={v}' for k, v in overrides], *sys.argv[5:]]
-    procs.append(subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True))
+hang = {**env, 'CNNZOO_TEST_HANG_AFTER_STEPS': steps}
+procs = [subprocess.Popen(process_command([os.path.join(TESTS, 'lossy_train.py') if i == victim else TRAIN], workdir,
+                                          overrides, port, i, *sys.argv[5:]),
+                          env=hang if i == victim else env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                          text=True) for i in range(2)]
 hung, stderr = threading.Event(), {}
 
 

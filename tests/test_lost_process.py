@@ -1,7 +1,7 @@
 """A process of a two-process run lost (SIGKILL at a step, of either process, and inside a save) or
 alive but stuck: the others stop within the bound with one line and exit status 75, and the same two
-commands resume from the last complete checkpoint. Processes of 2 CPU devices each, joined on 127.0.0.1, with a
-heartbeat timeout of a few seconds (the default is 30). Below them, the supervising parent alone,
+commands resume from the last complete checkpoint. Processes of 2 CPU devices each, joined on
+127.0.0.1, with a heartbeat timeout of a few seconds (the default is 30). Below them, the supervising parent alone,
 with small stand-in children: what it passes through, what it turns into one line."""
 
 import json
@@ -13,8 +13,8 @@ import sys
 import time
 
 import pytest
-from test_scale import _free_port, _launch
-from tiny_run import EXPERIMENT, TRAIN, tiny_overrides
+from test_scale import _launch
+from tiny_run import EXPERIMENT, TRAIN, free_port, tiny_overrides
 
 from cnnzoo.run.supervise import LOST_PROCESS
 
@@ -36,7 +36,7 @@ class Run:
         self.workdir, self.overrides = workdir, overrides
 
     def start(self, *, kill_in_save: int | None = None, hang_after: int | None = None):
-        port = _free_port()
+        port = free_port()
         env = ({'CNNZOO_TEST_KILL_IN_SAVE': str(kill_in_save)} if kill_in_save else
                {'CNNZOO_TEST_HANG_AFTER_STEPS': str(hang_after)} if hang_after else None)
         stall = ('--stall-timeout', str(STALL_S)) if hang_after else ()

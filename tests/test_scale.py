@@ -24,7 +24,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -34,7 +33,7 @@ import jax
 import numpy as np
 import pytest
 from conftest import env_with_devices
-from tiny_run import EXPERIMENT, TRAIN, tiny_config, tiny_overrides
+from tiny_run import EXPERIMENT, TRAIN, free_port, process_command, tiny_config, tiny_overrides
 
 from cnnzoo.run.checkpoints import Checkpoints
 from cnnzoo.run.loop import train_and_evaluate
@@ -125,17 +124,10 @@ def test_a_checkpoint_of_one_device_resumes_on_four(runs, tiny_cifar10, cache_di
     assert rel_diff(params_at(config, root / 'one'), params_at(config, tmp_path / 'run')) < TWENTY_STEPS
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
-
-
 def _launch(command, workdir, overrides, port, process_id, *extra, env=None):
-    env = env_with_devices(2, **(env or {}))
-    cmd = [sys.executable, *command, '--config', EXPERIMENT, '--workdir', str(workdir), *extra,
-           '--coordinator', f'127.0.0.1:{port}', '--num-processes', '2', '--process-id', str(process_id)]
-    return subprocess.Popen(cmd + [f'--config.{k}={v}' for k, v in overrides], env=env, stdout=subprocess.PIPE,
+    """Process ``process_id`` of a two-process run, with 2 simulated devices; stdout and stderr together."""
+    return subprocess.Popen(process_command(command, workdir, overrides, port, process_id, *extra),
+                            env=env_with_devices(2, **(env or {})), stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
 
 
@@ -144,7 +136,7 @@ def test_two_processes_killed_and_restarted_finish_the_four_device_run(runs, tin
     config, root = runs
     overrides = tiny_overrides(tiny_cifar10, cache_dir, **{**SETTINGS, 'training.checkpoint_every_steps': '5'})
     workdir = tmp_path / 'run'
-    port = _free_port()
+    port = free_port()
     first = [_launch([TRAIN], workdir, overrides, port, i) for i in range(2)]
     for line in first[0].stdout:  # process 0 prints; both are killed once step 15 is logged
         if line.startswith('step 15/'):
@@ -155,7 +147,7 @@ def test_two_processes_killed_and_restarted_finish_the_four_device_run(runs, tin
     assert not any(line.startswith('step ') for line in outputs[1].splitlines()), outputs[1]
 
     worker = os.path.join(os.path.dirname(__file__), 'distributed_worker.py')
-    port = _free_port()
+    port = free_port()
     second = [_launch([worker, str(tmp_path / f'params{i}.npz')], workdir, overrides, port, i) for i in range(2)]
     outputs = [proc.communicate(timeout=600)[0] for proc in second]
     assert [proc.returncode for proc in second] == [0, 0], outputs
@@ -191,7 +183,7 @@ def test_two_processes_killed_and_restarted_finish_the_four_device_run(runs, tin
 def test_a_one_process_checkpoint_resumes_in_two_processes(runs, tiny_cifar10, cache_dir, tmp_path):
     config, root = runs
     rewind(root / 'one', tmp_path / 'run', 10)
-    port = _free_port()
+    port = free_port()
     procs = [_launch([TRAIN], tmp_path / 'run', tiny_overrides(tiny_cifar10, cache_dir, **SETTINGS), port, i)
              for i in range(2)]
     outputs = [proc.communicate(timeout=600)[0] for proc in procs]
@@ -212,7 +204,7 @@ def test_process_id_out_of_range_is_one_line_and_exit_2(tmp_path):
 
 def test_a_coordinator_that_never_answers_is_a_bounded_wait_and_one_line(tmp_path):
     cmd = [sys.executable, TRAIN, '--config', EXPERIMENT, '--workdir', str(tmp_path / 'run'),
-           '--coordinator', f'127.0.0.1:{_free_port()}', '--num-processes', '2', '--process-id', '1',
+           '--coordinator', f'127.0.0.1:{free_port()}', '--num-processes', '2', '--process-id', '1',
            '--distributed-timeout', '3']
     started = time.monotonic()
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=120)

@@ -413,7 +413,8 @@ def test_two_processes_with_two_devices_each_train_the_one_process_streamed_run(
     (a scheduler giving back fewer or more machines): the iterator is rebuilt at the checkpoint's
     batch, in the one-process order, and the run ends as the one-process run does."""
     import jax
-    from test_scale import ONE_STEP, _free_port, _launch, rel_diff, rewind
+    from test_scale import ONE_STEP, _launch, rel_diff, rewind
+    from tiny_run import free_port
 
     from cnnzoo.config import apply_overrides, load_config_file
     from cnnzoo.run.loop import train_and_evaluate
@@ -425,7 +426,7 @@ def test_two_processes_with_two_devices_each_train_the_one_process_streamed_run(
     worker = os.path.join(os.path.dirname(__file__), 'distributed_worker.py')
 
     def two_processes(workdir, name):
-        port = _free_port()
+        port = free_port()
         procs = [_launch([worker, str(tmp_path / f'{name}{i}.npz')], workdir, overrides, port, i) for i in range(2)]
         outputs = [proc.communicate(timeout=600)[0] for proc in procs]
         assert [proc.returncode for proc in procs] == [0, 0], outputs

@@ -3,6 +3,7 @@ archive, 10 steps per epoch, 3 epochs; the command line and in-process forms of 
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 
@@ -28,6 +29,22 @@ def tiny_overrides(archive, cache_dir, **extra):
     }
     overrides.update(extra)
     return list(overrides.items())
+
+
+def free_port() -> int:
+    """A TCP port of 127.0.0.1 that nothing listens on now (for a two-process run's coordinator)."""
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+def process_command(command, workdir, overrides, port, process_id, *extra) -> list[str]:
+    """The command line of process ``process_id`` of a two-process run of the tiny experiment joined
+    on 127.0.0.1:``port``: ``command`` (a script and its own arguments), train's flags and ``extra``,
+    then the ``(key, value)`` overrides."""
+    return [sys.executable, *command, '--config', EXPERIMENT, '--workdir', str(workdir), *extra,
+            '--coordinator', f'127.0.0.1:{port}', '--num-processes', '2', '--process-id', str(process_id),
+            *[f'--config.{k}={v}' for k, v in overrides]]
 
 
 def tiny_config(archive, cache_dir, **extra):

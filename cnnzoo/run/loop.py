@@ -144,6 +144,7 @@ def _train(config, workdir: str, signals: StopSignals) -> dict:
         feed = stack.enter_context(contextlib.closing(make_feed(config, setup, start, ckpts.restored_data)))
         train_step = _train_step(config, setup, feed)
         evaluate = make_evaluator(setup, t.eval_batch_size)
+
         def guard(fn):
             """``fn()`` interruptible by a stop signal; then a beat to a supervising parent (the run moved on)."""
             out = interruptible(fn, signals)

@@ -74,8 +74,8 @@ def beat() -> None:
     """In the child of :func:`supervise`: tells the parent that the run moved on (the loop calls it
     when a step has finished, after each evaluation batch and after a save). Never blocks: a full pipe
     or a parent gone drops the beat. Anywhere else it does nothing."""
-    if _beat['fd'] is None:
-        _beat['fd'] = int(os.environ.get(BEAT_ENV) or -1) if is_supervised_child() else -1
+    if _beat['fd'] is None:  # set by supervise() in its child's environment only
+        _beat['fd'] = int(os.environ.get(BEAT_ENV) or -1)
     now = time.monotonic()
     if _beat['fd'] < 0 or now - _beat['at'] < _BEAT_EVERY_S:
         return
@@ -215,9 +215,9 @@ def stall_message(stall_s: int, process_id: int | None, num_processes: int | Non
     me = f'process {process_id}' if process_id is not None else 'this process'
     of = f' of {num_processes}' if num_processes else ''
     return (f'the run stopped moving: {me}{of} made no progress (no step, evaluation batch or save finished) '
-            f'for {stall_s} s (--stall-timeout), so it stopped; a process of the run is alive but stuck (in its own code, or in a collective that the others '
-            'never joined); the last complete checkpoint is kept: run the same commands again, on every '
-            f'process, to resume (details: {log})')
+            f'for {stall_s} s (--stall-timeout), so it stopped; a process of the run is alive but stuck '
+            '(in its own code, or in a collective that the others never joined); the last complete checkpoint '
+            f'is kept: run the same commands again, on every process, to resume (details: {log})')
 
 
 def lost_message(text: bytes, status: int, process_id: int | None, num_processes: int | None, log: str) -> str:
