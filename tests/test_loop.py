@@ -11,7 +11,6 @@ import signal
 import subprocess
 import sys
 
-import chex
 import flax.serialization
 import jax
 import numpy as np
@@ -180,63 +179,86 @@ def test_compilation_cache_goes_to_the_users_cache_unless_jax_has_one(monkeypatc
         jax.config.update('jax_compilation_cache_dir', configured)
 
 
-def test_a_run_written_before_the_replica_axis_restores_resumes_and_evaluates(tmp_path, cache_dir):
-    """tests/data/run_e622304: a one-seed run of 4 steps written by e622304's code (its state saved
-    without a replica axis, as the orbax item 'default'). Its checkpoint restores into today's state,
-    leaf for leaf, to the state today's code reaches in the same 4 steps; both runs, extended to 8
-    steps, end at the same state and records; its best checkpoint evaluates to the accuracy it recorded.
+def _leaves_by_path(tree) -> dict:
+    """``{'params/head/kernel': array, 'opt_state/1/0/trace/...': array, ...}``: every array of a tree
+    by its path, dict keys, sequence indices and named-tuple fields alike (orbax reads named tuples
+    back as dicts of their fields)."""
+    def name(key):
+        return str(getattr(key, 'key', getattr(key, 'idx', getattr(key, 'name', key))))
 
-    The old run was computed on another machine (an AVX-512 CPU): XLA's CPU reductions round in the
-    last bit differently from one instruction set to another (3e-8 in a BatchNorm mean on an AVX2
-    CPU, 2e-6 at most in a momentum trace), so the comparison with today's recomputation is within
-    1e-5 (absolute; 1e-4 relative), not bitwise. A leaf restored into the wrong place, a lost
-    optimizer state or another data order differ by far more: steps 5-8 move the parameters by more
-    than 1e-4, which the test checks. Bitwise resumption on one
-    machine is tested by the other tests of this file."""
+    leaves, _ = jax.tree_util.tree_flatten_with_path(tree)
+    return {'/'.join(name(k) for k in path): np.asarray(leaf) for path, leaf in leaves}
+
+
+@pytest.mark.filterwarnings('ignore:Sharding info not provided')  # orbax's own reading, without a target
+def test_a_run_written_before_the_replica_axis_restores_resumes_and_evaluates(tmp_path, cache_dir, monkeypatch):
+    """tests/data/run_e622304: a one-seed run of 4 steps written by e622304's code (its state saved
+    without a replica axis, as the orbax item 'default').
+
+    Nothing here compares with numbers computed on another CPU beyond what the files store (XLA's
+    CPU reductions round differently from one instruction set to another, so a recomputation of the
+    old run's 4 steps may differ in the last bits: issue 32). What restoring must guarantee:
+    every array of the checkpoint comes back bitwise as stored, at its own place in today's state
+    (matched by name against orbax's own reading of the files), the step and the records stay as
+    they were; its best checkpoint evaluates to the accuracy it recorded, within what the order of
+    float sums can change (one example of 50). Then two continuations made here, one resume to
+    step 8 and one stopped by SIGTERM at step 6 and resumed to 8, end at the same state and
+    records, bitwise."""
+    from cnnzoo.run import loop
+
     from conftest import write_cifar10_python_archive
 
     archive = str(tmp_path / 'cifar-10-python.tar.gz')
     write_cifar10_python_archive(archive, real=False)  # the images the old run trained on
-    old = tmp_path / 'old'
-    shutil.copytree(os.path.join(os.path.dirname(__file__), 'data', 'run_e622304'), old,
-                    ignore=shutil.ignore_patterns('README.md'))
+    stored = os.path.join(os.path.dirname(__file__), 'data', 'run_e622304')
+    copies = {}
+    for name in ('once', 'twice'):
+        copies[name] = tmp_path / name
+        shutil.copytree(stored, copies[name], ignore=shutil.ignore_patterns('README.md'))
+    old = copies['once']
+    recorded = [json.loads(line) for line in open(old / 'metrics.jsonl')]
+
     where = [('data.archive', archive), ('data.data_dir', cache_dir)]
     best = evaluate_checkpoint(str(old), which='best', overrides=where)
-    recorded = json.loads(open(old / 'metrics.jsonl').readlines()[-1])
-    assert best['step'] == 4 and best['accuracy'] == pytest.approx(recorded['accuracy'], abs=1e-9)
+    assert best['step'] == 4 and best['count'] == 50
+    assert abs(best['accuracy'] - recorded[-1]['accuracy']) <= 1 / 50 + 1e-9
+    assert best['loss'] == pytest.approx(recorded[-1]['loss'], rel=1e-3)
 
-    def assert_same_state(a, b):
-        a, b = flax.serialization.to_state_dict(a), flax.serialization.to_state_dict(b)
-        chex.assert_trees_all_equal_structs(a, b)
-        chex.assert_trees_all_equal_shapes_and_dtypes(a, b)
-        chex.assert_trees_all_close(a, b, rtol=1e-4, atol=1e-5)
+    import orbax.checkpoint as ocp
+
+    from cnnzoo.training import replica
 
     four = tiny_config(archive, cache_dir, **{'training.num_steps': '4', 'training.checkpoint_every_steps': '4'})
-    today = train_and_evaluate(four, str(tmp_path / 'today'))
     restored = restore(four, old)
     assert int(restored.step) == 4
-    assert_same_state(restored.checkpoint_items(), today['state'].checkpoint_items())
+    on_disk = _leaves_by_path(ocp.PyTreeCheckpointer().restore(str(old / 'checkpoints' / '4' / 'default')))
+    ours = _leaves_by_path(flax.serialization.to_state_dict(replica(restored, 0).checkpoint_items()))
+    fresh = _leaves_by_path(flax.serialization.to_state_dict(replica(build(four).state, 0).checkpoint_items()))
+    assert set(ours) == set(on_disk) == set(fresh)  # every array of today's state, none left over
+    for path, array in on_disk.items():
+        assert ours[path].dtype == array.dtype and ours[path].shape == array.shape, path
+        np.testing.assert_array_equal(ours[path], array, err_msg=path)
 
     eight = tiny_config(archive, cache_dir, **{'training.num_steps': '8', 'training.checkpoint_every_steps': '4'})
-    resumed = train_and_evaluate(eight, str(old), extend=True)
-    extended = train_and_evaluate(eight, str(tmp_path / 'today'), extend=True)
-    assert resumed['step'] == extended['step'] == 8
-    assert_same_state(resumed['state'].checkpoint_items(), extended['state'].checkpoint_items())
+    once = train_and_evaluate(eight, str(copies['once']), extend=True)
+    monkeypatch.setattr(loop, 'make_feed', _feed_stopping_at(5))  # step 6's input is number 5
+    assert train_and_evaluate(eight, str(copies['twice']), extend=True)['stopped_by'] == 'SIGTERM'
+    monkeypatch.undo()
+    twice = train_and_evaluate(eight, str(copies['twice']), extend=True)
+    assert once['step'] == twice['step'] == 8
+    assert_bitwise_equal(once['state'].checkpoint_items(), twice['state'].checkpoint_items())
     moved = jax.tree.map(lambda x, y: float(np.max(np.abs(np.asarray(x, np.float64) - np.asarray(y)))),
-                         restored.params, resumed['state'].params)
-    assert max(jax.tree.leaves(moved)) > 1e-4  # steps 5-8 moved the parameters: 1e-5 tells states apart
+                         restored.params, once['state'].params)
+    assert max(jax.tree.leaves(moved)) > 1e-4  # steps 5-8 moved the parameters
 
     def records(workdir):
         return [{k: v for k, v in json.loads(line).items() if k != 'images_per_sec'}
                 for line in open(workdir / 'metrics.jsonl')]
 
-    old_records, today_records = records(old), records(tmp_path / 'today')
-    assert [sorted(r) for r in old_records] == [sorted(r) for r in today_records]
-    for a, b in zip(old_records, today_records, strict=True):
-        assert {k: v for k, v in a.items() if not isinstance(v, float)} == \
-            {k: v for k, v in b.items() if not isinstance(v, float)}
-        assert {k: v for k, v in a.items() if isinstance(v, float)} == pytest.approx(
-            {k: v for k, v in b.items() if isinstance(v, float)}, rel=1e-5, abs=1e-6)
+    kept = [{k: v for k, v in r.items() if k != 'images_per_sec'} for r in recorded]
+    assert records(copies['once'])[:len(kept)] == kept  # the old run's records stay as they were
+    assert records(copies['once']) == records(copies['twice'])
+    assert [r['step'] for r in records(copies['once']) if r['split'] == 'train'] == list(range(1, 9))
 
 
 def _feed_stopping_at(step_to_stop: int):
