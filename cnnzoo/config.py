@@ -5,6 +5,10 @@ Every experiment file in ``experiments/`` defines ``get_config()`` which starts 
 does not exist is an error, so a typo never silently becomes an ignored value. Types are checked
 by ``ml_collections`` on assignment (an ``int`` field refuses ``'abc'``).
 
+Keys whose values are names (a loss, an optimizer, a schedule, an augmentation, a compute dtype)
+take them from a registry beside the code they name (:func:`named_keys`, :mod:`cnnzoo.registry`):
+:func:`validate` checks them there and ``cnnzoo train --help`` lists them from there.
+
 ``config.model`` is the one open section: besides ``name`` it holds the fields handed to the
 model class (``activation``, ``shortcut``, ``stem``, ...). Those are checked against the model's
 own fields when the model is created, with a one-line error naming the unknown field.
@@ -56,11 +60,8 @@ def default_config() -> ml_collections.ConfigDict:
     # else the data's own size (the images must then be square and of one size).
     c.data.image_size = 0
     c.data.validation_size = 0  # e.g. 5000 for He et al.'s 45k/5k split; evaluate on it
-    c.data.augment = 'crop_flip'  # see cnnzoo.data.AUGMENT_PRESETS; 'imagenet' crops on the host (grain)
-    # 'online': fresh augmentation at every step. 'expand': the training set becomes the originals
-    # plus copies augmented once from the seed (crop_flip: 100k CIFAR images, crop_flip_color_blur:
-    # 150k), trained on without further draws; an epoch is then a pass over the expanded set.
-    c.data.augment_mode = 'online'
+    c.data.augment = 'crop_flip'  # the augmentation preset (cnnzoo.data.presets)
+    c.data.augment_mode = 'online'  # how the preset is applied
 
     c.model = ml_collections.ConfigDict()
     c.model.name = 'resnet20'  # a registered model (cnnzoo models); other model.* keys are its fields
@@ -73,7 +74,7 @@ def default_config() -> ml_collections.ConfigDict:
     c.init.reset_head = True  # keep the classifier head freshly initialised
 
     c.optimizer = ml_collections.ConfigDict()
-    c.optimizer.name = 'sgd'  # 'sgd' | 'adam' | 'adamw'
+    c.optimizer.name = 'sgd'  # the optimizer (cnnzoo.training.optimizers); its keys below
     c.optimizer.learning_rate = 0.1  # base (peak) rate
     c.optimizer.momentum = 0.9  # sgd
     c.optimizer.nesterov = False  # sgd
@@ -86,7 +87,7 @@ def default_config() -> ml_collections.ConfigDict:
     c.optimizer.decay_bn_and_bias = True
 
     c.schedule = ml_collections.ConfigDict()
-    c.schedule.name = 'ratio'  # 'constant' | 'piecewise' | 'ratio' | 'cosine'
+    c.schedule.name = 'ratio'  # the learning-rate schedule (cnnzoo.training.schedules); its keys below
     c.schedule.boundaries_epochs = ()  # 'piecewise': where the rate is multiplied by decay_factor
     c.schedule.decay_factor = 0.1  # 'piecewise' and 'ratio'
     c.schedule.ratio = '2:1:1'  # 'ratio': phases at base, base*f, base*f^2, ... (He et al. = 2:1:1)
@@ -105,8 +106,9 @@ def default_config() -> ml_collections.ConfigDict:
     # line, setting one clears the other. He et al. state theirs in steps: 64k at batch 128.
     c.training.num_epochs = 0.0
     c.training.num_steps = 64_000  # see num_epochs: set exactly one of the two
+    c.training.loss = 'cross_entropy'  # the criterion (cnnzoo.training.losses)
     c.training.label_smoothing = 0.0  # in [0, 1)
-    c.training.dtype = 'float32'  # compute dtype: 'float32' | 'bfloat16' (params stay float32)
+    c.training.dtype = 'float32'  # the compute dtype (cnnzoo.training.dtypes); parameters stay float32
     c.training.eval_batch_size = 1000  # the last batch is padded and masked: every example counts once
     c.training.eval_every_epochs = 1.0  # and at the last step
     c.training.log_every_steps = 50  # a train record in metrics.jsonl and a progress line
@@ -221,19 +223,40 @@ CIFAR_NAMES = ('cifar10', 'cifar100')
 _CHOICES = {
     ('data', 'source'): ('auto', 'archive', 'tfds', 'folder'),
     ('data', 'loader'): ('auto', 'device', 'grain'),
-    ('data', 'augment_mode'): ('online', 'expand'),
-    ('optimizer', 'name'): ('sgd', 'adam', 'adamw'),
-    ('schedule', 'name'): ('constant', 'piecewise', 'ratio', 'cosine'),
-    ('training', 'dtype'): ('float32', 'bfloat16'),
 }
 
 
+def named_keys() -> dict:
+    """``{'training.loss': LOSSES, ...}``: the keys whose values are registered names, and each one's
+    :class:`cnnzoo.registry.Registry` (the allowed values, their help and the keys each one reads)."""
+    from cnnzoo.data.presets import AUGMENT_MODES, AUGMENTATIONS
+    from cnnzoo.training.dtypes import DTYPES
+    from cnnzoo.training.losses import LOSSES
+    from cnnzoo.training.optimizers import OPTIMIZERS
+    from cnnzoo.training.schedules import SCHEDULES
+
+    return {r.key: r for r in (AUGMENTATIONS, AUGMENT_MODES, LOSSES, OPTIMIZERS, SCHEDULES, DTYPES)}
+
+
+def get_key(config: ml_collections.ConfigDict, dotted: str) -> Any:
+    """The value of a dotted key ('training.loss') of ``config``."""
+    node = config
+    for part in dotted.split('.'):
+        node = node[part]
+    return node
+
+
 def validate(config: ml_collections.ConfigDict) -> None:
-    """Checks what the schema's types cannot: choices and ranges. Raises a one-line ConfigError."""
+    """Checks what the schema's types cannot: names, choices and ranges. Raises a one-line ConfigError."""
+    from cnnzoo.training.schedules import check_schedule
+
+    for key, registry in named_keys().items():
+        registry.get(get_key(config, key))
     for (section, key), choices in _CHOICES.items():
         value = config[section][key]
         if value not in choices:
-            raise ConfigError(f'config.{section}.{key}={value!r}; choose one of {", ".join(choices)}')
+            raise ConfigError(f'config.{section}.{key}={value!r}: choose one of {", ".join(choices)}')
+    check_schedule(config.schedule)
     t = config.training
     if (t.num_epochs > 0) == (t.num_steps > 0):
         raise ConfigError('set exactly one of config.training.num_epochs and config.training.num_steps '

@@ -70,7 +70,7 @@ class Registry:
         """The entry of ``name``; a one-line ConfigError naming the key and the known names otherwise."""
         entry = self._entries.get(name)
         if entry is None:
-            raise ConfigError(f'config.{self.key}={name!r}: unknown {self.what}; choose one of {", ".join(self)}')
+            raise ConfigError(f'config.{self.key}={name!r}: choose one of {", ".join(self)}')
         return entry
 
     def __getitem__(self, name: str) -> Any:

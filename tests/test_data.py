@@ -12,9 +12,11 @@ import numpy as np
 import pytest
 from conftest import write_cifar10_python_archive
 
-from cnnzoo.data import (AUGMENT_PRESETS, DataError, augment, epoch_permutation, expansion, load_dataset, normalize,
+from cnnzoo.data import (AUGMENTATIONS, DataError, augment, epoch_permutation, expansion, load_dataset, normalize,
                          online_preset, read_archive, take_batch)
-from cnnzoo.data.augment import EXPANSION_COPIES
+
+# preset -> the copies augment_mode='expand' adds, for the presets that can expand a set
+EXPANSION_COPIES = {e.name: e.meta['expand'] for e in AUGMENTATIONS.entries() if 'expand' in e.meta}
 
 SHARED = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), '..', 'shared', 'data')
 
@@ -234,7 +236,7 @@ def _batch(n=8, seed=0):
     return jnp.asarray(np.random.default_rng(seed).integers(0, 256, (n, 32, 32, 3)), jnp.uint8)
 
 
-@pytest.mark.parametrize('preset', AUGMENT_PRESETS)
+@pytest.mark.parametrize('preset', AUGMENTATIONS.names())
 def test_presets_are_deterministic_jitted_and_float(preset):
     images = _batch()
     fn = jax.jit(lambda rng, x: augment(rng, x, preset, mean=(0.5, 0.5, 0.5)))
@@ -251,7 +253,7 @@ def test_presets_are_deterministic_jitted_and_float(preset):
 
 
 def test_unknown_preset():
-    with pytest.raises(ValueError, match='presets: none'):
+    with pytest.raises(ValueError, match='choose one of none'):
         augment(jax.random.PRNGKey(0), _batch(), 'mixup')
 
 

@@ -31,7 +31,7 @@ def test_an_unknown_name_is_one_line_naming_the_key_and_the_known_names():
     things.add('b', 2, help='')
     with pytest.raises(ConfigError) as raised:
         things.get('c')
-    assert str(raised.value) == "config.section.thing='c': unknown thing; choose one of a, b"
+    assert str(raised.value) == "config.section.thing='c': choose one of a, b"
 
 
 def test_a_name_registered_twice_is_refused():

@@ -1,5 +1,7 @@
 """The training core: optimizers' conventions, the pure train step, aux heads, exact eval."""
 
+from functools import partial
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -82,7 +84,7 @@ def _setup(model=None, *, label_smoothing=0.0, dtype=jnp.float32):
     state = TrainState.create(apply_fn=model.apply, variables=variables, tx=tx)
     preprocess = lambda rng, x: x.astype(jnp.float32) / 255.0  # noqa: E731
     step = jax.jit(make_train_step(preprocess=preprocess, learning_rate_fn=lambda s: 0.1,
-                                   label_smoothing=label_smoothing))
+                                   loss_fn=partial(cross_entropy, label_smoothing=label_smoothing)))
     rng = np.random.default_rng(0)
     batch = {'image': jnp.asarray(rng.integers(0, 256, (16, 8, 8, 3)), jnp.uint8),
              'label': jnp.asarray(rng.integers(0, 10, 16), jnp.int32)}

@@ -12,6 +12,8 @@ the loop itself are tested end to end, with SIGKILL, in test_loop.py.
 
 """
 
+from functools import partial
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -21,7 +23,7 @@ from conftest import distinct_networks, registry_params, shortened
 from cnnzoo.config import default_config
 from cnnzoo.data import augment, epoch_permutation, load_dataset, normalize, take_batch
 from cnnzoo.models import cifar_fields, create_model, list_models, min_input_size
-from cnnzoo.training import TrainState, init_variables, make_optimizer, make_train_step
+from cnnzoo.training import TrainState, cross_entropy, init_variables, make_optimizer, make_train_step
 
 BATCH = 8
 
@@ -58,7 +60,7 @@ def test_trains_and_resumes_bitwise(name, dataset):
             x = jax.image.resize(x, (x.shape[0], size, size, x.shape[3]), 'bilinear')
         return x
 
-    step = jax.jit(make_train_step(preprocess=preprocess, learning_rate_fn=lambda s: 0.01, label_smoothing=0.1))
+    step = jax.jit(make_train_step(preprocess=preprocess, learning_rate_fn=lambda s: 0.01, loss_fn=partial(cross_entropy, label_smoothing=0.1)))
     images, labels = jnp.asarray(dataset.train_images), jnp.asarray(dataset.train_labels)
     perm = epoch_permutation(0, 0, len(images))
     key = jax.random.PRNGKey(0)

@@ -55,12 +55,12 @@ def train_step_rate(config, image_size: int, *, steps: int, log=print) -> dict:
 
     from cnnzoo.data import normalize, to_float
     from cnnzoo.models import create_model
-    from cnnzoo.run.setup import DTYPES
+    from cnnzoo.training import compute_dtype
     from cnnzoo.training import TrainState, init_variables, make_optimizer, make_train_step, step_stream
 
     t = config.training
     fields = {k: v for k, v in config.model.items() if k != 'name'}
-    model = create_model(config.model.name, num_classes=1000, dtype=DTYPES[t.dtype], **fields)
+    model = create_model(config.model.name, num_classes=1000, dtype=compute_dtype(t.dtype), **fields)
     variables = init_variables(model, jax.random.PRNGKey(0), (image_size, image_size, 3))
     state = TrainState.create(apply_fn=model.apply, variables=variables,
                               tx=make_optimizer(config.optimizer, config.optimizer.learning_rate))

@@ -55,7 +55,7 @@ from cnnzoo.data.workers import (
 )
 from cnnzoo.errors import DataError
 
-# Presets whose work is done on the host; the others (cnnzoo.data.augment) run on the device after
+# Presets whose work is done on the host; the others (cnnzoo.data.augmentation) run on the device after
 # the host has only decoded (and resized, when data.image_size asks) the images.
 HOST_PRESETS = ('imagenet',)
 _ORDER_STREAM, _AUGMENT_STREAM = 2, 4  # as the device path's data order, a stream of the seed

@@ -13,7 +13,7 @@ from cnnzoo.run.feeds import is_streamed, make_evaluator
 from cnnzoo.run.setup import build
 from cnnzoo.run.validation import check_config
 from cnnzoo.run.workdir import has_best, has_checkpoint, is_eval, latest_checkpoint_step, read_config, read_records
-from cnnzoo.training import replica
+from cnnzoo.training import make_loss, replica
 
 
 def evaluate_checkpoint(workdir: str, *, which: str | int = 'best', overrides=()) -> dict:
@@ -55,7 +55,7 @@ def evaluate_checkpoint(workdir: str, *, which: str | int = 'best', overrides=()
     if state is None:
         raise RunError(f'no checkpoint of {workdir} can be restored (the damaged ones are in {workdir}/damaged)')
     chex.clear_trace_counter()  # an evaluation is a program of its own: its step compiles once in it
-    result = make_evaluator(setup, config.training.eval_batch_size)(state)[0]
+    result = make_evaluator(setup, config.training.eval_batch_size, make_loss(config, evaluation=True))(state)[0]
     step = int(state.step)
     evaluated = any(is_eval(r) for r in read_records(workdir))
     return {'model': config.model.name, 'step': step,

@@ -57,11 +57,13 @@ def eval_inputs(setup, batch_size: int):
     return (lambda: range(num_batches)), to_batch
 
 
-def make_evaluator(setup, batch_size: int):
+def make_evaluator(setup, batch_size: int, loss_fn=None):
     """``evaluate(state) -> [{'loss', 'accuracy', 'count'}]``, one dict per replica of ``state``, over
-    every held-out example exactly once."""
+    every held-out example exactly once; the loss is ``loss_fn`` per example (the run's criterion
+    without label smoothing, :func:`cnnzoo.training.make_loss`; default cross-entropy)."""
     ds = setup.dataset
-    eval_step = over_replicas(make_eval_step(preprocess=partial(_scale_and_normalize, mean=ds.mean, std=ds.std)),
+    preprocess = partial(_scale_and_normalize, mean=ds.mean, std=ds.std)
+    eval_step = over_replicas(make_eval_step(preprocess=preprocess, **({'loss_fn': loss_fn} if loss_fn else {})),
                               shared_batch=True, returns_state=False)
     batches, to_batch = eval_inputs(setup, batch_size)
 

@@ -58,7 +58,7 @@ from cnnzoo.run.signals import StopSignals, Stopped, agreed_stop, interruptible
 from cnnzoo.run.supervise import beat
 from cnnzoo.run.validation import check_config
 from cnnzoo.run.workdir import WorkdirLock, has_checkpoint, provisional_files, write_or_check_config
-from cnnzoo.training import make_train_step, over_replicas, step_stream, steps_from_epochs
+from cnnzoo.training import make_loss, make_train_step, over_replicas, step_stream, steps_from_epochs
 
 # The timed steps after the compiling one that the early estimate of the run's length is made from.
 ESTIMATE_STEPS = 5
@@ -143,7 +143,7 @@ def _train(config, workdir: str, signals: StopSignals) -> dict:
         record.restore_window(ckpts.restored_records)
         feed = stack.enter_context(contextlib.closing(make_feed(config, setup, start, ckpts.restored_data)))
         train_step = _train_step(config, setup, feed)
-        evaluate = make_evaluator(setup, t.eval_batch_size)
+        evaluate = make_evaluator(setup, t.eval_batch_size, make_loss(config, evaluation=True))
 
         def guard(fn):
             """``fn()`` interruptible by a stop signal; then a beat to a supervising parent (the run moved on)."""
@@ -239,7 +239,7 @@ def _train_step(config, setup, feed):
         return data_lib.normalize(data_lib.augment(rng, images, preset, mean=ds.mean), ds.mean, ds.std)
 
     step = over_replicas(make_train_step(preprocess=preprocess, learning_rate_fn=setup.learning_rate_fn,
-                                         label_smoothing=config.training.label_smoothing))
+                                         loss_fn=make_loss(config)))
     streams = jnp.stack([step_stream(seed) for seed in setup.seeds])
     sharding = NamedSharding(setup.mesh, P('seeds', 'data'))
 

@@ -11,7 +11,6 @@ import dataclasses
 import os
 
 import jax
-import jax.numpy as jnp
 from jax.sharding import PartitionSpec as P
 
 from cnnzoo import data as data_lib
@@ -20,11 +19,8 @@ from cnnzoo.errors import ConfigError
 from cnnzoo.models import create_model
 from cnnzoo.run.mesh import make_mesh, place, replicate
 from cnnzoo.run.validation import check_against_data, stream_image_size
-from cnnzoo.training import (TrainState, init_key, init_variables, make_optimizer, make_schedule, stack_replicas,
-                             steps_from_epochs)
-
-
-DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}
+from cnnzoo.training import (TrainState, compute_dtype, init_key, init_variables, make_optimizer, make_schedule,
+                             stack_replicas, steps_from_epochs)
 
 
 @dataclasses.dataclass
@@ -60,7 +56,7 @@ def build(config, *, dataset: data_lib.Dataset | None = None, initial_weights: b
         dataset = data_lib.expand_dataset(dataset, config.data.augment, config.seed)
     fields = {k: v for k, v in config.model.items() if k != 'name'}
     model = create_model(config.model.name, num_classes=dataset.num_classes,
-                         dtype=DTYPES[config.training.dtype], **fields)
+                         dtype=compute_dtype(config.training.dtype), **fields)
 
     batch_size = config.training.batch_size
     steps_per_epoch = dataset.num_train // batch_size if training else max(1, dataset.num_train // batch_size)

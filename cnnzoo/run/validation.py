@@ -5,10 +5,10 @@
 :class:`cnnzoo.config.ConfigError` with one line naming the key, the bad value and what is
 allowed, and the command line turns that into exit status 2.
 
-It adds to :func:`cnnzoo.config.validate` (choices and ranges of the schema itself, cheap enough to
-run on every override) what needs the libraries: the model name and every model field, judged by
-the model's own declarations (:func:`cnnzoo.models.registry.check_fields`); the augmentation
-preset; the schedule's ratio; the batch sizes against the number of devices; and a warm-up stated
+It adds to :func:`cnnzoo.config.validate` (registered names, choices and ranges of the schema
+itself, cheap enough to run on every override) what needs the libraries: the model name and every
+model field, judged by the model's own declarations (:func:`cnnzoo.models.registry.check_fields`);
+the batch sizes against the number of devices; and a warm-up stated
 in epochs against a run stated in steps, with the training set's size taken from the archive's or
 the folder's index, before any image is read (:func:`train_set_size`; the same check runs again on
 the loaded data, :func:`check_against_data`, for the sources whose size is known only then).
@@ -35,34 +35,10 @@ def check_config(config, *, devices: bool = True) -> None:
                           'replicas start from their own seeds; train from a checkpoint one seed at a time')
     if config.data.source == 'folder' and not config.data.folder:  # an experiment file may leave it to the command line
         raise ConfigError('config.data.source=folder needs --config.data.folder=PATH (PATH/train/<class>/<image>)')
-    _check_schedule(config)
-    _check_augment(config)
     _check_model(config)
     _check_warmup_against_steps(config)
     if devices:
         check_devices(config)
-
-
-def _check_schedule(config) -> None:
-    from cnnzoo.training.schedules import parse_ratio
-
-    s = config.schedule  # both forms are checked whichever schedule is named: a bad value is bad anyway
-    try:
-        parse_ratio(s.ratio)
-    except ValueError as e:
-        raise ConfigError(f'config.schedule.ratio={s.ratio!r}: {e}') from None
-    b = list(s.boundaries_epochs)
-    if any(not isinstance(x, (int, float)) or x < 0 for x in b) or b != sorted(b):
-        raise ConfigError(f'config.schedule.boundaries_epochs={tuple(b)!r}: '
-                          'must be non-negative epochs in increasing order, e.g. (100, 150)')
-
-
-def _check_augment(config) -> None:
-    from cnnzoo.data.augment import AUGMENT_PRESETS
-
-    if config.data.augment not in AUGMENT_PRESETS:
-        raise ConfigError(f'config.data.augment={config.data.augment!r}: '
-                          f'choose one of {", ".join(AUGMENT_PRESETS)}')
 
 
 def _check_model(config) -> None:
@@ -128,9 +104,9 @@ def _check_warmup_against_steps(config) -> None:
     if not size or size < t.batch_size:  # unknown yet, or too small a set: said once the data is loaded
         return
     if config.data.augment_mode == 'expand':
-        from cnnzoo.data.augment import EXPANSION_COPIES
+        from cnnzoo.data.presets import AUGMENTATIONS
 
-        size *= 1 + len(EXPANSION_COPIES.get(config.data.augment, ()))
+        size *= 1 + len(AUGMENTATIONS.get(config.data.augment).meta.get('expand', ()))
     check_against_data(config, steps_per_epoch=size // t.batch_size, total_steps=t.num_steps)
 
 

@@ -1,16 +1,36 @@
-"""The functional training core: TrainState, pure train/eval steps, optimizers and schedules."""
+"""The functional training core: TrainState, pure train/eval steps, criteria, optimizers, schedules
+and compute dtypes (each chosen by name through its registry), the seed's random streams, the map
+over replicas (seeds).
 
-from cnnzoo.training.optimizers import decay_mask, make_optimizer
-from cnnzoo.training.rngs import init_key, step_stream
-from cnnzoo.training.schedules import (cosine, make_schedule, parse_ratio, piecewise_by_ratio, piecewise_constant,
-                                       ratio_boundaries, steps_from_epochs, with_warmup)
-from cnnzoo.training.steps import (AUX_COLLECTION, TrainState, aux_loss, cross_entropy, init_variables, make_eval_step,
-                                   make_train_step, over_replicas, per_replica, replica, replica_axes,
-                                   replica_count, stack_replicas)
+The names below are imported from their modules on first use (PEP 562), so that importing a
+registry (:mod:`cnnzoo.training.losses`, ``optimizers``, ``schedules``, ``dtypes``, read by ``cnnzoo
+train --help``) does not start JAX.
+"""
 
-__all__ = [
-    'AUX_COLLECTION', 'TrainState', 'aux_loss', 'cosine', 'cross_entropy', 'decay_mask', 'init_key',
-    'init_variables', 'make_eval_step', 'make_optimizer', 'make_schedule', 'make_train_step', 'over_replicas',
-    'parse_ratio', 'per_replica', 'piecewise_by_ratio', 'piecewise_constant', 'ratio_boundaries', 'replica',
-    'replica_axes', 'replica_count', 'stack_replicas', 'step_stream', 'steps_from_epochs', 'with_warmup',
-]
+import importlib
+
+_EXPORTS = {
+    'LOSSES': 'losses', 'cross_entropy': 'losses', 'make_loss': 'losses',
+    'OPTIMIZERS': 'optimizers', 'decay_mask': 'optimizers', 'make_optimizer': 'optimizers',
+    'SCHEDULES': 'schedules', 'cosine': 'schedules', 'make_schedule': 'schedules', 'parse_ratio': 'schedules',
+    'piecewise_by_ratio': 'schedules', 'piecewise_constant': 'schedules', 'ratio_boundaries': 'schedules',
+    'steps_from_epochs': 'schedules', 'with_warmup': 'schedules',
+    'DTYPES': 'dtypes', 'compute_dtype': 'dtypes',
+    'init_key': 'rngs', 'step_stream': 'rngs',
+    'AUX_COLLECTION': 'steps', 'TrainState': 'steps', 'aux_loss': 'steps', 'init_variables': 'steps',
+    'make_eval_step': 'steps', 'make_train_step': 'steps', 'over_replicas': 'steps', 'per_replica': 'steps',
+    'replica': 'steps', 'replica_axes': 'steps', 'replica_count': 'steps', 'stack_replicas': 'steps',
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
+    value = getattr(importlib.import_module(f'{__name__}.{_EXPORTS[name]}'), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_EXPORTS))

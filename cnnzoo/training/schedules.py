@@ -1,4 +1,4 @@
-"""Learning-rate schedules as optax schedules of the step count.
+"""Learning-rate schedules by name (``config.schedule.name``), as functions of the step count.
 
 - :func:`piecewise_constant`: the base rate multiplied by ``decay_factor`` at each boundary.
   He et al. (2016, §4.2): 0.1, divided by 10 at 32k and 48k iterations, stopped at 64k.
@@ -8,8 +8,14 @@
 - :func:`cosine`: cosine decay from base to ``base * final_fraction``.
 - :func:`with_warmup`: a linear ramp from 0 to the schedule's value over the first steps.
 
+Each named schedule is registered in :data:`SCHEDULES` with the config keys it reads; every one of
+them starts with the linear warm-up of ``schedule.warmup_epochs`` (cosine decays over the steps
+after it, the others ramp up to their own value at its end). :func:`check_schedule` is the one check
+of a schedule section, run with the config's (:func:`cnnzoo.config.validate`).
+
 Durations arrive here already in steps: :func:`steps_from_epochs` is the one place where epochs
-from a config become steps.
+from a config become steps. jax.numpy and optax are imported inside the functions: ``cnnzoo train
+--help`` reads this registry without starting JAX.
 """
 
 from __future__ import annotations
@@ -17,8 +23,12 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-import jax.numpy as jnp
-import optax
+from cnnzoo.errors import ConfigError
+from cnnzoo.registry import Registry
+
+SCHEDULES = Registry('schedule', 'schedule.name')
+# What every schedule reads besides its own keys.
+COMMON = ('optimizer.learning_rate', 'schedule.warmup_epochs')
 
 
 def steps_from_epochs(epochs: float, steps_per_epoch: int) -> int:
@@ -31,6 +41,8 @@ def piecewise_constant(base: float, boundaries: Sequence[int], decay_factor: flo
 
     The rate changes *at* a boundary: step ``boundaries[0]`` already uses the decayed rate.
     """
+    import jax.numpy as jnp
+
     boundaries = [int(b) for b in boundaries]
     if any(b < 0 for b in boundaries) or boundaries != sorted(boundaries):
         raise ValueError(f'schedule boundaries must be non-negative and increasing, got {boundaries}')
@@ -73,6 +85,9 @@ def piecewise_by_ratio(base: float, ratio: str, total_steps: int, decay_factor: 
 
 
 def cosine(base: float, total_steps: int, final_fraction: float = 0.0):
+    """Cosine decay from ``base`` to ``base * final_fraction`` over ``total_steps`` (optax's)."""
+    import optax
+
     return optax.cosine_decay_schedule(base, max(total_steps, 1), alpha=final_fraction)
 
 
@@ -80,6 +95,7 @@ def with_warmup(schedule, warmup_steps: int):
     """Linear warm-up from 0 to ``schedule(warmup_steps)``, then ``schedule`` itself."""
     if warmup_steps <= 0:
         return schedule
+    import jax.numpy as jnp
 
     def warmed(step):
         ramp = jnp.minimum(1.0, (step + 1) / warmup_steps)
@@ -88,21 +104,55 @@ def with_warmup(schedule, warmup_steps: int):
     return warmed
 
 
+@SCHEDULES.register('constant', params=COMMON)
+def constant(config, *, steps_per_epoch: int, total_steps: int, warmup_steps: int):
+    """the base rate throughout"""
+    import optax
+
+    return with_warmup(optax.constant_schedule(config.optimizer.learning_rate), warmup_steps)
+
+
+@SCHEDULES.register('piecewise', params=(*COMMON, 'schedule.boundaries_epochs', 'schedule.decay_factor'))
+def piecewise(config, *, steps_per_epoch: int, total_steps: int, warmup_steps: int):
+    """the base rate multiplied by decay_factor at each of boundaries_epochs"""
+    s = config.schedule
+    boundaries = [steps_from_epochs(e, steps_per_epoch) for e in s.boundaries_epochs]
+    return with_warmup(piecewise_constant(config.optimizer.learning_rate, boundaries, s.decay_factor), warmup_steps)
+
+
+@SCHEDULES.register('ratio', params=(*COMMON, 'schedule.ratio', 'schedule.decay_factor'))
+def ratio(config, *, steps_per_epoch: int, total_steps: int, warmup_steps: int):
+    """phases in the proportions of schedule.ratio, each decay_factor times the one before (He et al.: 2:1:1)"""
+    s = config.schedule
+    return with_warmup(piecewise_by_ratio(config.optimizer.learning_rate, s.ratio, total_steps, s.decay_factor),
+                       warmup_steps)
+
+
+@SCHEDULES.register('cosine', params=(*COMMON, 'schedule.final_fraction'))
+def cosine_after_warmup(config, *, steps_per_epoch: int, total_steps: int, warmup_steps: int):
+    """cosine decay from the base rate to base * final_fraction over the steps after the warm-up"""
+    import jax.numpy as jnp
+
+    decay = cosine(config.optimizer.learning_rate, total_steps - warmup_steps, config.schedule.final_fraction)
+    return with_warmup(lambda step: decay(jnp.maximum(step - warmup_steps, 0)), warmup_steps)
+
+
 def make_schedule(config, *, steps_per_epoch: int, total_steps: int):
     """The schedule named by ``config.schedule`` with base ``config.optimizer.learning_rate``."""
-    s = config.schedule
-    base = config.optimizer.learning_rate
-    if s.name == 'constant':
-        schedule = optax.constant_schedule(base)
-    elif s.name == 'piecewise':
-        boundaries = [steps_from_epochs(e, steps_per_epoch) for e in s.boundaries_epochs]
-        schedule = piecewise_constant(base, boundaries, s.decay_factor)
-    elif s.name == 'ratio':
-        schedule = piecewise_by_ratio(base, s.ratio, total_steps, s.decay_factor)
-    elif s.name == 'cosine':
-        warmup = steps_from_epochs(s.warmup_epochs, steps_per_epoch)
-        decay = cosine(base, total_steps - warmup, s.final_fraction)
-        return with_warmup(lambda step: decay(jnp.maximum(step - warmup, 0)), warmup)
-    else:
-        raise ValueError(f'unknown schedule {s.name!r}')
-    return with_warmup(schedule, steps_from_epochs(s.warmup_epochs, steps_per_epoch))
+    return SCHEDULES[config.schedule.name](config, steps_per_epoch=steps_per_epoch, total_steps=total_steps,
+                                           warmup_steps=steps_from_epochs(config.schedule.warmup_epochs,
+                                                                          steps_per_epoch))
+
+
+def check_schedule(schedule_config) -> None:
+    """A one-line ConfigError for a schedule section's bad values (both forms are checked whichever
+    schedule is named: a bad value is bad anyway)."""
+    s = schedule_config
+    try:
+        parse_ratio(s.ratio)
+    except ValueError as e:
+        raise ConfigError(f'config.schedule.ratio={s.ratio!r}: {e}') from None
+    b = list(s.boundaries_epochs)
+    if any(not isinstance(x, (int, float)) or x < 0 for x in b) or b != sorted(b):
+        raise ConfigError(f'config.schedule.boundaries_epochs={tuple(b)!r}: '
+                          'must be non-negative epochs in increasing order, e.g. (100, 150)')

@@ -5,8 +5,10 @@ integer labels: augmentation and normalisation run inside the step, on the devic
 The loop derives ``rng`` from ``(seed, step)`` with ``fold_in``, so nothing random is stored in the
 state and a resumed run draws exactly the same numbers.
 
-Auxiliary classifiers (GoogLeNet, Inception v3) are handled for every model the same way
-(:mod:`cnnzoo.models.outputs`): the loss adds each sown head's weighted cross-entropy.
+The criterion is a function ``loss_fn(logits, labels) -> (B,)`` of per-example losses
+(:func:`cnnzoo.training.losses.make_loss` makes it from a config). Auxiliary classifiers (GoogLeNet,
+Inception v3) are handled for every model the same way (:mod:`cnnzoo.models.outputs`): the loss adds
+each sown head's weighted mean loss, with the same criterion.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import optax
 from flax import struct
 
 from cnnzoo.models.outputs import AUX_COLLECTION
+from cnnzoo.training.losses import cross_entropy
 
 
 class TrainState(struct.PyTreeNode):
@@ -55,19 +58,11 @@ def init_variables(model, rng, image_shape, *, jit: bool = True):
     return jax.jit(init)(rng) if jit else init(rng)
 
 
-def cross_entropy(logits, labels, label_smoothing: float = 0.0):
-    """Per-example softmax cross-entropy with optional label smoothing (Szegedy et al. 2016)."""
-    targets = jax.nn.one_hot(labels, logits.shape[-1], dtype=jnp.float32)
-    if label_smoothing:
-        targets = optax.smooth_labels(targets, label_smoothing)
-    return optax.softmax_cross_entropy(logits.astype(jnp.float32), targets)
-
-
-def aux_loss(aux_outputs, labels, label_smoothing: float = 0.0):
-    """Weighted sum of the mean cross-entropies of every sown auxiliary head (0 if none)."""
+def aux_loss(aux_outputs, labels, loss_fn: Callable = cross_entropy):
+    """Weighted sum of the mean losses (``loss_fn``, per example) of every sown auxiliary head (0 if none)."""
     total = jnp.zeros((), jnp.float32)
     for entry in jax.tree_util.tree_leaves(aux_outputs, is_leaf=lambda x: isinstance(x, dict) and 'logits' in x):
-        total += entry['weight'] * cross_entropy(entry['logits'], labels, label_smoothing).mean()
+        total += entry['weight'] * loss_fn(entry['logits'], labels).mean()
     return total
 
 
@@ -77,10 +72,11 @@ def step_keys(rng):
 
 
 def make_train_step(*, preprocess: Callable, learning_rate_fn: Callable,
-                    label_smoothing: float = 0.0) -> Callable:
+                    loss_fn: Callable = cross_entropy) -> Callable:
     """Builds ``train_step(state, batch, rng) -> (state, metrics)``.
 
-    ``preprocess(rng, uint8_images) -> float images`` is the augmentation and normalisation.
+    ``preprocess(rng, uint8_images) -> float images`` is the augmentation and normalisation;
+    ``loss_fn(logits, labels)`` the per-example criterion (default: cross-entropy).
     ``batch`` is ``{'image': uint8 (B, H, W, C), 'label': int (B,)}``.
     """
 
@@ -89,15 +85,15 @@ def make_train_step(*, preprocess: Callable, learning_rate_fn: Callable,
         images = preprocess(aug_rng, batch['image'])
         labels = batch['label']
 
-        def loss_fn(params):
+        def objective(params):
             logits, updates = state.apply_fn(
                 {'params': params, 'batch_stats': state.batch_stats}, images, train=True,
                 mutable=['batch_stats', AUX_COLLECTION], rngs={'dropout': dropout_rng})
-            main = cross_entropy(logits, labels, label_smoothing).mean()
-            loss = main + aux_loss(updates.get(AUX_COLLECTION, {}), labels, label_smoothing)
+            main = loss_fn(logits, labels).mean()
+            loss = main + aux_loss(updates.get(AUX_COLLECTION, {}), labels, loss_fn)
             return loss, (logits, updates.get('batch_stats', state.batch_stats))
 
-        (loss, (logits, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+        (loss, (logits, batch_stats)), grads = jax.value_and_grad(objective, has_aux=True)(state.params)
         updates, opt_state = state.tx.update(grads, state.opt_state, state.params)
         new_state = state.replace(step=state.step + 1, params=optax.apply_updates(state.params, updates),
                                   batch_stats=batch_stats, opt_state=opt_state)
@@ -179,8 +175,9 @@ def over_replicas(fn: Callable, *, shared_batch: bool = False, returns_state: bo
     return mapped
 
 
-def make_eval_step(*, preprocess: Callable) -> Callable:
-    """Builds ``eval_step(state, batch) -> sums`` over a padded batch with a 0/1 ``'mask'``.
+def make_eval_step(*, preprocess: Callable, loss_fn: Callable = cross_entropy) -> Callable:
+    """Builds ``eval_step(state, batch) -> sums`` over a padded batch with a 0/1 ``'mask'``; the
+    loss is ``loss_fn`` per example (the run's criterion without label smoothing).
 
     Returns sums (loss, correct, count) so that the loop adds batches up exactly; padded examples
     have mask 0 and count for nothing.
@@ -189,7 +186,7 @@ def make_eval_step(*, preprocess: Callable) -> Callable:
     def eval_step(state: TrainState, batch):
         logits = state.apply_fn(state.variables(), preprocess(batch['image']), train=False)
         mask = batch['mask'].astype(jnp.float32)
-        loss = cross_entropy(logits, batch['label'])
+        loss = loss_fn(logits, batch['label'])
         correct = (jnp.argmax(logits, -1) == batch['label']).astype(jnp.float32)
         return {'loss_sum': jnp.sum(loss * mask), 'correct': jnp.sum(correct * mask),
                 'count': jnp.sum(mask)}

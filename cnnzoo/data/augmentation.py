@@ -1,6 +1,7 @@
 """Augmentation on the device: pure ``jax.numpy`` functions of ``(rng, uint8 batch)``, run inside jit.
 
-Presets (``AUGMENT_PRESETS``):
+The presets (registered by name in :data:`cnnzoo.data.presets.AUGMENTATIONS`, composed of the
+operations here):
 
 - ``'none'``: the images scaled to [0, 1].
 - ``'crop_flip'``: zero-pad 4 pixels, a random 32x32 crop, a horizontal flip with probability 0.5
@@ -19,29 +20,17 @@ Presets (``AUGMENT_PRESETS``):
   path (``cnnzoo.data.images``); on the device the images are only scaled to [0, 1].
 
 Two ways to use a preset (``config.data.augment_mode``): ``'online'`` draws fresh augmentations at
-every step; ``'expand'`` draws them once and trains on a fixed, larger set (:func:`expansion`).
+every step; ``'expand'`` draws them once and trains on a fixed, larger set
+(:func:`cnnzoo.data.pipeline.expansion`).
 """
 
 from __future__ import annotations
 
-from functools import partial
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-AUGMENT_PRESETS = ('none', 'crop_flip', 'crop_flip_color_blur', 'cutout', 'imagenet')
-AUGMENT_MODES = ('online', 'expand')
-# The augmented copies that 'expand' adds to the originals, per preset, each drawn with this preset.
-# crop_flip_color_blur follows the student report of experiments/resnet18_ablation.py: a crop+flip
-# copy and a second copy that also has colour change and blur (150k images from CIFAR's 50k).
-EXPANSION_COPIES = {
-    'none': (),
-    'crop_flip': ('crop_flip',),
-    'crop_flip_color_blur': ('crop_flip', 'crop_flip_color_blur'),
-    'cutout': ('cutout',),
-}  # 'imagenet' is not here: it crops on the host, in the streaming path, which augments online
-_EXPAND_CHUNK = 2048  # images per jitted call; fixed, because each chunk's draws fold in its index
 GREY = np.array([0.299, 0.587, 0.114], np.float32)  # ITU-R 601 luma, as torchvision (numpy: importing starts no backend)
 
 
@@ -110,48 +99,3 @@ def cutout(rng, x, fill, size: int = 16):
 def preset_keys(rng):
     """The keys ``augment`` gives its stages: crop and flip, colour jitter, blur, cutout."""
     return jax.random.split(rng, 4)
-
-
-def augment(rng, images, preset: str, *, mean=(0.0, 0.0, 0.0)):
-    """uint8 (B, H, W, C) -> float32 in [0, 1], augmented by ``preset``; deterministic in ``rng``.
-
-    ``mean`` is the fill of ``'cutout'`` (the dataset mean, so that normalisation makes it 0).
-    """
-    if preset not in AUGMENT_PRESETS:
-        raise ValueError(f'unknown augmentation {preset!r}; presets: {", ".join(AUGMENT_PRESETS)}')
-    x = to_float(images)
-    if preset in ('none', 'imagenet'):  # imagenet: cropped and flipped on the host
-        return x
-    crop_rng, jitter_rng, blur_rng, cut_rng = preset_keys(rng)
-    x = random_crop_flip(crop_rng, x)
-    if preset == 'crop_flip_color_blur':
-        x = gaussian_blur(blur_rng, color_jitter(jitter_rng, x))
-    elif preset == 'cutout':
-        x = cutout(cut_rng, x, mean)
-    return x
-
-
-@partial(jax.jit, static_argnums=(2,))
-def _augmented_uint8(rng, images, preset: str, mean):
-    return jnp.round(augment(rng, images, preset, mean=mean) * 255.0).astype(jnp.uint8)
-
-
-def expansion(key, images: np.ndarray, preset: str, *, mean=(0.0, 0.0, 0.0)) -> np.ndarray:
-    """The originals followed by the copies ``EXPANSION_COPIES[preset]``, as uint8 (N * (1 + copies), ...).
-
-    The "dataset expansion" form of augmentation: each copy is augmented once, with draws from
-    ``fold_in(fold_in(key, copy), chunk)``, then rounded back to uint8 (exact for crops, flips and
-    cutout; colour jitter and blur lose under half a grey level, as when such copies are saved as
-    image files). Deterministic in ``key``: a resumed run rebuilds the same set.
-    """
-    if preset not in EXPANSION_COPIES:
-        raise ValueError(f'augmentation {preset!r} does not expand a dataset; presets that do: '
-                         f'{", ".join(EXPANSION_COPIES)}')
-    mean = jnp.asarray(mean, jnp.float32)
-    parts = [np.asarray(images)]
-    for c, copy_preset in enumerate(EXPANSION_COPIES[preset]):
-        copy_key = jax.random.fold_in(key, c)
-        parts += [np.asarray(_augmented_uint8(jax.random.fold_in(copy_key, i // _EXPAND_CHUNK),
-                                              images[i:i + _EXPAND_CHUNK], copy_preset, mean))
-                  for i in range(0, len(images), _EXPAND_CHUNK)]
-    return np.concatenate(parts)
