@@ -261,6 +261,53 @@ def test_a_run_written_before_the_replica_axis_restores_resumes_and_evaluates(tm
     assert [r['step'] for r in records(copies['once']) if r['split'] == 'train'] == list(range(1, 9))
 
 
+@pytest.mark.filterwarnings('ignore:Sharding info not provided')  # orbax's own reading, without a target
+@pytest.mark.parametrize('name, seeds', [('run_6dc0e5e_one', 1), ('run_6dc0e5e_seeds', 2)])
+def test_a_run_in_the_checkpoint_format_of_6dc0e5e_restores_resumes_and_evaluates(tmp_path, cache_dir, name, seeds):
+    """tests/data/run_6dc0e5e_*: runs of 4 steps written by 6dc0e5e (one seed, and two seeds in one
+    program), whose checkpoints hold the items 'state' and 'records'. Each array comes back bitwise as
+    stored, at its own place; the run resumes to step 8 keeping its first records as they were; each
+    seed's best checkpoint evaluates to the accuracy it recorded, within one example of 50 (nothing is
+    compared with a recomputation from another CPU: issue 32)."""
+    import orbax.checkpoint as ocp
+    from conftest import write_cifar10_python_archive
+
+    from cnnzoo.training import replica
+
+    archive = str(tmp_path / 'cifar-10-python.tar.gz')
+    write_cifar10_python_archive(archive, real=False)  # the images the old run trained on
+    old = tmp_path / name
+    shutil.copytree(os.path.join(os.path.dirname(__file__), 'data', name), old)
+    seed_dirs = [old] if seeds == 1 else [old / f'seed{k}' for k in range(seeds)]
+    recorded = [[json.loads(line) for line in open(d / 'metrics.jsonl')] for d in seed_dirs]
+
+    extra = {'training.num_seeds': str(seeds), 'training.keep_checkpoints': '1', 'training.checkpoint_every_steps': '4'}
+    four = tiny_config(archive, cache_dir, **{'training.num_steps': '4', **extra})
+    restored = restore(four, old)
+    assert int(restored.step) == 4
+    on_disk = _leaves_by_path(ocp.PyTreeCheckpointer().restore(str(old / 'checkpoints' / '4' / 'state')))
+    as_saved = replica(restored, 0) if seeds == 1 else restored  # a one-seed state is saved as one model's
+    ours = _leaves_by_path(flax.serialization.to_state_dict(as_saved.checkpoint_items()))
+    assert set(ours) == set(on_disk)
+    for path, array in on_disk.items():
+        assert ours[path].dtype == array.dtype and ours[path].shape == array.shape, path
+        np.testing.assert_array_equal(ours[path], array, err_msg=path)
+
+    where = [('data.archive', archive), ('data.data_dir', cache_dir)]
+    for directory, records in zip(seed_dirs, recorded, strict=True):
+        best = evaluate_checkpoint(str(directory), which='best', overrides=where)
+        assert best['step'] == 4 and abs(best['accuracy'] - records[-1]['accuracy']) <= 1 / 50 + 1e-9
+
+    eight = tiny_config(archive, cache_dir, **{'training.num_steps': '8', **extra})
+    summary = train_and_evaluate(eight, str(old), extend=True)
+    assert summary['step'] == 8 and summary['stopped_by'] is None
+    for directory, records in zip(seed_dirs, recorded, strict=True):
+        after = [json.loads(line) for line in open(directory / 'metrics.jsonl')]
+        assert after[:len(records)] == records
+        assert [r['step'] for r in after if r['split'] == 'train'] == list(range(1, 9))
+        assert all(np.isfinite(r['loss']) for r in after)
+
+
 def _feed_stopping_at(step_to_stop: int):
     """``cnnzoo.run.loop.make_feed`` whose feed sends this process SIGTERM as it hands over the input
     of step ``step_to_stop``: a stop at a step known in advance, for a deterministic test."""
