@@ -96,7 +96,7 @@ def default_config() -> ml_collections.ConfigDict:
 
     c.training = ml_collections.ConfigDict()
     c.training.batch_size = 128  # global batch, split over the devices
-    # Independent replicas trained in one program (jax.vmap): replica k is the run with seed
+    # Independent replicas trained in one program (one map over them): replica k is the run with seed
     # seed + k, written to <workdir>/seed<seed + k>/ like a one-seed workdir.
     c.training.num_seeds = 1
     # With several devices, how many of them the replicas are spread over (a 'seeds' mesh axis); the

@@ -12,7 +12,6 @@ import numpy as np
 
 from cnnzoo.cli.train import join_processes, parse_train_flags
 from cnnzoo.run.loop import train_and_evaluate
-from cnnzoo.training import replica
 
 
 def main(argv):
@@ -20,7 +19,7 @@ def main(argv):
     config, workdir, flags = parse_train_flags(rest)
     join_processes(flags, auto=False)
     summary = train_and_evaluate(config, workdir)
-    leaves = jax.tree_util.tree_leaves(replica(summary['state'], 0).params)
+    leaves = jax.tree_util.tree_leaves(summary['state'].params)
     np.savez(out, **{f'{i}_{d}': np.asarray(shard.data)
                      for i, leaf in enumerate(leaves) for d, shard in enumerate(leaf.addressable_shards)})
     print(f'process {jax.process_index()}: {sum(len(leaf.addressable_shards) for leaf in leaves[:1])} local '

@@ -90,7 +90,7 @@ def report(tiny_cifar10, cache_dir, tmp_path_factory):
 def jax_final_params(config, workdir):
     setup = build(config)
     ckpts = Checkpoints(workdir, keep=2)
-    params = ckpts.restore(setup.state, 'latest').params
+    params = ckpts.restore(setup.state, 'latest').state.params
     ckpts.close()
     return setup, jax.device_get(params)
 

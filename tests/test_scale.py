@@ -63,12 +63,10 @@ def train_on_devices(devices: int, workdir, overrides) -> str:
 
 
 def params_at(config, workdir, step=None):
-    """The parameters of a one-seed run's checkpoint (its one replica's)."""
-    from cnnzoo.training import replica
-
+    """The parameters of a one-seed run's checkpoint."""
     ckpts = Checkpoints(str(workdir), keep=2)
     try:
-        return replica(ckpts.restore(build(config).state, 'latest' if step is None else step), 0).params
+        return ckpts.restore(build(config).state, 'latest' if step is None else step).state.params
     finally:
         ckpts.close()
 
@@ -240,7 +238,7 @@ def test_each_replica_is_the_run_of_its_seed(runs, seeds_run, tiny_cifar10, cach
     # The initialisations are bitwise those of the one-seed runs (vmap draws the same numbers).
     initial = build(config).state
     for k in range(SEEDS):
-        single = replica(build(tiny_config(tiny_cifar10, cache_dir, **SETTINGS, seed=str(k))).state, 0)
+        single = build(tiny_config(tiny_cifar10, cache_dir, **SETTINGS, seed=str(k))).state
         chex.assert_trees_all_equal(replica(initial, k).params, single.params, strict=True)
     # After 20 steps, within the tolerance of the module docstring (vmap batches the convolutions,
     # which sums in another order).
@@ -288,7 +286,7 @@ def test_killed_seeds_run_resumes_bitwise(seeds_run, tiny_cifar10, cache_dir, tm
     assert code == 0 and 'resuming at step 1' in out, out
     ckpts = Checkpoints(str(tmp_path), keep=2)
     try:
-        resumed = ckpts.restore(build(config).state)
+        resumed = ckpts.restore(build(config).state).state
     finally:
         ckpts.close()
     assert_bitwise_equal(summary['state'], resumed)
@@ -318,7 +316,7 @@ def test_seeds_spread_over_devices_are_the_runs_of_their_seeds(runs, seeds_run, 
     two = tiny_config(tiny_cifar10, cache_dir, **spread)
     ckpts = Checkpoints(str(tmp_path), keep=2)
     try:
-        state = ckpts.restore(build(tiny_config(tiny_cifar10, cache_dir, **{**spread, 'training.seed_devices': '1'})).state)
+        state = ckpts.restore(build(tiny_config(tiny_cifar10, cache_dir, **{**spread, 'training.seed_devices': '1'})).state).state
     finally:
         ckpts.close()
     assert two.training.seed_devices == 2

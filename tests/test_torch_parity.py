@@ -36,7 +36,7 @@ from cnnzoo.torch import (ConversionError, create_torch_model, flax_to_torch, in
                           twin_variables)
 from cnnzoo.torch import layers as torch_layers
 from cnnzoo.torch.vgg import torch_lrn
-from cnnzoo.training import cross_entropy, make_optimizer, replica
+from cnnzoo.training import cross_entropy, make_optimizer
 from cnnzoo.training.steps import AUX_COLLECTION
 
 pytestmark = pytest.mark.usefixtures('one_torch_thread')
@@ -670,7 +670,7 @@ def test_finetune_from_torch_checkpoint_through_config(tmp_path, monkeypatch):
     config.init.torch_checkpoint = str(path)
     config.training.batch_size = 4
     config.training.eval_batch_size = 4
-    state = replica(build(config, dataset=tiny_dataset()).state, 0)
+    state = build(config, dataset=tiny_dataset()).state
 
     model = create_model('resnet18', num_classes=1000)
     expected = flat(torch_to_flax(twin.state_dict(), model))

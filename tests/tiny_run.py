@@ -69,9 +69,9 @@ def run_script(workdir, overrides, *, signal_at_step=None, sig=signal.SIGKILL):
 def restore(config, workdir, which='latest'):
     setup = build(config)
     ckpts = Checkpoints(str(workdir), keep=2)
-    state = ckpts.restore(setup.state, which)
+    restored = ckpts.restore(setup.state, which)
     ckpts.close()
-    return state
+    return restored.state
 
 
 def assert_bitwise_equal(a, b):

@@ -40,7 +40,6 @@ def compare_accuracy(config, *, workdir: str, frameworks=FRAMEWORKS, log=print) 
     from cnnzoo.run.setup import build
     from cnnzoo.torch.ops import configure_threads
     from cnnzoo.torch.recipe import train_torch
-    from cnnzoo.training import replica
 
     unknown = [f for f in frameworks if f not in FRAMEWORKS]
     if unknown or not frameworks:
@@ -55,7 +54,7 @@ def compare_accuracy(config, *, workdir: str, frameworks=FRAMEWORKS, log=print) 
         log(f'== {framework}: {config.model.name}, load {load_before}')
         if framework == 'jax':
             summary = train_and_evaluate(config, workdir)
-            finals['jax'] = jax.device_get(replica(summary['state'], 0).variables())
+            finals['jax'] = jax.device_get(summary['state'].variables())
             evals = [{k: r[k] for k in ('step', 'epoch', 'loss', 'accuracy')} for r in summary['evals']]
         else:
             summary = train_torch(config, build(config), log=log)

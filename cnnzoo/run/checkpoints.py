@@ -3,9 +3,9 @@
 A checkpoint of ``checkpoints/`` holds, as orbax items:
 
 - ``state``: every array of the :class:`~cnnzoo.training.TrainState` (step, params, batch_stats,
-  optimizer state). A state of one replica (a one-seed run) is saved without its replica axis, as a
-  state of one model; several replicas are saved stacked. (Checkpoints written before the loop kept
-  its one-seed state with a replica axis name this item ``default``; they restore the same way.)
+  optimizer state): a one-seed run's as one model's, several seeds' replicas stacked on a leading
+  axis, as the run holds them. (Checkpoints written before the run package name this item
+  ``default``; they restore the same way.)
 - ``records``: what the loop keeps between two records of ``metrics.jsonl``: the sums of the
   training window in progress, so that a run stopped inside a window and resumed writes the record
   the uninterrupted run writes.
@@ -27,6 +27,7 @@ last good checkpoint; the half-written save is removed.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import gc
 import logging
 import os
@@ -55,9 +56,24 @@ class _NoOrbaxTracebacks(logging.Filter):
 _ORBAX_FILTER = _NoOrbaxTracebacks()
 
 
+@dataclasses.dataclass(frozen=True)
+class Restored:
+    """What :meth:`Checkpoints.restore` read: the state, the loop's training window in progress
+    (``records``; None in a best checkpoint or one written before windows were kept) and a streamed
+    run's data iterator state (``data``; None for data held on the device)."""
+
+    state: object
+    records: dict | None = None
+    data: dict | None = None
+
+    @property
+    def step(self) -> int:
+        return int(self.state.step)
+
+
 class Checkpoints:
-    """The checkpoints of one run directory. ``save`` and ``restore`` take and give states holding
-    replicas (:func:`cnnzoo.training.over_replicas`); ``save_best`` takes one replica's state."""
+    """The checkpoints of one run directory. ``save`` and ``restore`` take and give the run's state
+    (one model's, or several replicas stacked); ``save_best`` takes one model's state."""
 
     def __init__(self, workdir: str, *, keep: int, warn=None):
         self.workdir = os.path.abspath(workdir)
@@ -69,8 +85,6 @@ class Checkpoints:
         self.last = ocp.CheckpointManager(
             os.path.join(self.workdir, 'checkpoints'), item_handlers=handlers,
             options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True, cleanup_tmp_directories=True))
-        self.restored_data = None  # the data item of the checkpoint restore() last read, if it had one
-        self.restored_records = None  # and its records item
         self.best = ocp.CheckpointManager(
             os.path.join(self.workdir, 'best'),
             options=ocp.CheckpointManagerOptions(max_to_keep=1, create=True, best_fn=_accuracy,
@@ -87,17 +101,17 @@ class Checkpoints:
         return self.last.latest_step()
 
     def save(self, state, *, force: bool = False, records: dict | None = None, data: dict | None = None) -> None:
-        """Saves ``state`` (holding replicas), the loop's ``records`` and a streamed run's ``data``."""
+        """Saves ``state``, the loop's ``records`` and a streamed run's ``data``."""
         step = int(state.step)
         if step in self.last.all_steps():
             return
-        items = {'state': ocp.args.StandardSave(_on_disk(state)), 'records': ocp.args.JsonSave(records or {})}
+        items = {'state': ocp.args.StandardSave(state.checkpoint_items()), 'records': ocp.args.JsonSave(records or {})}
         if data is not None:
             items['data'] = ocp.args.JsonSave(data)
         self._guarded(self.last, step, lambda: self.last.save(step, args=ocp.args.Composite(**items), force=force))
 
     def save_best(self, state, accuracy: float) -> None:
-        """Saves the state of one replica (no replica axis) as the best, and waits until it is written.
+        """Saves the state of one model as the best, and waits until it is written.
 
         Waiting matters in a multi-process run: two asynchronous saves of the same step in flight
         at once, the best's and the latest's, end in barriers that the processes can reach in
@@ -117,12 +131,13 @@ class Checkpoints:
         self._guarded(self.best, step, save)
 
     def restore(self, state, which: str | int = 'latest'):
-        """``state`` (a freshly initialised one holding replicas: it gives the tree structure, shapes
-        and shardings) with the arrays of a checkpoint: ``'latest'``, ``'best'`` or a step number.
+        """``state`` (a freshly initialised one: it gives the tree structure, shapes and shardings)
+        with the arrays of a checkpoint: ``'latest'``, ``'best'`` or a step number.
 
         ``'latest'`` falls back to older checkpoints past damaged ones, ``'best'`` to the latest
-        when the best is damaged or absent. Returns ``None`` when there is nothing to restore;
-        a step number that does not exist is a RunError listing the ones that do.
+        when the best is damaged or absent. Returns a :class:`Restored` (the state, and what the
+        checkpoint kept of the loop's records and of a streamed run's data), or ``None`` when there is
+        nothing to restore; a step number that does not exist is a RunError listing the ones that do.
         """
         if which == 'best':
             step = self.best.best_step()
@@ -151,8 +166,9 @@ class Checkpoints:
         return {'latest': sorted(self.last.all_steps()), 'best': sorted(self.best.all_steps())}
 
     def _restore_or_set_aside(self, manager, step: int, state):
-        target = jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, _disk_layout(state))
+        target = jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, state.checkpoint_items())
         try:
+            extras = {}
             with _quiet_abandoned_reads():
                 if manager is self.best:
                     arrays = manager.restore(step, args=ocp.args.StandardRestore(target))
@@ -163,14 +179,14 @@ class Checkpoints:
                     items.update({k: ocp.args.JsonRestore() for k in ('records', 'data') if k in present})
                     restored = manager.restore(step, args=ocp.args.Composite(**items))
                     arrays = restored[name]
-                    self.restored_records = restored['records'] if 'records' in present else None
-                    self.restored_data = restored['data'] if 'data' in present else None
+                    extras = {k: restored[k] for k in ('records', 'data') if k in present}
         except Exception as e:  # noqa: BLE001 - orbax and tensorstore raise many kinds; all mean "unreadable"
             where = self._set_aside(manager, step)
             self._warn(f'checkpoint {manager.directory}/{step} cannot be restored ({_unreadable(e)}); '
                        f'moved to {where}, trying an older one')
             return None
-        return _from_disk(arrays, state)
+        # orbax restored the arrays to the target's shardings
+        return Restored(state.replace(**arrays), **(extras if manager is not self.best else {}))
 
     def _set_aside(self, manager, step: int) -> str:
         kind = os.path.basename(str(manager.directory))
@@ -323,42 +339,3 @@ def _unreadable(e: BaseException) -> str:
 
 def _accuracy(metrics) -> float:
     return metrics['accuracy']
-
-
-def _one_replica(state) -> bool:
-    from cnnzoo.training import replica_count
-
-    return replica_count(state) == 1
-
-
-def _on_disk(state) -> dict:
-    """What a checkpoint holds of a state holding replicas: one replica without its axis, several stacked."""
-    from cnnzoo.training import replica
-
-    return (replica(state, 0) if _one_replica(state) else state).checkpoint_items()
-
-
-def _disk_layout(state) -> dict:
-    """:func:`_on_disk`'s shapes, dtypes and shardings, without computing anything: the restore target."""
-    items = state.checkpoint_items()
-    if not _one_replica(state):
-        return items
-    from jax.sharding import NamedSharding
-    from jax.sharding import PartitionSpec as P
-
-    def one(x):
-        sharding = NamedSharding(x.sharding.mesh, P()) if hasattr(x.sharding, 'mesh') else x.sharding
-        return jax.ShapeDtypeStruct(x.shape[1:], x.dtype, sharding=sharding)
-
-    return {'step': items['step'], **{k: jax.tree_util.tree_map(one, v) for k, v in items.items() if k != 'step'}}
-
-
-def _from_disk(arrays: dict, state):
-    """``state`` with the restored ``arrays``, laid out as ``state`` is (its replica axis put back)."""
-    one = _one_replica(state)
-
-    def layout(a):
-        return {k: v if k == 'step' or not one else jax.tree_util.tree_map(lambda x: x[None], v) for k, v in a.items()}
-
-    shardings = jax.tree_util.tree_map(lambda x: x.sharding, state.checkpoint_items())
-    return state.replace(**jax.jit(layout, out_shardings=shardings)(arrays))

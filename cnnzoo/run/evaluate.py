@@ -13,7 +13,7 @@ from cnnzoo.run.feeds import is_streamed, make_evaluator
 from cnnzoo.run.setup import build
 from cnnzoo.run.validation import check_config
 from cnnzoo.run.workdir import has_best, has_checkpoint, is_eval, latest_checkpoint_step, read_config, read_records
-from cnnzoo.training import make_loss, replica
+from cnnzoo.training import make_loss
 
 
 def evaluate_checkpoint(workdir: str, *, which: str | int = 'best', overrides=()) -> dict:
@@ -49,14 +49,14 @@ def evaluate_checkpoint(workdir: str, *, which: str | int = 'best', overrides=()
             raise ConfigError(f'--checkpoint {which}: {workdir} has no checkpoint at step {which}; it has: '
                               f'{", ".join(there) or "none"}')
         # 'best' falls back to the latest: a run stopped before its first evaluation has no best.
-        state = ckpts.restore(setup.state, which)
+        restored = ckpts.restore(setup.state, which)
     finally:
         ckpts.close()
-    if state is None:
+    if restored is None:
         raise RunError(f'no checkpoint of {workdir} can be restored (the damaged ones are in {workdir}/damaged)')
     chex.clear_trace_counter()  # an evaluation is a program of its own: its step compiles once in it
-    result = make_evaluator(setup, config.training.eval_batch_size, make_loss(config, evaluation=True))(state)[0]
-    step = int(state.step)
+    result = make_evaluator(setup, config.training.eval_batch_size, make_loss(config, evaluation=True))(restored.state)[0]
+    step = restored.step
     evaluated = any(is_eval(r) for r in read_records(workdir))
     return {'model': config.model.name, 'step': step,
             'checkpoint': describe_checkpoint(which, step, best_step=best_step, latest_step=latest_step,
@@ -107,7 +107,7 @@ def evaluate_torch_checkpoint(config, path: str, *, compare: bool = True) -> dic
     try:
         state_dict = load_torch_checkpoint(os.path.expanduser(path))
         _check_head(path, state_dict, setup)
-        one = replica(setup.state, 0)  # the state of the one model a one-seed setup holds
+        one = setup.state  # a one-seed setup: one model's
         variables = init_from_state_dict(one.variables(), state_dict, setup.model, reset_head=False)
     except ConversionError as e:  # a file that does not fit the model: bad input, nothing was evaluated
         raise ConfigError(f'--torch-checkpoint {path}: {e}') from e

@@ -4,9 +4,10 @@
 whole on the device, or a :class:`cnnzoo.data.streaming.Stream` read by grain.
 
 - Training (:func:`make_feed`): ``feed.next(step)`` is the input the train step takes at ``step``
-  and ``feed.batch(input, step)``, inside jit, the batch made of it, one per replica (a leading
-  replica axis). On the device the input is each replica's epoch order and the step gathers the
-  batches; streamed (one replica), it is the batch itself, already placed on the mesh.
+  and ``feed.batch(input, step)``, inside jit, the batch of one model made of it. On the device the
+  input is the epoch's order (each replica's, stacked, in a several-seed run: the step maps
+  ``feed.batch`` over them) and the step gathers the batch; streamed (one seed), it is the batch
+  itself, already placed on the mesh.
   ``feed.state()`` is what a checkpoint stores of it (None on the device: the order is a function of
   the seed and the epoch).
 - Evaluation (:func:`make_evaluator`, :func:`eval_logits`): every held-out example once, in padded,
@@ -28,8 +29,9 @@ from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from cnnzoo import data as data_lib
+from cnnzoo.run.control import stop_flags
 from cnnzoo.run.mesh import place_batch, replicate, to_host
-from cnnzoo.training import make_eval_step, over_replicas, per_replica
+from cnnzoo.training import in_sequence, make_eval_step, over_replicas
 
 
 def eval_inputs(setup, batch_size: int):
@@ -63,23 +65,28 @@ def make_evaluator(setup, batch_size: int, loss_fn=None):
     without label smoothing, :func:`cnnzoo.training.make_loss`; default cross-entropy)."""
     ds = setup.dataset
     preprocess = partial(_scale_and_normalize, mean=ds.mean, std=ds.std)
-    eval_step = over_replicas(make_eval_step(preprocess=preprocess, **({'loss_fn': loss_fn} if loss_fn else {})),
-                              shared_batch=True, returns_state=False)
+    eval_step = make_eval_step(preprocess=preprocess, **({'loss_fn': loss_fn} if loss_fn else {}))
+    if setup.several:  # every replica evaluates the same batch
+        eval_step = over_replicas(eval_step, shared=1, returns_state=False, spmd_axis_name='seeds',
+                                  sequential=in_sequence(setup.mesh.shape['seeds']))
     batches, to_batch = eval_inputs(setup, batch_size)
 
     @jax.jit
     @chex.assert_max_traces(n=1)  # every batch padded to one shape: one compilation for every evaluation
-    def eval_batch(state, x):
-        return eval_step(state, to_batch(x))
+    def eval_batch(state, x, flags):
+        return {**eval_step(state, to_batch(x)), 'stop': jnp.max(flags)}
 
-    def evaluate(state, guard=None):
-        """``guard(fn)`` runs each batch (the loop's makes a stop signal cut the evaluation short)."""
-        sums = None
+    def evaluate(state, guard=None, flags=None):
+        """``guard(fn)`` runs each batch, ``flags()`` its stop flags (the loop's make a stop signal cut
+        the evaluation short, :mod:`cnnzoo.run.control`)."""
+        sums, no_stop = None, stop_flags(setup.mesh) if flags is None else None
         with closing(iter(batches())) as inputs:
             for x in inputs:
-                out = guard(partial(eval_batch, state, x)) if guard else eval_batch(state, x)
+                run = partial(eval_batch, state, x, no_stop if flags is None else flags())
+                out = guard(run) if guard else run()
+                out = {k: v for k, v in out.items() if k != 'stop'}
                 sums = out if sums is None else jax.tree_util.tree_map(jnp.add, sums, out)
-        sums = to_host(sums)
+        sums = {k: np.atleast_1d(v) for k, v in to_host(sums).items()}  # one entry per replica
         return [{'loss': float(loss) / float(count), 'accuracy': float(correct) / float(count), 'count': int(count)}
                 for loss, correct, count in zip(sums['loss_sum'], sums['correct'], sums['count'], strict=True)]
 
@@ -101,7 +108,7 @@ def closing(iterator):
 
 
 def eval_logits(setup, state, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
-    """``(logits (N, classes), labels (N,))`` of the state of one model (no replica axis) over the
+    """``(logits (N, classes), labels (N,))`` of the state of one model over the
     evaluation split, in order, on the host (padding dropped): what a comparison of predictions
     needs beyond the evaluator's sums."""
     ds = setup.dataset
@@ -129,8 +136,8 @@ def is_streamed(data) -> bool:
 
 
 class DeviceFeed:
-    """Training batches from the set held on the device: the step's input is each replica's epoch
-    order, and the step gathers its batches (``data.take_batch``) inside jit. Nothing to checkpoint."""
+    """Training batches from the set held on the device: the step's input is the epoch's order (each
+    replica's), and the step gathers its batch (``data.take_batch``) inside jit. Nothing to checkpoint."""
 
     def __init__(self, config, setup):
         ds = setup.dataset
@@ -141,18 +148,18 @@ class DeviceFeed:
         self.perms, self.perm_epoch = None, None
 
     def next(self, step: int):
-        """The input of step ``step``: each replica's order of the step's epoch (one array, the replicas stacked)."""
+        """The input of step ``step``: the order of the step's epoch (several seeds: each replica's,
+        stacked; replica k's is the order of the run with its seed)."""
         epoch = step // self.spe
-        if epoch != self.perm_epoch:  # replica k: the order of the run with its seed
-            self.perms = jnp.stack([data_lib.epoch_permutation(seed, epoch, self.num_train) for seed in self.seeds])
+        if epoch != self.perm_epoch:
+            perms = [data_lib.epoch_permutation(seed, epoch, self.num_train) for seed in self.seeds]
+            self.perms = perms[0] if len(perms) == 1 else jnp.stack(perms)
             self.perm_epoch = epoch
         return self.perms
 
-    def batch(self, perms, step):
-        """Inside jit: the batches of ``step``, one per replica, from each replica's order."""
-        index = step % self.spe
-        return per_replica(lambda perm: data_lib.take_batch(self.images, self.labels, perm, index,
-                                                            self.batch_size))(perms)
+    def batch(self, perm, step):
+        """Inside jit: the batch of ``step`` of one model, from its epoch's order."""
+        return data_lib.take_batch(self.images, self.labels, perm, step % self.spe, self.batch_size)
 
     def state(self):
         """Nothing to keep: the order is the step's and the seed's."""
@@ -176,8 +183,8 @@ class StreamFeed:
         return next(self.batches)
 
     def batch(self, batch, step):
-        """Inside jit: the batch with the replica axis of the one replica a streamed run has."""
-        return jax.tree_util.tree_map(lambda x: x[None], batch)
+        """Inside jit: the batch itself (a streamed run trains one seed)."""
+        return batch
 
     def state(self):
         """The iterator's state, for the checkpoint."""

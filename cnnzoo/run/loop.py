@@ -34,6 +34,7 @@ Side effects live here and only here: the train and eval steps (cnnzoo.training)
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import time
 from functools import partial
@@ -47,18 +48,18 @@ from jax.sharding import PartitionSpec as P
 
 from cnnzoo import data as data_lib
 from cnnzoo.errors import RunError
-from cnnzoo.run.checkpoints import Checkpoints
+from cnnzoo.run.checkpoints import Checkpoints, Restored
+from cnnzoo.run.control import RunControl
 from cnnzoo.run.distributed import is_primary
 from cnnzoo.run.feeds import is_streamed, make_evaluator, make_feed
 from cnnzoo.run.mesh import to_host
 from cnnzoo.run.progress import Progress, StepTimer, format_duration
 from cnnzoo.run.recorder import Recorder
 from cnnzoo.run.setup import build, use_compilation_cache
-from cnnzoo.run.signals import StopSignals, Stopped, agreed_stop, interruptible
-from cnnzoo.run.supervise import beat
+from cnnzoo.run.signals import StopSignals, Stopped
 from cnnzoo.run.validation import check_config
 from cnnzoo.run.workdir import WorkdirLock, has_checkpoint, provisional_files, write_or_check_config
-from cnnzoo.training import make_loss, make_train_step, over_replicas, step_stream, steps_from_epochs
+from cnnzoo.training import in_sequence, make_loss, make_train_step, over_replicas, step_stream, steps_from_epochs
 
 # The timed steps after the compiling one that the early estimate of the run's length is made from.
 ESTIMATE_STEPS = 5
@@ -80,11 +81,15 @@ class InFlight:
             raise ValueError(f'limit {limit}: at least one step must be allowed in flight')
         self.limit, self._wait, self._pending = limit, wait, []
 
-    def add(self, outputs) -> None:
-        """Records a dispatched step's outputs; returns once at most ``limit`` steps are unfinished."""
+    def add(self, outputs):
+        """Records a dispatched step's outputs; returns once at most ``limit`` steps are unfinished,
+        with the outputs of the step it waited for (None when it waited for none)."""
         self._pending.append(outputs)
-        if len(self._pending) >= self.limit:
-            self._wait(self._pending[-self.limit])
+        if len(self._pending) < self.limit:
+            return None
+        finished = self._pending[-self.limit]
+        self._wait(finished)
+        return finished
 
     def take(self) -> list:
         """The outputs recorded since the last call, oldest first (still on the device)."""
@@ -126,6 +131,28 @@ def _claimed(workdir: str, config, *, extend: bool):
             lock.release()
 
 
+@dataclasses.dataclass(frozen=True)
+class Due:
+    """Which periodic work falls after a step: a train record, an evaluation, a checkpoint, the early
+    estimate of the run's length (the loop's schedule, from ``config.training``)."""
+
+    log_every: int
+    eval_every: int
+    checkpoint_every: int
+    total: int
+    estimate_at: int
+
+    def __call__(self, step: int) -> set[str]:
+        due = {'log'} if step % self.log_every == 0 else set()
+        if step % self.eval_every == 0 or step == self.total:
+            due.add('eval')
+        if step % self.checkpoint_every == 0 or step == self.total:
+            due.add('checkpoint')
+        if step == self.estimate_at and step < self.total:
+            due.add('estimate')
+        return due
+
+
 def _train(config, workdir: str, signals: StopSignals) -> dict:
     """Sets the run up, then steps; at the steps due, a record, an evaluation, a checkpoint."""
     started = time.perf_counter()
@@ -136,118 +163,124 @@ def _train(config, workdir: str, signals: StopSignals) -> dict:
     total = progress.total = setup.total_steps
     with contextlib.ExitStack() as stack:
         ckpts = stack.enter_context(Checkpoints(workdir, keep=t.keep_checkpoints))
-        state = _restore(ckpts, setup, workdir)
-        step = start = int(state.step)
-        record = stack.enter_context(Recorder(config, workdir, setup, start_step=start, ckpts=ckpts,
-                                              progress=progress))
-        record.restore_window(ckpts.restored_records)
-        feed = stack.enter_context(contextlib.closing(make_feed(config, setup, start, ckpts.restored_data)))
-        train_step = _train_step(config, setup, feed)
-        evaluate = make_evaluator(setup, t.eval_batch_size, make_loss(config, evaluation=True))
-
-        def guard(fn):
-            """``fn()`` interruptible by a stop signal; then a beat to a supervising parent (the run moved on)."""
-            out = interruptible(fn, signals)
-            beat()
-            return out
-
-        stop = agreed_stop if jax.process_count() > 1 else (lambda received: received)
+        restored = _restore(ckpts, setup, workdir)
+        state, start = restored.state, restored.step
+        record = stack.enter_context(Recorder(config, workdir, setup, start_step=start, ckpts=ckpts, progress=progress,
+                                              window=restored.records))
+        feed = stack.enter_context(contextlib.closing(make_feed(config, setup, start, restored.data)))
+        control, train_step = RunControl(signals, setup.mesh), _train_step(config, setup, feed)
+        evaluator = make_evaluator(setup, t.eval_batch_size, make_loss(config, evaluation=True))
         eval_every = max(1, steps_from_epochs(t.eval_every_epochs, setup.steps_per_epoch))
+        due = Due(t.log_every_steps, eval_every, t.checkpoint_every_steps, total, start + 1 + ESTIMATE_STEPS)
         progress.message(_describe(config, workdir, setup, start))
 
-        def run_eval(state, step) -> None:
-            """Evaluates and records; a stop signal cuts it short (it is run again on resume)."""
-            with contextlib.suppress(Stopped):
-                record.evaluation(step, evaluate(state, guard=guard), state)
+        def evaluate(state, step) -> str | None:
+            """Evaluates and records; returns the stop the run takes after it (one cuts it short: it is run again on resume)."""
+            try:
+                record.evaluation(step, evaluator(state, guard=control.run_batch, flags=control.flags), state)
+            except Stopped as stopped:
+                return control.after_evaluation(stopped)
+            return control.after_evaluation(None)
 
-        if start and (start % eval_every == 0 or start == total) and record.needs_eval(start) and not signals.received:
-            run_eval(state, start)  # the evaluation a stop cut short, of the restored step
+        stopped_by, step = None, start
+        if start and 'eval' in due(start) and record.needs_eval(start) and not signals.received:
+            stopped_by = evaluate(state, start)  # the evaluation a stop cut short, of the restored step
+        first = feed.next(start) if start < total and not stopped_by else None
+        try:
+            if first is not None:  # compiling can take minutes: a stop abandons it at once
+                control.compile(lambda: train_step.lower(state, first, control.flags()).compile())
+        except Stopped as stopped:
+            stopped_by = str(stopped)  # nothing new to save: the state is the restored (or initial) one
         in_flight, timer = InFlight(), StepTimer(t.batch_size)  # images/s per replica, as the records report it
-        stopped_by = stop(signals.received)
         while step < total and not stopped_by:
-            if step == start:  # the first step compiles: interruptible, and timed apart
-                try:
-                    state, metrics = guard(lambda: train_step(state, feed.next(step)))
-                except Stopped:
-                    stopped_by = signals.received
-                    break  # nothing new to save: the state is the restored (or initial) one
-                _check_finite(to_host([metrics]), step + 1, ckpts, setup.seeds)
+            state, metrics = train_step(state, feed.next(step) if step > start else first, control.flags())
+            step += 1
+            stopped_by = control.after_step(in_flight.add(metrics))  # at most two steps unfinished
+            if step == start + 1:  # the first step: compiled and run, timed apart
+                _check_finite(to_host([metrics]), step, ckpts, setup.seeds)
                 progress.message(f'compiled and ran the first step in {time.perf_counter() - started:.1f}s '
                                  '(start-up included)')
-                timer.restart(step + 1)
-            else:
-                state, metrics = train_step(state, feed.next(step))
-            step += 1
-            in_flight.add(metrics)  # at most two steps unfinished: a stop never waits for more
-            beat()  # the step before the last has finished (cnnzoo.run.supervise hears it)
-            at_log, at_ckpt = step % t.log_every_steps == 0, step % t.checkpoint_every_steps == 0 or step == total
-            at_eval = step % eval_every == 0 or step == total
-            at_estimate = step == start + 1 + ESTIMATE_STEPS and step < total
-            stopped_by = stop(signals.received)
-            if not (at_log or at_eval or at_ckpt or at_estimate or stopped_by):
+                timer.restart(step)
+            work = due(step)
+            if not (work or stopped_by):
                 continue
             host = to_host(in_flight.take())
             _check_finite(host, step, ckpts, setup.seeds)
             record.add(host)
             timer.stop(step)
-            if at_estimate:
+            if 'estimate' in work:
                 progress.message(_estimate(timer, step, total, t.batch_size))
-            if at_log:
+            if 'log' in work:
                 rate = timer.window_rate()
                 record.log(step, rate, eta_seconds=(total - step) * t.batch_size / rate if rate else None)
-            if at_eval and not stopped_by:
-                run_eval(state, step)
-                stopped_by = stop(signals.received)
-            if at_ckpt or stopped_by:
+            if 'eval' in work and not stopped_by:
+                stopped_by = evaluate(state, step)
+            if 'checkpoint' in work or stopped_by:
                 ckpts.save(state, force=True, records=record.window_state(), data=feed.state())
-                beat()
+                control.beat()
             timer.restart(step)
         ckpts.wait()
-        rate = timer.total_rate()
-        summary = record.summary(step=step, total=total, stopped_by=stopped_by, wall=time.perf_counter() - started,
-                                 train_images_per_sec=rate and rate * len(setup.seeds), state=state)
-        if stopped_by:
-            kept = ckpts.latest_step()
-            progress.message(f'stopped by {stopped_by} at step {step}; '
-                             + (f'checkpoint of step {kept} in {workdir}. ' if kept is not None else
-                                'no checkpoint yet, the run starts over. ')
-                             + 'Run the same command to resume.')
-        else:
-            record.done(summary, setup.dataset.eval_split)
+        return _finish(record, progress, ckpts, setup, workdir, state=state, step=step, stopped_by=stopped_by,
+                       wall=time.perf_counter() - started, rate=timer.total_rate())
+
+
+def _finish(record, progress, ckpts, setup, workdir, *, state, step, stopped_by, wall, rate) -> dict:
+    """The run's summary, and its last line: where it stopped, or what it reached."""
+    summary = record.summary(step=step, total=setup.total_steps, stopped_by=stopped_by, wall=wall,
+                             train_images_per_sec=rate and rate * len(setup.seeds), state=state)
+    if stopped_by:
+        kept = ckpts.latest_step()
+        progress.message(f'stopped by {stopped_by} at step {step}; '
+                         + (f'checkpoint of step {kept} in {workdir}. ' if kept is not None else
+                            'no checkpoint yet, the run starts over. ')
+                         + 'Run the same command to resume.')
+    else:
+        record.done(summary, setup.dataset.eval_split)
     return summary
 
 
-def _restore(ckpts: Checkpoints, setup, workdir: str):
-    """The state to start from: the latest restorable checkpoint's, else the initial one."""
-    state = ckpts.restore(setup.state, 'latest')
-    if state is None and os.path.isdir(os.path.join(workdir, 'damaged')):
+def _restore(ckpts: Checkpoints, setup, workdir: str) -> Restored:
+    """Where to start from: the latest restorable checkpoint, else the initial state."""
+    restored = ckpts.restore(setup.state, 'latest')
+    if restored is None and os.path.isdir(os.path.join(workdir, 'damaged')):
         raise RunError(f'no checkpoint in {workdir}/checkpoints can be restored (each was moved to '
                        f'{workdir}/damaged); to start the run over, choose another --workdir')
-    state = state or setup.state
-    if int(state.step) > setup.total_steps:
-        raise RunError(f'{workdir} is at step {int(state.step)}, past the {setup.total_steps} steps of this config')
-    return state
+    restored = restored or Restored(setup.state)
+    if restored.step > setup.total_steps:
+        raise RunError(f'{workdir} is at step {restored.step}, past the {setup.total_steps} steps of this config')
+    return restored
 
 
 def _train_step(config, setup, feed):
-    """The jitted step, ``(state, feed input) -> (state, metrics)``: each replica's batch and random
-    numbers those of its seed's run; the state's buffers are donated (updated in place)."""
+    """The jitted step, ``(state, feed input, stop flags) -> (state, metrics)``: each replica's batch
+    and random numbers those of its seed's run; the state's buffers are donated (updated in place).
+    ``metrics['stop']`` is the largest of the stop flags (:mod:`cnnzoo.run.control`)."""
     ds = setup.dataset
     preset = data_lib.online_preset(config.data)
 
     def preprocess(rng, images):
         return data_lib.normalize(data_lib.augment(rng, images, preset, mean=ds.mean), ds.mean, ds.std)
 
-    step = over_replicas(make_train_step(preprocess=preprocess, learning_rate_fn=setup.learning_rate_fn,
-                                         loss_fn=make_loss(config)))
-    streams = jnp.stack([step_stream(seed) for seed in setup.seeds])
-    sharding = NamedSharding(setup.mesh, P('seeds', 'data'))
+    step = make_train_step(preprocess=preprocess, learning_rate_fn=setup.learning_rate_fn, loss_fn=make_loss(config))
+    sharding = NamedSharding(setup.mesh, P('data'))
+
+    def one_model(state, feed_input, stream):
+        batch = jax.lax.with_sharding_constraint(feed.batch(feed_input, state.step), sharding)
+        return step(state, batch, jax.random.fold_in(stream, state.step))
+
+    if setup.several:  # the one map over the replicas: each one the model of its seed
+        streams = jnp.stack([step_stream(seed) for seed in setup.seeds])
+        mapped = over_replicas(one_model, spmd_axis_name='seeds', sequential=in_sequence(setup.mesh.shape['seeds']))
+        run = lambda state, feed_input: mapped(state, feed_input, streams)  # noqa: E731
+    else:
+        stream = step_stream(setup.seeds[0])
+        run = lambda state, feed_input: one_model(state, feed_input, stream)  # noqa: E731
 
     @partial(jax.jit, donate_argnums=0)
     @chex.assert_max_traces(n=1)  # a second trace would be a second compilation: a bug, not a cost to pay
-    def train_step(state, feed_input):
-        batch = jax.lax.with_sharding_constraint(feed.batch(feed_input, state.step), sharding)
-        return step(state, batch, jax.vmap(jax.random.fold_in, in_axes=(0, None))(streams, state.step))
+    def train_step(state, feed_input, flags):
+        state, metrics = run(state, feed_input)
+        return state, {**metrics, 'stop': jnp.max(flags)}
 
     return train_step
 

@@ -31,7 +31,8 @@ class Recorder:
     their own directories. Only process 0 writes; the others keep the same records in memory.
     """
 
-    def __init__(self, config, workdir: str, setup, *, start_step: int, ckpts: Checkpoints, progress):
+    def __init__(self, config, workdir: str, setup, *, start_step: int, ckpts: Checkpoints, progress,
+                 window: dict | None = None):
         self.config, self.workdir, self.progress = config, workdir, progress
         self.seeds, self.spe = setup.seeds, setup.steps_per_epoch
         self.split = setup.dataset.eval_split
@@ -50,6 +51,8 @@ class Recorder:
         self.best_accuracy = [log.best_eval_accuracy() for log in self.logs]
         self.last_eval = [log.eval_at(start_step) for log in self.logs] if start_step else [None] * len(self.seeds)
         self.window = {'loss': [], 'accuracy': []}  # per step: a list of R values each
+        if window and 'window' in window:  # the window a checkpoint kept (none before windows were kept)
+            self.window = copy.deepcopy(window['window'])
 
     def __enter__(self) -> Recorder:
         return self
@@ -84,11 +87,6 @@ class Recorder:
         """The window in progress, for the checkpoint."""
         return {'window': copy.deepcopy(self.window)}
 
-    def restore_window(self, saved: dict | None) -> None:
-        """The window a checkpoint kept (none in checkpoints written before windows were kept)."""
-        if saved and 'window' in saved:
-            self.window = copy.deepcopy(saved['window'])
-
     def log(self, step: int, images_per_sec: float | None, eta_seconds: float | None) -> None:
         """Ends the window at ``step``: one train record per replica, and a progress line."""
         if not self.window['loss']:
@@ -118,6 +116,7 @@ class Recorder:
         """Records each replica's evaluation at ``step`` and keeps its best checkpoint."""
         from cnnzoo.training import replica
 
+        one_model = (lambda k: replica(state, k)) if self.several else (lambda k: state)  # noqa: E731
         self.last_eval = []
         for k, (result, log) in enumerate(zip(results, self.logs, strict=True)):
             record = {'step': step, 'split': self.split, 'epoch': step / self.spe,
@@ -126,7 +125,7 @@ class Recorder:
                 log.write(record)
             if record['accuracy'] > self.best_accuracy[k]:
                 self.best_accuracy[k] = record['accuracy']
-                self.bests[k].save_best(replica(state, k), record['accuracy'])
+                self.bests[k].save_best(one_model(k), record['accuracy'])
             self.last_eval.append(record)
         accuracies = ' '.join(f'{r["accuracy"]:.4f}' for r in results)
         self.progress.message(f'eval step {step} ({self.split}): '

@@ -1,8 +1,9 @@
 """What a run is made of: its data, model, schedule, mesh and initial state, built the same way for
 training, evaluation and the comparison tools (:func:`build`), and the data alone (:func:`open_data`).
 
-Several seeds in one program (``training.num_seeds=K``): the state holds K replicas stacked on a
-leading axis (the step is shared); replica k initialises exactly as the run with seed ``seed + k``.
+Several seeds in one program (``training.num_seeds=K > 1``): the state holds K replicas stacked on a
+leading axis (the step is shared; :mod:`cnnzoo.training.replicas`); replica k initialises exactly as
+the run with seed ``seed + k``. A one-seed run's state is one model's, with no such axis.
 """
 
 from __future__ import annotations
@@ -34,12 +35,12 @@ class Setup:
     total_steps: int
     learning_rate_fn: object
     mesh: jax.sharding.Mesh
-    seeds: list[int]  # the state holds one replica per seed, stacked (cnnzoo.training.over_replicas)
+    seeds: list[int]  # one seed: the state is one model's; several: one replica per seed, stacked
 
     @property
-    def replicas(self) -> int:
-        """How many replicas (seeds) the state holds."""
-        return len(self.seeds)
+    def several(self) -> bool:
+        """Whether the state holds several replicas (one per seed) on a leading axis."""
+        return len(self.seeds) > 1
 
 
 def build(config, *, dataset: data_lib.Dataset | None = None, initial_weights: bool = True,
@@ -73,19 +74,21 @@ def build(config, *, dataset: data_lib.Dataset | None = None, initial_weights: b
     if batch_size % mesh.shape['data'] or t.eval_batch_size % mesh.shape['data']:
         raise ConfigError(f'batch sizes must divide evenly over {mesh.shape["data"]} devices')
     states = []
-    for seed in replica_seeds(config):  # replica k: exactly the initialisation of the run with seed + k
+    seeds = replica_seeds(config)
+    for seed in seeds:  # replica k: exactly the initialisation of the run with seed + k
         variables = init_variables(model, init_key(seed), dataset.image_shape)
-        if initial_weights and config.init.torch_checkpoint:  # validation: one replica only
+        if initial_weights and config.init.torch_checkpoint:  # validation: one seed only
             variables = _variables_from_torch(config, model, variables)
         states.append(TrainState.create(apply_fn=model.apply, variables=variables, tx=tx))
-    state = place_replicas(mesh, stack_replicas(states))
-    return Setup(dataset, model, state, steps_per_epoch, total_steps, learning_rate_fn, mesh, replica_seeds(config))
+    state = place_state(mesh, states[0] if len(seeds) == 1 else stack_replicas(states), several=len(seeds) > 1)
+    return Setup(dataset, model, state, steps_per_epoch, total_steps, learning_rate_fn, mesh, seeds)
 
 
-def place_replicas(mesh, state: TrainState) -> TrainState:
-    """A state holding replicas laid out on the run's mesh: the replica axis along ``seeds`` (one
-    device unless ``training.seed_devices`` says more), copies along ``data``; the step everywhere."""
-    spread = lambda tree: jax.tree_util.tree_map(lambda x: place(mesh, x, P('seeds')), tree)  # noqa: E731
+def place_state(mesh, state: TrainState, *, several: bool) -> TrainState:
+    """A state laid out on the run's mesh: copied along ``data``; a state holding several replicas
+    has its replica axis along ``seeds`` (one device unless ``training.seed_devices`` says more)."""
+    spec = P('seeds') if several else P()
+    spread = lambda tree: jax.tree_util.tree_map(lambda x: place(mesh, x, spec), tree)  # noqa: E731
     return state.replace(step=replicate(mesh, state.step), params=spread(state.params),
                          batch_stats=spread(state.batch_stats), opt_state=spread(state.opt_state))
 
@@ -112,13 +115,6 @@ def open_data(config, *, training: bool = True):
 def replica_seeds(config) -> list[int]:
     """The seeds of a run's replicas: ``seed, seed + 1, ..., seed + num_seeds - 1``."""
     return [config.seed + k for k in range(config.training.num_seeds)]
-
-
-def replica_dirs(config, workdir: str) -> list[str]:
-    """Where each replica's records go: the workdir itself for one seed, else ``seed<N>/`` in it."""
-    if config.training.num_seeds == 1:
-        return [workdir]
-    return [os.path.join(workdir, f'seed{seed}') for seed in replica_seeds(config)]
 
 
 def _variables_from_torch(config, model, variables):

@@ -23,7 +23,7 @@ returns a list of points; each point is a dict of overrides of the file's own co
 
 Overrides on the command line apply to every point, after the point's own. ``--seeds`` sets
 ``config.seed`` of each run (default: the point's own seed). ``--vmap-seeds`` trains a point's seeds
-(consecutive: ``--seeds 0,1,2``) as one program, ``training.num_seeds`` replicas vmapped together;
+(consecutive: ``--seeds 0,1,2``) as one program, ``training.num_seeds`` replicas in one program;
 each replica writes the run directory its seed would have had, so the manifest, ``--list`` and the
 report read the same layout. Every point is built and checked
 (:func:`cnnzoo.run.validation.check_config`) before anything runs: a bad key or value anywhere in the grid

@@ -44,7 +44,7 @@ from cnnzoo.errors import RunError
 from cnnzoo.torch.models import load_variables, torch_twin, twin_loss
 from cnnzoo.torch.ops import PAD, crop_flip, device, synchronize, to_model_input
 from cnnzoo.torch.optim import make_torch_optimizer
-from cnnzoo.training import replica, step_stream, steps_from_epochs
+from cnnzoo.training import step_stream, steps_from_epochs
 from cnnzoo.training.steps import step_keys
 
 PRESETS = ('none', 'crop_flip')
@@ -89,7 +89,7 @@ class TorchRun:
         self.float_dtype = torch.float64 if float64 else torch.float32
         torch.manual_seed(config.seed)
         model = torch_twin(setup.model)
-        load_variables(model, jax.device_get(replica(setup.state, 0).variables()), setup.model)
+        load_variables(model, jax.device_get(setup.state.variables()), setup.model)
         model = model.to(dev, self.float_dtype)
         if self.bf16:
             model = model.to(memory_format=torch.channels_last)
@@ -172,7 +172,7 @@ class TorchRun:
 
         state_dict = {k: v.detach().cpu() for k, v in self.model.state_dict().items()}
         return torch_to_flax(state_dict, self.setup.model,
-                             template=jax.device_get(replica(self.setup.state, 0).variables()))
+                             template=jax.device_get(self.setup.state.variables()))
 
 
 def train_torch(config, setup, *, log=print) -> dict:

@@ -18,8 +18,9 @@ _EXPORTS = {
     'DTYPES': 'dtypes', 'compute_dtype': 'dtypes',
     'init_key': 'rngs', 'step_stream': 'rngs',
     'AUX_COLLECTION': 'steps', 'TrainState': 'steps', 'aux_loss': 'steps', 'init_variables': 'steps',
-    'make_eval_step': 'steps', 'make_train_step': 'steps', 'over_replicas': 'steps', 'per_replica': 'steps',
-    'replica': 'steps', 'replica_axes': 'steps', 'replica_count': 'steps', 'stack_replicas': 'steps',
+    'make_eval_step': 'steps', 'make_train_step': 'steps',
+    'in_sequence': 'replicas', 'over_replicas': 'replicas', 'replica': 'replicas', 'replica_axes': 'replicas',
+    'replica_count': 'replicas', 'stack_replicas': 'replicas',
 }
 __all__ = sorted(_EXPORTS)
 
