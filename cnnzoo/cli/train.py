@@ -41,7 +41,8 @@ def train_parser() -> Parser:
     from cnnzoo.run.distributed import DEFAULT_HEARTBEAT_S, DEFAULT_TIMEOUT_S
     from cnnzoo.run.supervise import DEFAULT_STALL_S
 
-    parser = Parser('train', description=DESCRIPTION, epilog=EPILOG, script='train.py', more_help=schema_help,
+    parser = Parser('train', description=DESCRIPTION, epilog=EPILOG, script='train.py',
+                    more_help=keys_and_model_help,
                     help="this help; with --config.model.name=NAME or --config FILE, also the model's fields")
     parser.add_argument('--config', metavar='FILE', required=True,
                         help='an experiment file defining get_config() (experiments/*.py)')
@@ -82,7 +83,7 @@ def parse_train_args(argv: Sequence[str]) -> tuple:
     return apply_overrides(load_config_file(args.config), args.overrides), args
 
 
-def schema_help(args: argparse.Namespace) -> str:
+def keys_and_model_help(args: argparse.Namespace) -> str:
     """Every schema key, and the fields of the model that the arguments name, if any."""
     from cnnzoo.cli.help import model_help, schema_help
 
