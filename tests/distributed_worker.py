@@ -10,15 +10,15 @@ import sys
 import jax
 import numpy as np
 
-from cnnzoo.cli.train import join_processes, parse_train_flags
+from cnnzoo.cli.train import join_processes, parse_train_args
 from cnnzoo.run.loop import train_and_evaluate
 
 
 def main(argv):
     out, rest = argv[0], argv[1:]
-    config, workdir, flags = parse_train_flags(rest)
-    join_processes(flags, auto=False)
-    summary = train_and_evaluate(config, workdir)
+    config, args = parse_train_args(rest)
+    join_processes(args)
+    summary = train_and_evaluate(config, args.workdir)
     leaves = jax.tree_util.tree_leaves(summary['state'].params)
     np.savez(out, **{f'{i}_{d}': np.asarray(shard.data)
                      for i, leaf in enumerate(leaves) for d, shard in enumerate(leaf.addressable_shards)})

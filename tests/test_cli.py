@@ -215,29 +215,136 @@ def test_cifar_to_folder_names_its_own_archive_flag(monkeypatch, tmp_path, capsy
     assert not (tmp_path / 'out').exists()
 
 
-def test_train_help_shows_the_named_model_as_model_name():
-    from cnnzoo.cli.train import train_help
+def test_train_help_shows_the_named_model_as_model_name(capsys):
+    from cnnzoo.cli.train import train_main
 
-    text = train_help(['--config.model.name=resnet18', '--help'])
+    assert train_main(['--config.model.name=resnet18', '--help']) == 0
+    text = capsys.readouterr().out
     line = next(l for l in text.splitlines() if l.strip().startswith('model.name '))
     assert "'resnet18' (given; default 'resnet20')" in line
-    plain = next(l for l in train_help(['--help']).splitlines() if l.strip().startswith('model.name '))
+    assert train_main(['--help']) == 0
+    plain = next(l for l in capsys.readouterr().out.splitlines() if l.strip().startswith('model.name '))
     assert 'given' not in plain and "'resnet20'" in plain
 
 
-@pytest.mark.parametrize('command, module', [('sweep', 'cnnzoo.cli.sweep'), ('report', 'cnnzoo.cli.report')])
-def test_sweep_and_report_help_is_named_after_the_command_and_explains_every_flag(command, module, capsys):
+def command_parser(name):
+    """The argparse parser of command ``name``: ``X_parser()`` beside its ``X_main`` (cnnzoo.cli)."""
     import importlib
 
+    module, function, _ = COMMANDS[name]
+    return getattr(importlib.import_module(module), function.replace('_main', '_parser'))()
+
+
+@pytest.mark.parametrize('command', list(COMMANDS))
+def test_every_flag_of_every_command_is_explained_in_its_help(command, capsys):
     from cnnzoo.cli import main
 
     assert main([command, '--help']) == 0
     text = capsys.readouterr().out
-    assert text.startswith(f'usage: cnnzoo {command} ') and f'{command}.py' not in text.splitlines()[0], text
-    cli = importlib.import_module(module)
-    for flag in sorted(getattr(cli, 'FLAGS', set()) | cli.SWITCHES):
-        line = next((line for line in text.splitlines() if line.strip().startswith(f'--{flag}')), None)
-        assert line is not None and len(line.split(maxsplit=1)) == 2, (flag, text)  # a flag and its meaning
-    assert '\nexample' in text and f'  cnnzoo {command} ' in text and 'exit status' in text
+    script = f'{command.replace("-", "_")}.py'  # scripts/X.py takes the same arguments, named as the command
+    assert text.startswith(f'usage: cnnzoo {command} ') and script not in text.splitlines()[0], text
+    usage = text.split('\n\n')[0]
+    options = [action.option_strings for action in command_parser(command)._actions if action.option_strings]
+    assert ['-h', '--help'] in options and (len(options) > 1 or command == 'models'), options
+    for names in options:
+        flag = names[-1]
+        line = next((line for line in text.splitlines() if line.strip().startswith(', '.join(names) + ' ')), None)
+        assert line is not None and len(line.split()) > len(names) + 1, (flag, text)  # a flag and its meaning
+        assert names[0] in usage, (flag, usage)
+    assert '\nexample' in text and f'  cnnzoo {command} ' in text
+    if command in ('sweep', 'report', 'train'):
+        assert 'exit status' in text
     if command == 'sweep':
-        assert '(default: each point' in text and '(default: every point' in text
+        words = ' '.join(text.split())
+        assert '(default: each point' in words and '(default: every point' in words
+
+
+@pytest.mark.parametrize('command', list(COMMANDS))
+def test_an_unknown_flag_is_one_line_naming_it(command, capsys):
+    from cnnzoo.cli import main
+
+    assert main([command, '--bogus=1']) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith('error: unknown flag --bogus ') and f'cnnzoo {command} --help' in err[0]
+
+
+@pytest.mark.parametrize('argv, message', [
+    (['train', '--config', EXPERIMENT, '--workdir'], '--workdir: expected one argument'),
+    (['train', '--config', EXPERIMENT, '--workdir', '--dry-run'], '--workdir: expected one argument'),
+    (['train', '--config', EXPERIMENT, '--dry-run', '--config.seed'], '--config.seed: expected one argument'),
+    (['train', '--config', EXPERIMENT, '--config.seed', '--dry-run'], '--config.seed: expected one argument'),
+    (['train', '--config', EXPERIMENT, '--work', 'runs/x'], 'unknown flag --work '),  # never abbreviated
+    (['train', '--config', EXPERIMENT, '--dry-run=yes'], "--dry-run: ignored explicit argument 'yes'"),
+    (['train', '--config', EXPERIMENT, 'runs/x'], "unexpected argument 'runs/x'"),
+    (['report', 'a', 'b'], "unexpected argument 'b'"),
+    (['models', 'a*', 'b*'], "unexpected argument 'b*'"),
+    (['evaluate', '--workdir', 'w', '--checkpoint', '-3'], "--checkpoint must be best, latest or a step number"),
+    (['compare-pytorch', '--image-size', '4'], "--image-size '4': expected a whole number >= 8"),
+    (['compare-pytorch', '--config.seed=1'], 'unknown flag --config.seed '),  # it takes no overrides
+    (['cifar-to-folder', '--out', 'o', '--name', 'cifar11'], "--name: invalid choice: 'cifar11'"),
+])
+def test_a_bad_flag_is_one_line_and_status_2(argv, message, capsys):
+    from cnnzoo.cli import main
+
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith('error: ') and message in err[0], err
+
+
+def test_flag_value_forms_and_repeats():
+    """``--flag=value`` is ``--flag value``, for flags and overrides alike; a value may start with
+    one '-'; a repeated flag keeps its last value, a repeated override its last too (in order)."""
+    from cnnzoo.cli.train import parse_train_args
+
+    config, args = parse_train_args(['--config=' + EXPERIMENT, '--workdir=runs/a', '--config.seed=3',
+                                     '--config.model.name=plain20', '--stall-timeout=0'])
+    again, args_again = parse_train_args(['--config', EXPERIMENT, '--workdir', 'runs/a', '--config.seed', '3',
+                                          '--config.model.name', 'plain20', '--stall-timeout', '0'])
+    assert to_json(config) == to_json(again) and config.seed == 3 and config.model.name == 'plain20'
+    assert args.workdir == args_again.workdir == 'runs/a' and args.stall_timeout == args_again.stall_timeout == 0
+    config, args = parse_train_args(['--config', 'nofile.py', '--config', EXPERIMENT, '--workdir', 'runs/a',
+                                     '--workdir', 'runs/b', '--config.model.name=plain20',
+                                     '--config.model.name', 'plain32', '--config.data.workers', '-1'])
+    assert args.workdir == 'runs/b' and config.model.name == 'plain32' and config.data.workers == -1
+    assert args.overrides == [('model.name', 'plain20'), ('model.name', 'plain32'), ('data.workers', '-1')]
+
+
+def test_workdir_is_required_except_for_a_dry_run():
+    from cnnzoo.cli.train import parse_train_args
+    from cnnzoo.config import ConfigError
+
+    with pytest.raises(ConfigError, match=r'^--workdir is required \(cnnzoo train --help\)$'):
+        parse_train_args(['--config', EXPERIMENT])
+    _, args = parse_train_args(['--config', EXPERIMENT, '--dry-run'])
+    assert args.workdir is None and args.dry_run
+
+
+def test_overrides_around_a_positional_argument(capsys):
+    """``cnnzoo config --config.KEY VALUE EXPERIMENT``: the value is the override's, not the file."""
+    from cnnzoo.cli.config import config_main
+
+    assert config_main(['--config.seed', '7', EXPERIMENT, '--config.model.name', 'plain20']) == 0
+    resolved = json.loads(capsys.readouterr().out)
+    assert resolved['seed'] == 7 and resolved['model']['name'] == 'plain20'
+    assert resolved['data'] == json.loads(to_json(load_config_file(EXPERIMENT)))['data']
+
+
+@pytest.mark.parametrize('argv', [['sweep', '--workdir', 'x', '--help'], ['compare-accuracy', '-h'],
+                                  ['report', '--help', '--no-plots'], ['cifar-to-folder', '--bogus', '--help']])
+def test_help_wins_over_a_missing_or_unknown_flag(argv, capsys):
+    from cnnzoo.cli import main
+
+    assert main(argv) == 0
+    out, err = capsys.readouterr()
+    assert out.startswith(f'usage: cnnzoo {argv[0]} ') and err == ''
+
+
+def test_train_help_reads_the_experiment_named_after_it(capsys):
+    """--help anywhere: the experiment given after it still names the model whose fields are listed."""
+    from cnnzoo.cli.train import train_main
+
+    vgg = os.path.join(ROOT, 'experiments', 'vgg16_cifar10.py')
+    name = load_config_file(vgg).model.name
+    assert name != default_config().model.name
+    assert train_main(['--help', '--config', vgg]) == 0
+    assert f'fields of model {name} ' in capsys.readouterr().out

@@ -8,8 +8,6 @@ import sys
 import pytest
 
 from cnnzoo import config as config_lib
-from cnnzoo.cli.common import split_flags
-from cnnzoo.cli.train import parse_train_args
 from cnnzoo.config import ConfigError, apply_overrides, default_config, load_config_file
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -99,17 +97,6 @@ def test_json_round_trip():
                                                 ('schedule.boundaries_epochs', '(1.5,)')])
     again = config_lib.from_json(config_lib.to_json(config))
     assert again.to_dict() == config.to_dict()
-
-
-def test_cli_flag_parsing():
-    flags, overrides = split_flags(['--config', 'a.py', '--workdir=w', '--config.seed=3',
-                                    '--config.model.name', 'plain20'], {'config', 'workdir'})
-    assert flags == {'config': 'a.py', 'workdir': 'w'}
-    assert overrides == [('seed', '3'), ('model.name', 'plain20')]
-    with pytest.raises(ConfigError, match='--wrkdir'):
-        split_flags(['--wrkdir=w'], {'config', 'workdir'})
-    with pytest.raises(ConfigError, match='--workdir is required'):
-        parse_train_args(['--config', EXPERIMENTS[0]])
 
 
 def test_train_script_reports_bad_input_in_one_line(tmp_path):

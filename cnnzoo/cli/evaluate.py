@@ -2,74 +2,80 @@
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Sequence
 
-from cnnzoo.cli.common import run_cli, split_flags, split_switches, wants_help
+from cnnzoo.cli.common import Parser, run_cli
 from cnnzoo.config import apply_overrides, load_config_file
 from cnnzoo.errors import ConfigError
 
-USAGE_EVALUATE = """\
-usage: cnnzoo evaluate --workdir DIR [--checkpoint best|latest|STEP] [--config.KEY=VALUE ...]
-       cnnzoo evaluate --config EXPERIMENT.py --torch-checkpoint FILE [--no-compare] [--config.KEY=VALUE ...]
-       (python scripts/evaluate.py takes the same arguments)
-
+DESCRIPTION = """\
 Test accuracy and loss of one checkpoint of a training run, with the run's own config; or the
 accuracy of a PyTorch state_dict file (a torchvision checkpoint) converted to the experiment's
 model, on its data's evaluation split, beside the PyTorch twin's predictions on the same files
-(top-1 agreement and the largest logit difference).
+(top-1 agreement and the largest logit difference)."""
 
-  --workdir DIR        the directory of a training run
-  --checkpoint WHICH   best (by eval accuracy; the default), latest, or a step number
-  --config FILE        with --torch-checkpoint: the experiment whose model and data to use
-  --torch-checkpoint FILE  a state_dict saved by torch.save(model.state_dict(), FILE)
-  --no-compare         with --torch-checkpoint: skip the PyTorch twin's pass
-  --config.KEY=VALUE   change a key of the config for this evaluation, e.g. where the data is
-  -h, --help           this help
-
+EPILOG = """\
 examples:
   cnnzoo evaluate --workdir runs/r20 --checkpoint latest --config.data.archive=~/cifar-10-python.tar.gz
   cnnzoo evaluate --config experiments/resnet50_imagenet.py --torch-checkpoint resnet50-11ad3fa6.pth \\
-      --config.data.source=folder --config.data.folder=~/imagenet
-"""
+      --config.data.source=folder --config.data.folder=~/imagenet"""
+
+
+def checkpoint(text: str) -> str | int:
+    """``--checkpoint``: ``'best'``, ``'latest'`` or a step number."""
+    if text.isdigit():
+        return int(text)
+    if text not in ('best', 'latest'):
+        raise argparse.ArgumentTypeError(f'must be best, latest or a step number, got {text!r}')
+    return text
+
+
+def evaluate_parser() -> Parser:
+    parser = Parser('evaluate', description=DESCRIPTION, epilog=EPILOG, script='evaluate.py')
+    run = parser.add_argument_group('a checkpoint of a training run')
+    run.add_argument('--workdir', metavar='DIR', help='the directory of a training run')
+    run.add_argument('--checkpoint', metavar='WHICH', type=checkpoint,
+                     help='best (by eval accuracy; the default), latest, or a step number')
+    torch = parser.add_argument_group('a PyTorch state_dict file')
+    torch.add_argument('--torch-checkpoint', metavar='FILE',
+                       help='a state_dict saved by torch.save(model.state_dict(), FILE)')
+    torch.add_argument('--config', metavar='FILE', help='the experiment whose model and data to use')
+    torch.add_argument('--no-compare', action='store_true', help="skip the PyTorch twin's pass")
+    parser.add_overrides('change a key of the config for this evaluation, e.g. where the data is')
+    return parser
 
 
 def evaluate_main(argv: Sequence[str]) -> int:
     """``cnnzoo evaluate``: a run's checkpoint (best, latest or a step) or a torchvision checkpoint on
     the test split, saying which checkpoint and why; returns the exit status."""
     def main():
-        if wants_help(argv):
-            print(USAGE_EVALUATE)
-            return 0
-        switches, rest = split_switches(argv, {'no-compare'})
-        flags, overrides = split_flags(rest, {'workdir', 'checkpoint', 'config', 'torch-checkpoint'})
-        if 'torch-checkpoint' in flags:
-            return evaluate_torch(flags, overrides, compare='no-compare' not in switches)
-        if 'workdir' not in flags:
+        args = evaluate_parser().parse(argv)
+        if args.torch_checkpoint is not None:
+            return evaluate_torch(args)
+        if args.workdir is None:
             raise ConfigError('--workdir is required (the directory of a training run), or --config with '
                               '--torch-checkpoint')
         from cnnzoo.run.evaluate import evaluate_checkpoint
 
-        which = flags.get('checkpoint', 'best')
-        which = int(which) if which.isdigit() else which
-        if which not in ('best', 'latest') and not isinstance(which, int):
-            raise ConfigError(f'--checkpoint must be best, latest or a step number, got {which!r}')
-        result = evaluate_checkpoint(flags['workdir'], which=which, overrides=overrides)
+        which = 'best' if args.checkpoint is None else args.checkpoint
+        result = evaluate_checkpoint(args.workdir, which=which, overrides=args.overrides)
         print(f'{result["model"]}, checkpoint {result["checkpoint"]}: test accuracy {result["accuracy"]:.4f}, '
               f'loss {result["loss"]:.4f} on {result["count"]} images')
 
     return run_cli(main)
 
 
-def evaluate_torch(flags: dict, overrides, *, compare: bool) -> int:
+def evaluate_torch(args: argparse.Namespace) -> int:
     """``cnnzoo evaluate --config X --torch-checkpoint FILE``: accuracy, and agreement with the twin."""
-    if 'config' not in flags:
+    if args.config is None:
         raise ConfigError('--torch-checkpoint needs --config EXPERIMENT.py (the model and data to evaluate on)')
-    if 'workdir' in flags or 'checkpoint' in flags:
+    if args.workdir is not None or args.checkpoint is not None:
         raise ConfigError('--torch-checkpoint evaluates a file: drop --workdir/--checkpoint')
-    config = apply_overrides(load_config_file(flags['config']), overrides)
+    config = apply_overrides(load_config_file(args.config), args.overrides)
     from cnnzoo.run.evaluate import evaluate_torch_checkpoint
 
-    r = evaluate_torch_checkpoint(config, flags['torch-checkpoint'], compare=compare)
+    r = evaluate_torch_checkpoint(config, args.torch_checkpoint, compare=not args.no_compare)
     print(f'{r["model"]} from {r["checkpoint"]}: top-1 accuracy {r["accuracy"]:.4f}, top-5 {r["top5_accuracy"]:.4f} '
           f'on {r["count"]} images')
     if 'top1_agreement' in r:

@@ -23,8 +23,7 @@ import typing
 import ml_collections
 
 from cnnzoo import config as config_lib
-
-WIDTH = 100
+from cnnzoo.cli.common import WIDTH
 
 
 def key_docs() -> dict[str, str]:

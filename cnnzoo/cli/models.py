@@ -4,37 +4,36 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from cnnzoo.cli.common import run_cli, wants_help
+from cnnzoo.cli.common import Parser, run_cli
 from cnnzoo.errors import ConfigError
 
-USAGE_MODELS = """\
-usage: cnnzoo models [PATTERN]
-       (python scripts/models.py takes the same arguments)
-
+DESCRIPTION = """\
 Lists every registered model (or those matching the glob PATTERN) with its parameters at 10 and
 1000 classes and its forward GFLOPs at 32x32 and 224x224: XLA's HLO cost analysis of one eval-mode
-forward pass (a multiply-add counts 2); nothing is run.
+forward pass (a multiply-add counts 2); nothing is run."""
 
+EPILOG = """\
 example:
-  cnnzoo models 'vgg*'
-"""
+  cnnzoo models 'vgg*'"""
+
+
+def models_parser() -> Parser:
+    parser = Parser('models', description=DESCRIPTION, epilog=EPILOG, script='models.py')
+    parser.add_argument('pattern', metavar='PATTERN', nargs='?', help='a glob over the names (default: every model)')
+    return parser
 
 
 def models_main(argv: Sequence[str]) -> int:
     """``cnnzoo models [PATTERN]``: the registry's models in natural order, a row (parameters,
     FLOPs) printed as each is measured; returns the exit status."""
     def main():
-        if wants_help(argv):
-            print(USAGE_MODELS)
-            return 0
-        if len(argv) > 1 or any(a.startswith('-') for a in argv):
-            raise ConfigError(f'models takes one optional PATTERN, got {" ".join(argv)!r}')
+        args = models_parser().parse(argv)
         from cnnzoo.models import list_models
         from cnnzoo.models.summary import markdown_header, markdown_row, summary_rows
 
-        names = list_models(argv[0] if argv else None)
+        names = list_models(args.pattern)
         if not names:
-            raise ConfigError(f'no model matches {argv[0]!r}; known: {", ".join(list_models())}')
+            raise ConfigError(f'no model matches {args.pattern!r}; known: {", ".join(list_models())}')
         print(markdown_header(), flush=True)
         for name in names:  # row by row: each model's cost analysis takes a second or more
             print(markdown_row(summary_rows([name])[0]), flush=True)
