@@ -343,6 +343,19 @@ def _ranges(config):
     )
 
 
+def flatten(tree, prefix: str = '') -> dict[str, Any]:
+    """``{'seed': 0, 'data.name': 'cifar10', ...}``: every leaf of a config, or of its dict (JSON)
+    form, as dotted keys in the tree's order; lists become tuples (JSON has no tuples)."""
+    items = tree.items(preserve_field_references=False) if isinstance(tree, ml_collections.ConfigDict) else tree.items()
+    out = {}
+    for key, value in items:
+        if isinstance(value, (dict, ml_collections.ConfigDict)):
+            out.update(flatten(value, f'{prefix}{key}.'))
+        else:
+            out[f'{prefix}{key}'] = tuple(value) if isinstance(value, list) else value
+    return out
+
+
 def to_json(config: ml_collections.ConfigDict) -> str:
     return json.dumps(config.to_dict(), indent=2, sort_keys=True, default=str)
 

@@ -22,7 +22,7 @@ from cnnzoo.errors import ConfigError, RunError
 from cnnzoo.run.checkpoints import Checkpoints
 from cnnzoo.run.setup import build
 from cnnzoo.torch.recipe import TorchRun, train_torch
-from cnnzoo.training import step_stream
+from cnnzoo.rngs import step_stream
 from cnnzoo.training.steps import step_keys
 
 pytestmark = pytest.mark.usefixtures('one_torch_thread')

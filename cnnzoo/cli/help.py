@@ -4,6 +4,8 @@ Config keys: the names, types and defaults come from :func:`cnnzoo.config.defaul
 each key's description is the comment that ``cnnzoo/config.py`` writes beside it (on the
 ``c.section.key = value`` line, or in the comment lines just above it), read from the source with
 ``ast`` and ``tokenize``. A section's description is the comment above its ``c.section = ...`` line.
+A key whose value is a registered name (:func:`cnnzoo.config.named_keys`) lists the names there are,
+each with its help, from its registry.
 
 Model fields: the dataclass fields of the model's module (:func:`cnnzoo.models.model_fields`), the
 registered model's values as defaults, and the resolved annotations
@@ -20,7 +22,6 @@ import textwrap
 import tokenize
 import typing
 
-import ml_collections
 
 from cnnzoo import config as config_lib
 from cnnzoo.cli.common import WIDTH
@@ -64,17 +65,6 @@ def _dotted(target: ast.expr) -> str | None:
     return '.'.join(parts) if parts and isinstance(target, ast.Name) else None
 
 
-def flatten(config: ml_collections.ConfigDict, prefix: str = '') -> dict[str, typing.Any]:
-    """``{'seed': 0, 'data.name': 'cifar10', ...}``: every leaf key of ``config``, in schema order."""
-    out = {}
-    for key, value in config.items(preserve_field_references=False):
-        if isinstance(value, ml_collections.ConfigDict):
-            out.update(flatten(value, f'{prefix}{key}.'))
-        else:
-            out[f'{prefix}{key}'] = value
-    return out
-
-
 def _table(rows: list[tuple[str, ...]], widths: list[int] | None = None, indent: str = '  ') -> list[str]:
     """Aligned columns (``widths``, by default the widest cell of each); the last column, a
     description, wraps under itself."""
@@ -94,7 +84,8 @@ def schema_help(model_name: str | None = None) -> str:
     ``model_name`` (the model the command line or experiment names), ``model.name`` shows it."""
     docs = key_docs()
     order = {key: i for i, key in enumerate(docs)}  # the source's order, not ConfigDict's sorted one
-    values = flatten(config_lib.default_config())
+    values = config_lib.flatten(config_lib.default_config())
+    named = config_lib.named_keys()  # the registries (light modules: no JAX)
     sections: dict[str, list] = {}
     for key in sorted(values, key=lambda k: (order.get(k.rpartition('.')[0], -1), order.get(k, len(order)))):
         value = values[key]
@@ -102,7 +93,8 @@ def schema_help(model_name: str | None = None) -> str:
         shown = repr(value)
         if key == 'model.name' and model_name is not None and model_name != value:
             shown = f'{model_name!r} (given; default {value!r})'
-        sections.setdefault(section, []).append((key, type(value).__name__, shown, docs.get(key, '')))
+        doc = docs.get(key, '') + (f'. One of: {choices(named[key], key)}' if key in named else '')
+        sections.setdefault(section, []).append((key, type(value).__name__, shown, doc))
     rows = [r for group in sections.values() for r in group]
     widths = [max(len(r[i]) for r in rows) for i in range(3)]
     out = ['config keys (--config.KEY=VALUE; types, defaults and comments from cnnzoo/config.py):']
@@ -116,6 +108,17 @@ def schema_help(model_name: str | None = None) -> str:
             out.append('  model.FIELD: the model\'s own fields (list them: --config.model.name=NAME --help; '
                        'the names: cnnzoo models)')
     return '\n'.join(out)
+
+
+def choices(registry, key: str) -> str:
+    """A registry's names with their help, and the keys each reads of its own section's."""
+    section = key.rpartition('.')[0]
+
+    def own(entry) -> str:
+        keys = [p for p in entry.params if p.rpartition('.')[0] == section and p != key]
+        return f'; {", ".join(keys)}' if keys else ''
+
+    return '; '.join(f'{e.name!r} ({e.help}{own(e)})' for e in registry.entries())
 
 
 def describe_type(hint) -> str:

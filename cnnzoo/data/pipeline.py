@@ -10,20 +10,17 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from cnnzoo import rngs
 from cnnzoo.data.augmentation import preset_keys, to_float
 from cnnzoo.data.presets import AUGMENTATIONS
 
-# The data order draws from its own stream of the run's seed (cnnzoo.training.rngs lists them all).
-_ORDER_STREAM = 2
-# The fixed augmented copies of augment_mode='expand' draw from a fourth.
-_EXPAND_STREAM = 3
 _EXPAND_CHUNK = 2048  # images per jitted call; fixed, because each chunk's draws fold in its index
 
 
 @partial(jax.jit, static_argnums=(0, 2))
 def epoch_permutation(seed: int, epoch, n: int):
     """The order of the ``n`` training examples in ``epoch``: a function of ``(seed, epoch)`` only."""
-    key = jax.random.fold_in(jax.random.fold_in(jax.random.PRNGKey(seed), _ORDER_STREAM), epoch)
+    key = jax.random.fold_in(rngs.stream_key(seed, rngs.ORDER), epoch)
     return jax.random.permutation(key, n).astype(jnp.int32)
 
 
@@ -39,7 +36,7 @@ def expand_dataset(dataset, preset: str, seed: int):
     The labels repeat with the images; ``mean``/``std`` stay those of the originals, and the held-out
     split is untouched.
     """
-    key = jax.random.fold_in(jax.random.PRNGKey(seed), _EXPAND_STREAM)
+    key = rngs.stream_key(seed, rngs.EXPAND)
     images = expansion(key, dataset.train_images, preset, mean=dataset.mean)
     labels = np.tile(dataset.train_labels, len(images) // len(dataset.train_labels))
     return dataclasses.replace(dataset, train_images=images, train_labels=labels)

@@ -45,6 +45,7 @@ from functools import partial
 import grain
 import numpy as np
 
+from cnnzoo import rngs
 from cnnzoo.data import images as image_ops
 from cnnzoo.data.workers import (
     WorkerPool,
@@ -58,13 +59,7 @@ from cnnzoo.errors import DataError
 # Presets whose work is done on the host; the others (cnnzoo.data.augmentation) run on the device after
 # the host has only decoded (and resized, when data.image_size asks) the images.
 HOST_PRESETS = ('imagenet',)
-_ORDER_STREAM, _AUGMENT_STREAM = 2, 4  # as the device path's data order, a stream of the seed
 HOST_BUFFER, DEVICE_BUFFER = 4, 2  # batches kept ready on the host, and already on the devices
-
-
-def stream_seed(seed: int, stream: int) -> int:
-    """A 32-bit seed for grain from the run's seed and a stream number."""
-    return int(np.random.SeedSequence([seed, stream]).generate_state(1)[0])
 
 
 def default_workers() -> int:
@@ -153,9 +148,9 @@ class Stream:
     def train_dataset(self, global_batch: int):
         """The endless sequence of this process's training batches, as a grain MapDataset."""
         examples = (grain.MapDataset.source(self.train)
-                    .shuffle(seed=stream_seed(self.seed, _ORDER_STREAM)).repeat(None)
+                    .shuffle(seed=rngs.stream_seed(self.seed, rngs.ORDER)).repeat(None)
                     .random_map(HostTransform(self.preset, self.image_size, train=True),
-                                seed=stream_seed(self.seed, _AUGMENT_STREAM)))
+                                seed=rngs.stream_seed(self.seed, rngs.HOST_AUGMENT)))
         local = self.local_batch(global_batch)
         return process_share(examples, global_batch, self.process_index, self.process_count).batch(
             local, drop_remainder=True)

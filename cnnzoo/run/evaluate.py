@@ -12,7 +12,7 @@ from cnnzoo.run.checkpoints import Checkpoints
 from cnnzoo.run.feeds import is_streamed, make_evaluator
 from cnnzoo.run.setup import build
 from cnnzoo.run.validation import check_config
-from cnnzoo.run.workdir import has_best, has_checkpoint, is_eval, latest_checkpoint_step, read_config, read_records
+from cnnzoo.run.workdir import has_best, has_checkpoint, is_eval, latest_checkpoint_step, read_config, read_records, seed_dir
 from cnnzoo.training import make_loss
 
 
@@ -34,7 +34,7 @@ def evaluate_checkpoint(workdir: str, *, which: str | int = 'best', overrides=()
     check_config(config)
     if config.training.num_seeds > 1:
         raise ConfigError(f'{workdir} holds {config.training.num_seeds} seeds trained together; evaluate one '
-                          f'of them: --workdir {os.path.join(workdir, f"seed{config.seed}")} (and the others)')
+                          f'of them: --workdir {seed_dir(workdir, config.seed)} (and the others)')
     if not has_checkpoint(workdir) and not has_best(workdir):  # a replica's directory has its best only
         raise ConfigError(f'--workdir {workdir} has no checkpoint yet (the run saves its first one after '
                           f'training.checkpoint_every_steps steps, or when it stops)')

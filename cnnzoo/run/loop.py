@@ -2,7 +2,7 @@
 
 Exact resume: the state (params, batch_stats, optimizer state, step) is checkpointed with orbax;
 each epoch's order is ``epoch_permutation(seed, epoch)``, and each step's random numbers come from
-``fold_in(step_stream(seed), step)`` (:mod:`cnnzoo.training.rngs`). A run killed at any moment (even
+``fold_in(step_stream(seed), step)`` (:mod:`cnnzoo.rngs`). A run killed at any moment (even
 SIGKILL) and started again with the same command restores the latest checkpoint and continues on
 the same trajectory: on CPU the final parameters are bitwise those of a run never interrupted, and
 ``metrics.jsonl`` (and TensorBoard) hold record for record what the uninterrupted run's hold.
@@ -58,8 +58,9 @@ from cnnzoo.run.recorder import Recorder
 from cnnzoo.run.setup import build, use_compilation_cache
 from cnnzoo.run.signals import StopSignals, Stopped
 from cnnzoo.run.validation import check_config
-from cnnzoo.run.workdir import WorkdirLock, has_checkpoint, provisional_files, write_or_check_config
-from cnnzoo.training import in_sequence, make_loss, make_train_step, over_replicas, step_stream, steps_from_epochs
+from cnnzoo.run.workdir import WorkdirLock, has_checkpoint, provisional_files, seed_dir, write_or_check_config
+from cnnzoo.rngs import step_stream
+from cnnzoo.training import in_sequence, make_loss, make_train_step, over_replicas, steps_from_epochs
 
 # The timed steps after the compiling one that the early estimate of the run's length is made from.
 ESTIMATE_STEPS = 5
@@ -295,7 +296,7 @@ def _describe(config, workdir: str, setup, start: int) -> str:
             + (f' of {ds.image_size}x{ds.image_size} streamed by {ds.workers} worker(s)' if is_streamed(ds) else '')
             + f', batch {t.batch_size}, {setup.steps_per_epoch} steps/epoch, {setup.total_steps} steps, '
             f'{jax.device_count()} {jax.devices()[0].platform} device(s)'
-            + (f', {len(seeds)} seeds in one program ({workdir}/seed{seeds[0]}..seed{seeds[-1]})'
+            + (f', {len(seeds)} seeds in one program ({seed_dir(workdir, seeds[0])}..{os.path.basename(seed_dir(workdir, seeds[-1]))})'
                if len(seeds) > 1 else '')
             + (f'; resuming at step {start}' if start else ''))
 

@@ -21,7 +21,7 @@ import numpy as np
 from cnnzoo.run.checkpoints import Checkpoints
 from cnnzoo.run.distributed import is_primary
 from cnnzoo.run.progress import format_duration
-from cnnzoo.run.workdir import MetricsLog, write_or_check_config
+from cnnzoo.run.workdir import MetricsLog, seed_dir, write_or_check_config
 
 
 class Recorder:
@@ -36,7 +36,7 @@ class Recorder:
         self.config, self.workdir, self.progress = config, workdir, progress
         self.seeds, self.spe = setup.seeds, setup.steps_per_epoch
         self.split = setup.dataset.eval_split
-        self.dirs = [workdir] if len(self.seeds) == 1 else [os.path.join(workdir, f'seed{s}') for s in self.seeds]
+        self.dirs = [workdir] if len(self.seeds) == 1 else [seed_dir(workdir, s) for s in self.seeds]
         self.logs, self.bests, self._own = [], [], []
         for seed, directory in zip(self.seeds, self.dirs, strict=True):
             if directory != workdir:  # a replica's own one-seed workdir

@@ -20,8 +20,9 @@ from cnnzoo.errors import ConfigError
 from cnnzoo.models import create_model
 from cnnzoo.run.mesh import make_mesh, place, replicate
 from cnnzoo.run.validation import check_against_data, stream_image_size
-from cnnzoo.training import (TrainState, compute_dtype, init_key, init_variables, make_optimizer, make_schedule,
-                             stack_replicas, steps_from_epochs)
+from cnnzoo.rngs import init_key
+from cnnzoo.training import (TrainState, compute_dtype, init_variables, make_optimizer, make_schedule, stack_replicas,
+                             steps_from_epochs)
 
 
 @dataclasses.dataclass

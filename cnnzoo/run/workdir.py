@@ -50,6 +50,12 @@ LENGTH_KEYS = frozenset({'training.num_steps', 'training.num_epochs'})
 CONFIG, METRICS, HISTORY, LOCK = 'config.json', 'metrics.jsonl', 'config_history.jsonl', '.lock'
 
 
+def seed_dir(workdir: str, seed: int) -> str:
+    """``workdir/seed<N>``: where seed N of a several-seed run (or of a sweep's point) keeps its
+    records, as a one-seed workdir."""
+    return os.path.join(workdir, f'seed{seed}')
+
+
 def process_log_path(workdir: str, process_id: int | str) -> str:
     """Where process ``process_id`` of a multi-process run keeps its stderr after losing a peer
     (a string where the number is not known: it follows ``process``)."""
@@ -133,26 +139,15 @@ def is_locked(directory: str) -> bool:
 # config.json
 
 
-def flatten(d: dict, prefix: str = '') -> dict:
-    """A nested config dict as dotted keys; lists become tuples (JSON has no tuples)."""
-    out = {}
-    for key, value in d.items():
-        if isinstance(value, dict):
-            out.update(flatten(value, f'{prefix}{key}.'))
-        else:
-            out[f'{prefix}{key}'] = tuple(value) if isinstance(value, list) else value
-    return out
-
-
 @functools.cache
 def _schema_defaults() -> dict:
-    return flatten(json.loads(config_lib.to_json(config_lib.default_config())))
+    return config_lib.flatten(json.loads(config_lib.to_json(config_lib.default_config())))
 
 
 def flat_config(config) -> dict:
     """``config`` (a ConfigDict, or a dict read from ``config.json``) as dotted keys, with the keys
     the schema gained after the run started at their defaults: what the run used before they existed."""
-    saved = flatten(json.loads(config_lib.to_json(config)) if not isinstance(config, dict) else config)
+    saved = config_lib.flatten(json.loads(config_lib.to_json(config)) if not isinstance(config, dict) else config)
     return {**saved, **{k: v for k, v in _schema_defaults().items() if k not in saved}}
 
 

@@ -85,7 +85,7 @@ from collections.abc import Sequence
 from cnnzoo.config import apply_overrides, load_config_file, load_experiment_module
 from cnnzoo.errors import ConfigError, DataError, RunError, first_line
 from cnnzoo.run.signals import StopSignals
-from cnnzoo.run.workdir import atomic_write, is_locked, locked, missing_parents, read_run
+from cnnzoo.run.workdir import atomic_write, is_locked, locked, missing_parents, read_run, seed_dir
 
 MANIFEST = 'sweep.json'
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -120,7 +120,7 @@ class Run:
     @property
     def key(self) -> str:
         """The run's key in the manifest: ``POINT/seed<N>``."""
-        return f'{self.point.name}/seed{self.seed}'
+        return seed_dir(self.point.name, self.seed)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -246,7 +246,7 @@ def make_runs(points: list[Point], workdir: str, seeds: Sequence[int] | None) ->
         for seed in (seeds if seeds is not None else [point.config.seed]):
             config = copy.deepcopy(point.config)
             config.seed = seed
-            runs.append(Run(point, seed, os.path.join(workdir, point.name, f'seed{seed}'), config))
+            runs.append(Run(point, seed, seed_dir(os.path.join(workdir, point.name), seed), config))
     return runs
 
 

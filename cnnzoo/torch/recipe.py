@@ -44,7 +44,8 @@ from cnnzoo.errors import RunError
 from cnnzoo.torch.models import load_variables, torch_twin, twin_loss
 from cnnzoo.torch.ops import PAD, crop_flip, device, synchronize, to_model_input
 from cnnzoo.torch.optim import make_torch_optimizer
-from cnnzoo.training import step_stream, steps_from_epochs
+from cnnzoo.rngs import step_stream
+from cnnzoo.training import steps_from_epochs
 from cnnzoo.training.steps import step_keys
 
 PRESETS = ('none', 'crop_flip')

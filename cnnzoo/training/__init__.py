@@ -16,7 +16,6 @@ _EXPORTS = {
     'piecewise_by_ratio': 'schedules', 'piecewise_constant': 'schedules', 'ratio_boundaries': 'schedules',
     'steps_from_epochs': 'schedules', 'with_warmup': 'schedules',
     'DTYPES': 'dtypes', 'compute_dtype': 'dtypes',
-    'init_key': 'rngs', 'step_stream': 'rngs',
     'AUX_COLLECTION': 'steps', 'TrainState': 'steps', 'aux_loss': 'steps', 'init_variables': 'steps',
     'make_eval_step': 'steps', 'make_train_step': 'steps',
     'in_sequence': 'replicas', 'over_replicas': 'replicas', 'replica': 'replicas', 'replica_axes': 'replicas',
