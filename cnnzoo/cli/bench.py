@@ -7,7 +7,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from cnnzoo.cli.common import Parser, at_least, names, run_cli
+from cnnzoo.cli.common import Parser, at_least, names, process_hooks, run_cli
 from cnnzoo.config import apply_overrides, load_config_file
 from cnnzoo.errors import ConfigError
 
@@ -123,6 +123,7 @@ def compare_accuracy_main(argv: Sequence[str]) -> int:
         name = f'accuracy_{config.model.name}_{stamp}'
         out = args.out or os.path.join('results', jax.default_backend(), name)
         workdir = args.workdir or os.path.join('runs', name)
+        process_hooks()
         try:
             report = compare_accuracy(config, workdir=workdir, frameworks=args.frameworks)
         except ValueError as e:

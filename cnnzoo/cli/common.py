@@ -217,6 +217,15 @@ def run_cli(main: Callable[[], int | None]) -> int:
     return status if isinstance(status, int) else 0
 
 
+def process_hooks() -> None:
+    """What a command that trains installs for its whole process, and a library call never does: a
+    failed asynchronous save is reported in one line, without the hundred lines of tracebacks orbax
+    and asyncio print around it (:func:`cnnzoo.run.checkpoints.quiet_failed_saves`)."""
+    from cnnzoo.run.checkpoints import quiet_failed_saves
+
+    quiet_failed_saves()
+
+
 def exit_status(summary: dict) -> int:
     """0 for a finished run; 128 + the signal's number for one that SIGTERM or SIGINT stopped (after
     it saved), as a shell reports a process that signal killed."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from cnnzoo.cli.common import Parser, run_cli
+from cnnzoo.cli.common import Parser, process_hooks, run_cli
 
 DESCRIPTION = """\
 Trains every point x seed of an experiment file's grid (its get_sweep(); a file without one is a
@@ -53,6 +53,7 @@ def sweep_main(argv: Sequence[str]) -> int:
         args = sweep_parser().parse(argv)
         from cnnzoo.studies.sweep import parse_seeds, run_sweep
 
+        process_hooks()
         status = run_sweep(args.config, args.workdir, seeds=parse_seeds(args.seeds), only=args.only,
                            overrides=args.overrides, list_only=args.list, command=command,
                            vmap_seeds=args.vmap_seeds)

@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from cnnzoo.cli.common import Parser, checked, exit_status, run_cli, whole_number
+from cnnzoo.cli.common import Parser, checked, exit_status, process_hooks, run_cli, whole_number
 from cnnzoo.config import apply_overrides, load_config_file, to_json
 from cnnzoo.errors import ConfigError
 
@@ -164,6 +164,7 @@ def train_main(argv: Sequence[str]) -> int:
         check_config(config, devices=False)
         join_processes(args)
         check_devices(config)
+        process_hooks()
         from cnnzoo.run.loop import train_and_evaluate
 
         return exit_status(train_and_evaluate(config, args.workdir, extend=args.extend))

@@ -77,8 +77,6 @@ class Checkpoints:
 
     def __init__(self, workdir: str, *, keep: int, warn=None):
         self.workdir = os.path.abspath(workdir)
-        logging.getLogger('absl').addFilter(_ORBAX_FILTER)  # adding the same filter twice is a no-op
-        _quiet_abandoned_writes()
         self._warn = warn or (lambda text: print(f'warning: {text}', file=sys.stderr, flush=True))
         handlers = {'state': ocp.StandardCheckpointHandler(), 'default': ocp.StandardCheckpointHandler(),
                     'records': ocp.JsonCheckpointHandler(), 'data': ocp.JsonCheckpointHandler()}
@@ -284,15 +282,18 @@ class _NoTeardownEchoes(logging.Filter):
 _TEARDOWN_FILTER = _NoTeardownEchoes()
 
 
-def _quiet_abandoned_writes() -> None:
-    """When an asynchronous save fails (a full disk), the writes orbax started beside the failed one
-    fail too as they are torn down, some before the error reaches the loop, and each prints its
-    traceback: a hundred lines around the one that says what happened. In a process that saves
-    checkpoints, those echoes (exceptions raised in orbax's or asyncio's own frames, and only those)
-    are dropped; the failure itself is reported by :meth:`Checkpoints._save_failed`."""
-    if getattr(_quiet_abandoned_writes, 'installed', False):
+def quiet_failed_saves() -> None:
+    """For the command line (a process-wide change, never made by a library call): when an
+    asynchronous save fails (a full disk), orbax logs the failure with its whole traceback, and the
+    writes it started beside the failed one fail too as they are torn down, some before the error
+    reaches the loop, each printing its traceback: a hundred lines around the one that says what
+    happened. Those records and echoes (exceptions raised in orbax's or asyncio's own frames, and only
+    those) are dropped from then on; the failure itself is reported in one line by
+    :meth:`Checkpoints._save_failed`. Installed once, however often called."""
+    if getattr(quiet_failed_saves, 'installed', False):
         return
-    _quiet_abandoned_writes.installed = True
+    quiet_failed_saves.installed = True
+    logging.getLogger('absl').addFilter(_ORBAX_FILTER)
     logging.getLogger('asyncio').addFilter(_TEARDOWN_FILTER)
     logging.getLogger('absl').addFilter(_TEARDOWN_FILTER)
     excepthook, unraisablehook, thread_hook = sys.excepthook, sys.unraisablehook, threading.excepthook
