@@ -17,8 +17,7 @@ from cnnzoo.run.loop import train_and_evaluate
 def main(argv):
     out, rest = argv[0], argv[1:]
     config, args = parse_train_args(rest)
-    join_processes(args)
-    summary = train_and_evaluate(config, args.workdir)
+    summary = train_and_evaluate(config, args.workdir, join=lambda: join_processes(args))
     leaves = jax.tree_util.tree_leaves(summary['state'].params)
     np.savez(out, **{f'{i}_{d}': np.asarray(shard.data)
                      for i, leaf in enumerate(leaves) for d, shard in enumerate(leaf.addressable_shards)})

@@ -161,7 +161,8 @@ def test_train_hands_extend_to_the_loop_and_maps_its_summary(monkeypatch, tmp_pa
 
     calls = []
 
-    def fake_train(config, workdir, *, extend=False):
+    def fake_train(config, workdir, *, extend=False, join=None):
+        assert join is None  # one process: nothing to join
         calls.append((config.model.name, workdir, extend))
         return {'stopped_by': 'SIGINT' if extend else None}
 

@@ -157,16 +157,12 @@ def train_main(argv: Sequence[str]) -> int:
             if is_supervised_child():
                 die_with_parent()
                 StopSignals.same_stop_within_s = SAME_STOP_WITHIN_S
-        from cnnzoo.run.validation import check_config, check_devices
-
-        # A bad value is refused before the training stack is imported, and before a process waits
-        # for the others of a multi-process run; the device count is known once it has joined.
-        check_config(config, devices=False)
-        join_processes(args)
-        check_devices(config)
         process_hooks()
         from cnnzoo.run.loop import train_and_evaluate
 
-        return exit_status(train_and_evaluate(config, args.workdir, extend=args.extend))
+        # The config is checked before a process waits for the others of a multi-process run, the
+        # device count once it has joined (train_and_evaluate calls join between the two).
+        return exit_status(train_and_evaluate(config, args.workdir, extend=args.extend,
+                                              join=(lambda: join_processes(args)) if joins(args) else None))
 
     return run_cli(main)

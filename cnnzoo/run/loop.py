@@ -57,7 +57,7 @@ from cnnzoo.run.progress import Progress, StepTimer, format_duration
 from cnnzoo.run.recorder import Recorder
 from cnnzoo.run.setup import build, use_compilation_cache
 from cnnzoo.run.signals import StopSignals, Stopped
-from cnnzoo.run.validation import check_config
+from cnnzoo.run.validation import check_config, check_devices
 from cnnzoo.run.workdir import WorkdirLock, has_checkpoint, provisional_files, seed_dir, write_or_check_config
 from cnnzoo.rngs import step_stream
 from cnnzoo.training import in_sequence, make_loss, make_train_step, over_replicas, steps_from_epochs
@@ -98,21 +98,26 @@ class InFlight:
         return taken
 
 
-def train_and_evaluate(config, workdir: str, *, extend: bool = False) -> dict:
+def train_and_evaluate(config, workdir: str, *, extend: bool = False, join=None) -> dict:
     """Trains ``config`` in ``workdir``, resuming from its latest checkpoint; returns a summary.
 
-    The config is checked whole first (:func:`cnnzoo.run.validation.check_config`): a bad value is a
-    one-line ConfigError before anything is read or written. A start that fails before its first
+    The config is checked whole first (:func:`cnnzoo.run.validation.check_config`, once): a bad value
+    is a one-line ConfigError before anything is read or written. ``join()``, when given, joins this
+    process to the others of a multi-process run (:func:`cnnzoo.run.distributed.initialize`): after
+    the config is known good, before the device count is checked. A start that fails before its first
     checkpoint leaves the disk as it found it (:func:`cnnzoo.run.workdir.provisional_files`).
     ``extend=True`` lets a run go on with a longer ``training.num_steps``/``num_epochs`` than it was
     started with (see the README, "Continue a finished run"). ``summary['stopped_by']`` names the
     signal when SIGTERM/SIGINT stopped the run (after saving a checkpoint).
     """
-    check_config(config)
+    model = check_config(config, devices=False)
+    if join is not None:
+        join()
+    check_devices(config)
     if config.training.compilation_cache:
         use_compilation_cache()
     with StopSignals() as signals, _claimed(workdir, config, extend=extend):
-        return _train(config, workdir, signals)
+        return _train(config, workdir, signals, model)
 
 
 @contextlib.contextmanager
@@ -154,13 +159,13 @@ class Due:
         return due
 
 
-def _train(config, workdir: str, signals: StopSignals) -> dict:
+def _train(config, workdir: str, signals: StopSignals, model) -> dict:
     """Sets the run up, then steps; at the steps due, a record, an evaluation, a checkpoint."""
     started = time.perf_counter()
     chex.clear_trace_counter()  # the step functions are a run's own: count their traces per run
     t = config.training
     progress = Progress(0, bar=t.progress_bar, stream=None if is_primary() else open(os.devnull, 'w'))  # noqa: SIM115
-    setup = build(config, initial_weights=not has_checkpoint(workdir))
+    setup = build(config, model=model, initial_weights=not has_checkpoint(workdir))
     total = progress.total = setup.total_steps
     with contextlib.ExitStack() as stack:
         ckpts = stack.enter_context(Checkpoints(workdir, keep=t.keep_checkpoints))

@@ -44,9 +44,12 @@ class Setup:
         return len(self.seeds) > 1
 
 
-def build(config, *, dataset: data_lib.Dataset | None = None, initial_weights: bool = True,
+def build(config, *, dataset: data_lib.Dataset | None = None, model=None, initial_weights: bool = True,
           training: bool = True) -> Setup:
     """Data, model, schedule and the initial state of ``config``.
+
+    ``model``: the model :func:`cnnzoo.run.validation.check_config` checked (made for the data's
+    class count here when it was not known then); None: made from ``config`` here.
 
     ``initial_weights=False`` skips ``config.init.torch_checkpoint``: a state about to be replaced by
     a restored checkpoint (resume, evaluation) needs neither the file nor the time to convert it.
@@ -56,9 +59,12 @@ def build(config, *, dataset: data_lib.Dataset | None = None, initial_weights: b
     dataset = dataset or open_data(config, training=training)
     if config.data.augment_mode == 'expand':
         dataset = data_lib.expand_dataset(dataset, config.data.augment, config.seed)
-    fields = {k: v for k, v in config.model.items() if k != 'name'}
-    model = create_model(config.model.name, num_classes=dataset.num_classes,
-                         dtype=compute_dtype(config.training.dtype), **fields)
+    if model is None:
+        fields = {k: v for k, v in config.model.items() if k != 'name'}
+        model = create_model(config.model.name, num_classes=dataset.num_classes,
+                             dtype=compute_dtype(config.training.dtype), **fields)
+    elif model.num_classes != dataset.num_classes:  # a streamed set's classes, known once it is opened
+        model = model.clone(num_classes=dataset.num_classes)
 
     batch_size = config.training.batch_size
     steps_per_epoch = dataset.num_train // batch_size if training else max(1, dataset.num_train // batch_size)
@@ -71,9 +77,7 @@ def build(config, *, dataset: data_lib.Dataset | None = None, initial_weights: b
     learning_rate_fn = make_schedule(config, steps_per_epoch=steps_per_epoch, total_steps=total_steps)
     tx = make_optimizer(config.optimizer, learning_rate_fn)
 
-    mesh = make_mesh(t.seed_devices)
-    if batch_size % mesh.shape['data'] or t.eval_batch_size % mesh.shape['data']:
-        raise ConfigError(f'batch sizes must divide evenly over {mesh.shape["data"]} devices')
+    mesh = make_mesh(t.seed_devices)  # the batch sizes divide over its devices: check_config saw to it
     states = []
     seeds = replica_seeds(config)
     for seed in seeds:  # replica k: exactly the initialisation of the run with seed + k

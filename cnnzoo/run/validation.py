@@ -22,8 +22,10 @@ from cnnzoo.config import CIFAR_NAMES, ConfigError, data_loader, validate
 _RUN_OWNED_FIELDS = {'dtype': 'config.training.dtype', 'num_classes': "the data's class count"}
 
 
-def check_config(config, *, devices: bool = True) -> None:
-    """Raises a one-line ConfigError for anything in ``config`` that would fail later.
+def check_config(config, *, devices: bool = True):
+    """Raises a one-line ConfigError for anything in ``config`` that would fail later; returns the
+    model it checked (a flax Module with the run's compute dtype, for the class count the config
+    implies: CIFAR's, else the data's, known once it is opened; :func:`cnnzoo.run.setup.build` takes it).
 
     ``devices=False`` leaves out the one check that starts JAX's backend (the batch sizes against the
     device count): a process about to join a multi-process run checks the rest before it waits for
@@ -35,13 +37,14 @@ def check_config(config, *, devices: bool = True) -> None:
                           'replicas start from their own seeds; train from a checkpoint one seed at a time')
     if config.data.source == 'folder' and not config.data.folder:  # an experiment file may leave it to the command line
         raise ConfigError('config.data.source=folder needs --config.data.folder=PATH (PATH/train/<class>/<image>)')
-    _check_model(config)
+    model = _check_model(config)
     _check_warmup_against_steps(config)
     if devices:
         check_devices(config)
+    return model
 
 
-def _check_model(config) -> None:
+def _check_model(config):
     from cnnzoo.data.archives import NUM_CLASSES
     from cnnzoo.models import cifar_fields, create_model, list_models, min_input_size
     from cnnzoo.models.registry import FieldError
@@ -53,8 +56,11 @@ def _check_model(config) -> None:
     for key, owner in _RUN_OWNED_FIELDS.items():
         if key in fields:
             raise ConfigError(f'config.model.{key} is set by the run ({owner}), not in the model section')
+    from cnnzoo.training import compute_dtype
+
     try:
-        create_model(name, num_classes=NUM_CLASSES.get(config.data.name, 10), **fields)
+        model = create_model(name, num_classes=NUM_CLASSES.get(config.data.name, 10),
+                             dtype=compute_dtype(config.training.dtype), **fields)
     except FieldError as e:
         if e.field in fields and e.problem != str(e):  # a value the field does not allow
             raise ConfigError(f'config.model.{e.field}={fields[e.field]!r}: {e.problem} ({name})') from None
@@ -66,13 +72,14 @@ def _check_model(config) -> None:
         if size and size < min_input_size(name, cifar=_is_cifar_variant(name, fields)):
             needed = min_input_size(name, cifar=_is_cifar_variant(name, fields))
             raise ConfigError(f'config.data.image_size={size}: {name} needs inputs of at least {needed}x{needed}')
-        return
+        return model
     needed = cifar_fields(name)
     if min_input_size(name) > 32 and any(fields.get(k) != v for k, v in needed.items()):
         flags = ' '.join(f'--config.model.{k}={v}' if isinstance(v, str) else f'--config.model.{k}="{v}"'
                          for k, v in needed.items())
         raise ConfigError(f'config.model.name={name!r} needs {min_input_size(name)}x{min_input_size(name)} '
                           f'inputs and CIFAR images are 32x32: use its CIFAR variant ({flags})')
+    return model
 
 
 def _is_cifar_variant(name: str, fields: dict) -> bool:
