@@ -295,20 +295,45 @@ def test_offline_without_archive_says_how_to_fix_it(tmp_path):
         load_dataset('cifar10', data_dir=str(tmp_path), network_check=lambda: False)
     _one_line(e, 'no network', 'cifar-10-python.tar.gz', '--config.data.archive')
     with pytest.raises(DataError) as e:
-        load_dataset('cifar10', source='archive', data_dir=str(tmp_path))
-    _one_line(e, '--config.data.archive')
+        load_dataset('cifar10', source='archive', data_dir=str(tmp_path), network_check=lambda: False)
+    _one_line(e, 'no network', '--config.data.archive')
 
 
 @pytest.mark.slow  # tensorflow-datasets' mock data; the streamed tfds path is in the fast lane (test_streaming)
 def test_tfds_path_on_mock_data(tmp_path):
-    """The tensorflow-datasets source, on tfds's mock data: no download, no network."""
-    tfds = pytest.importorskip('tensorflow_datasets')
+    """The tensorflow-datasets source, on tfds's mock data: no download, no network, no TensorFlow."""
+    import tensorflow_datasets as tfds
+
     with tfds.testing.mock_data(num_examples=12, policy=tfds.testing.MockPolicy.USE_CODE):
         ds = load_dataset('cifar10', source='tfds', data_dir=str(tmp_path))
     assert ds.train_images.shape == (12, 32, 32, 3) and ds.train_images.dtype == np.uint8
     assert ds.test_images.shape == (12, 32, 32, 3) and ds.num_classes == 10
     assert ds.train_labels.dtype == np.int32 and ds.train_labels.max() < 10
     assert len(ds.class_names) == 10
+
+
+def test_cifar_that_tensorflow_datasets_prepared_is_read_without_tensorflow(tmp_path, monkeypatch):
+    """data.source='tfds' for CIFAR: the ArrayRecord data tfds prepared in the data directory, read by
+    tfds.data_source (no TensorFlow); 'auto' takes it before fetching the archive. Not prepared, and
+    without TensorFlow to run tfds' builder, one line names the extra that brings it."""
+    from prepared_tfds import write_prepared
+
+    from cnnzoo.data import datasets, tfds_data
+
+    rng = np.random.default_rng(2)
+    x = rng.integers(0, 256, (14, 32, 32, 3), dtype=np.uint8)
+    y = np.arange(14) % 10
+    names = [f'c{i}' for i in range(10)]
+    write_prepared(tmp_path, 'cifar10', {'train': (x[:9], y[:9]), 'test': (x[9:], y[9:])}, names, version='3.0.2')
+    ds = load_dataset('cifar10', source='tfds', data_dir=str(tmp_path))
+    np.testing.assert_array_equal(ds.train_images, x[:9])
+    np.testing.assert_array_equal(ds.test_labels, y[9:])
+    assert ds.class_names == tuple(names) and ds.train_labels.dtype == np.int32
+    assert datasets.find_cifar('cifar10', data_dir=str(tmp_path), network_check=lambda: True).kind == 'tfds'
+    monkeypatch.setattr(tfds_data, 'builder_available', lambda: False)
+    with pytest.raises(DataError) as e:
+        load_dataset('cifar100', source='tfds', data_dir=str(tmp_path / 'empty'))
+    _one_line(e, 'cifar100', "pip install 'cnnzoo[tfds]'")
 
 
 def _batch(n=8, seed=0):

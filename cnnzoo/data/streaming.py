@@ -297,8 +297,9 @@ def open_stream(data, *, seed: int, image_size: int = 0, process_index: int = 0,
         name, split = data.folder, held_out.split
     elif data.source == 'tfds':
         from cnnzoo.data.datasets import default_data_dir
+        from cnnzoo.data.tfds_data import tfds_sources
 
-        train, held_out = sources.tfds_sources(data.name, data_dir or default_data_dir(),
+        train, held_out = tfds_sources(data.name, data_dir or default_data_dir(),
                                                train_split=data.train_split, eval_split=data.eval_split,
                                                manual_dir=data.manual_dir)
         name, split = data.name, held_out.split
