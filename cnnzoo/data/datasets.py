@@ -162,9 +162,10 @@ def read_cifar(location: CifarLocation, *, data_dir: str | None = None, stream=N
     if location.kind in ('archive', 'download'):
         return _load_archive_cached(location.path, location.name, data_dir)
     if location.kind == 'cache':
-        arrays = _read_cache(location.path)
+        arrays, problem = _read_cache(location.path, location.name)
         if arrays is None:
-            raise DataError(f'{location.path} cannot be read; delete it, or pass the archive it was decoded from')
+            raise DataError(f'{location.path} is damaged ({problem}): delete it, or pass the archive it was '
+                            'decoded from')
         return arrays
     return load_tfds(location.name, location.path)
 
@@ -260,13 +261,31 @@ def _cache_path(archive: str, name: str, data_dir: str) -> str:
     return os.path.join(data_dir, 'cnnzoo-cache', f'{name}-{key}.npz')
 
 
-def _read_cache(path: str):
-    """The arrays of a decoded copy, or None when it cannot be read."""
+def _read_cache(path: str, name: str):
+    """The arrays of a decoded copy of ``name``, and None; or None and what is wrong with it (a
+    damaged, partial or altered file: its arrays are checked as an archive's are)."""
     try:
-        with np.load(path) as z:
-            return (z['x_train'], z['y_train'], z['x_test'], z['y_test'], [str(n) for n in z['names']])
-    except Exception:  # noqa: BLE001 - a damaged or partial file
-        return None
+        with np.load(path) as z:  # allow_pickle=False: an array of objects is refused, not built
+            arrays = (z['x_train'], z['y_train'], z['x_test'], z['y_test'], [str(n) for n in z['names']])
+    except Exception as e:  # noqa: BLE001 - a damaged or partial file
+        return None, f'not a readable copy ({type(e).__name__})'
+    return (None, problem) if (problem := _cache_problem(arrays, NUM_CLASSES[name])) else (arrays, None)
+
+
+def _cache_problem(arrays, num_classes: int) -> str | None:
+    """What is wrong with decoded CIFAR arrays, if anything: shapes, types, label range, names."""
+    x_train, y_train, x_test, y_test, names = arrays
+    for split, x, y in (('train', x_train, y_train), ('test', x_test, y_test)):
+        if x.dtype != np.uint8 or x.ndim != 4 or x.shape[1:] != (32, 32, 3):
+            return f'its {split} images are {x.dtype} {x.shape}, not (N, 32, 32, 3) uint8'
+        if y.ndim != 1 or len(y) != len(x) or not np.issubdtype(y.dtype, np.integer):
+            return f'its {split} labels are {y.dtype} {y.shape} for {len(x)} images'
+        if len(y) and (y.min() < 0 or y.max() >= num_classes):
+            bad = int(y.max() if y.max() >= num_classes else y.min())
+            return f'its {split} labels reach {bad}, outside 0..{num_classes - 1}'
+    if len(names) != num_classes:
+        return f'it names {len(names)} classes, not {num_classes}'
+    return None
 
 
 def _find_cached(name: str, data_dir: str) -> str | None:
@@ -291,7 +310,7 @@ def _load_archive_cached(archive: str, name: str, data_dir: str):
         raise DataError(f'archive not found: {archive}')
     cache = _cache_path(archive, name, data_dir)
     if os.path.exists(cache):
-        arrays = _read_cache(cache)
+        arrays, _ = _read_cache(cache, name)
         if arrays is not None:  # a damaged cache is rebuilt from the archive
             return arrays
     arrays = read_archive(archive, name)
