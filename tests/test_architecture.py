@@ -28,7 +28,7 @@ def test_every_layer_imports_only_the_layers_below_it_and_no_package_has_a_cycle
 
 
 @pytest.mark.parametrize('module, line, broken', [
-    ('cnnzoo/data/augment.py', 'from cnnzoo.training import rngs  # data and training are independent', 'layers'),
+    ('cnnzoo/data/augmentation.py', 'from cnnzoo.training import rngs  # data and training are independent', 'layers'),
     ('cnnzoo/studies/points.py', 'from cnnzoo.studies import report  # report imports points', 'cycles'),
 ])
 def test_the_contract_catches_an_import_that_breaks_it(tmp_path, module, line, broken):

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from cnnzoo.bench.speed import markdown_table, run_benchmark, step_stats, write_report
-from cnnzoo.data.augment import crop_flip_draws, random_crop_flip, to_float
+from cnnzoo.data.augmentation import crop_flip_draws, random_crop_flip, to_float
 
 torch = pytest.importorskip('torch')
 

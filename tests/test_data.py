@@ -14,7 +14,7 @@ from conftest import write_cifar10_python_archive
 
 from cnnzoo.data import (AUGMENT_PRESETS, DataError, augment, epoch_permutation, expansion, load_dataset, normalize,
                          online_preset, read_archive, take_batch)
-from cnnzoo.data.augment import EXPANSION_COPIES
+from cnnzoo.data.augmentation import EXPANSION_COPIES
 
 SHARED = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), '..', 'shared', 'data')
 

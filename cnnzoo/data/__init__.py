@@ -1,11 +1,35 @@
-"""CIFAR data: official archives or tensorflow-datasets, held on the device, augmented inside jit."""
+"""CIFAR data: official archives or tensorflow-datasets, held on the device, augmented inside jit;
+the streaming path for image folders and other datasets (:mod:`cnnzoo.data.streaming`); which of
+them a run reads is decided by :mod:`cnnzoo.data.resolver`.
 
-from cnnzoo.data.archives import read_archive
-from cnnzoo.data.augment import AUGMENT_MODES, AUGMENT_PRESETS, augment, expansion, normalize, to_float
-from cnnzoo.data.datasets import Dataset, default_data_dir, load_dataset, load_tfds, make_dataset
-from cnnzoo.data.pipeline import epoch_permutation, expand_dataset, online_preset, take_batch
-from cnnzoo.errors import DataError
+The names below are imported from their modules on first use (PEP 562), so that importing a light
+module of this package (the registries of :mod:`cnnzoo.data.resolver`, read by ``cnnzoo train
+--help`` and by :func:`cnnzoo.config.validate`) does not start JAX.
+"""
 
-__all__ = ['AUGMENT_MODES', 'AUGMENT_PRESETS', 'DataError', 'Dataset', 'augment', 'default_data_dir',
-           'epoch_permutation', 'expand_dataset', 'expansion', 'online_preset', 'load_dataset', 'load_tfds', 'make_dataset', 'normalize',
-           'read_archive', 'take_batch', 'to_float']
+import importlib
+
+_EXPORTS = {
+    'read_archive': 'archives',
+    'AUGMENT_MODES': 'augmentation', 'AUGMENT_PRESETS': 'augmentation', 'augment': 'augmentation',
+    'expansion': 'augmentation', 'normalize': 'augmentation', 'to_float': 'augmentation',
+    'Dataset': 'datasets', 'default_data_dir': 'datasets', 'load_dataset': 'datasets', 'load_tfds': 'datasets',
+    'make_dataset': 'datasets',
+    'epoch_permutation': 'pipeline', 'expand_dataset': 'pipeline', 'online_preset': 'pipeline',
+    'take_batch': 'pipeline',
+    'DataError': None,  # cnnzoo.errors'
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
+    module = _EXPORTS[name]
+    value = getattr(importlib.import_module(f'{__name__}.{module}' if module else 'cnnzoo.errors'), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_EXPORTS))

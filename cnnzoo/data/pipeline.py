@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from cnnzoo.data.augment import expansion
+from cnnzoo.data.augmentation import expansion
 
 # The data order draws from its own stream of the run's seed (cnnzoo.training.rngs lists them all).
 _ORDER_STREAM = 2

@@ -184,11 +184,11 @@ class TfdsSource:
     def _prepare(name, split, data_dir, manual_dir, download, network_check, error):
         import tensorflow_datasets as tfds
 
-        from cnnzoo.data.datasets import network_available
+        from cnnzoo.data.download import reachable
 
         if download:
             require_builder(name, data_dir, 'not prepared as ArrayRecord')
-        if not download or not (manual_dir or (network_check or (lambda: network_available(TFDS_HOST)))()):
+        if not download or not (manual_dir or (network_check or (lambda: reachable(TFDS_HOST)))()):
             raise DataError(f'tfds dataset {name} ({split}) is not prepared as ArrayRecord in {data_dir} '
                             f'({first_line(error)}) and there is no network: prepare it with '
                             f'`tfds build {name} --data_dir={data_dir} --file_format=array_record`') from None

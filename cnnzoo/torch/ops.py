@@ -9,7 +9,7 @@ import os
 import torch
 import torch.nn.functional as F
 
-PAD = 4  # the zero padding of crop-and-flip, as cnnzoo.data.augment's
+PAD = 4  # the zero padding of crop-and-flip, as cnnzoo.data.augmentation's
 
 
 def device() -> torch.device:
@@ -31,7 +31,7 @@ def synchronize() -> None:
 def crop_flip(images, offsets, flips):
     """uint8 (B, H, W, C) -> float32 in [0, 1]: zero-pad, crop at ``offsets`` (B, 2), flip where ``flips``.
 
-    The same function as ``cnnzoo.data.augment.random_crop_flip`` of the same offsets and flips.
+    The same function as ``cnnzoo.data.augmentation.random_crop_flip`` of the same offsets and flips.
     """
     b, h, w, _ = images.shape
     x = images.float() / 255.0

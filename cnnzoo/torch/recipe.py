@@ -39,7 +39,7 @@ import torch
 import torch.nn.functional as F
 
 from cnnzoo import data as data_lib
-from cnnzoo.data.augment import crop_flip_draws, preset_keys
+from cnnzoo.data.augmentation import crop_flip_draws, preset_keys
 from cnnzoo.errors import RunError
 from cnnzoo.torch.models import load_variables, torch_twin, twin_loss
 from cnnzoo.torch.ops import PAD, crop_flip, device, synchronize, to_model_input
