@@ -35,6 +35,7 @@ from cnnzoo.errors import DataError, first_line
 TFDS_EVAL_SPLITS = ('validation', 'test')
 TFDS_HOST = 'https://storage.googleapis.com/'  # where tensorflow-datasets' builders download from
 _SPLIT_NAME = re.compile(r'^\s*([^\[\]+\s]+)')
+_VERSION = re.compile(r'^\d+\.\d+\.\d+$')
 
 
 class _NoOpenCVWarning(logging.Filter):
@@ -70,7 +71,9 @@ def prepared_versions(name: str, data_dir: str) -> list[str]:
     root = os.path.join(data_dir, *base.split('/'))
     if not os.path.isdir(root):
         return []
-    names = [version] if version else sorted(os.listdir(root))
+    # a version is major.minor.patch; tfds prepares into '<version>.incomplete<random>' and renames it
+    # when done, so such a directory (an interrupted build) is not a prepared version
+    names = [version] if version else sorted(e for e in os.listdir(root) if _VERSION.match(e))
     found = []
     for entry in names:
         path = os.path.join(root, entry)
