@@ -21,7 +21,7 @@ streaming path on (experiments/resnet18_folder.py).
   --archive FILE        cifar-10-python.tar.gz (or the binary one, or cifar-100-python.tar.gz); without
                         it, CIFAR is found exactly as a run finds it: an official archive in the data
                         directory, the copy an earlier run decoded there, data tensorflow-datasets
-                        prepared there, or a tfds download (README, "Data")
+                        prepared there, or the official archive fetched there (README, "Data")
   --data-dir DIR        the data directory (default: $CNNZOO_DATA_DIR, else ~/.cache/cnnzoo), as a
                         run's --config.data.data_dir
   --out DIR             the folder to write
