@@ -42,9 +42,10 @@ def default_config() -> ml_collections.ConfigDict:
     # 'cifar10' | 'cifar100' with the archive or tfds; with source='tfds' any image classification
     # dataset of tensorflow-datasets ('imagenet2012', 'imagenette', 'svhn_cropped', 'mnist', ...).
     c.data.name = 'cifar10'
-    # 'auto' (CIFAR: an archive, else tfds) | 'archive' | 'tfds' | 'folder' (data.folder's images)
+    # 'auto' (CIFAR: an archive, else data tfds prepared, else the official archive fetched) | 'archive'
+    # | 'tfds' | 'folder' (data.folder's images): cnnzoo.data.resolver.DATA_SOURCES
     c.data.source = 'auto'
-    c.data.archive = ''  # path to an official CIFAR archive; '' = look in data_dir
+    c.data.archive = ''  # path to an official CIFAR archive; '' = look in data_dir, else fetch it
     c.data.data_dir = ''  # '' = $CNNZOO_DATA_DIR or ~/.cache/cnnzoo
     c.data.manual_dir = ''  # tfds: where a manually downloaded dataset lies (imagenet2012's tar files)
     # An image folder: <folder>/train/<class>/<image> and <folder>/val/<class>/<image> (torchvision's
@@ -219,23 +220,18 @@ def apply_overrides(config: ml_collections.ConfigDict, overrides: Sequence[tuple
     return config
 
 
-CIFAR_NAMES = ('cifar10', 'cifar100')
-_CHOICES = {
-    ('data', 'source'): ('auto', 'archive', 'tfds', 'folder'),
-    ('data', 'loader'): ('auto', 'device', 'grain'),
-}
-
-
 def named_keys() -> dict:
     """``{'training.loss': LOSSES, ...}``: the keys whose values are registered names, and each one's
     :class:`cnnzoo.registry.Registry` (the allowed values, their help and the keys each one reads)."""
     from cnnzoo.data.presets import AUGMENT_MODES, AUGMENTATIONS
+    from cnnzoo.data.resolver import DATA_SOURCES, LOADERS
     from cnnzoo.training.dtypes import DTYPES
     from cnnzoo.training.losses import LOSSES
     from cnnzoo.training.optimizers import OPTIMIZERS
     from cnnzoo.training.schedules import SCHEDULES
 
-    return {r.key: r for r in (AUGMENTATIONS, AUGMENT_MODES, LOSSES, OPTIMIZERS, SCHEDULES, DTYPES)}
+    return {r.key: r for r in (DATA_SOURCES, LOADERS, AUGMENTATIONS, AUGMENT_MODES, LOSSES, OPTIMIZERS, SCHEDULES,
+                               DTYPES)}
 
 
 def get_key(config: ml_collections.ConfigDict, dotted: str) -> Any:
@@ -247,69 +243,23 @@ def get_key(config: ml_collections.ConfigDict, dotted: str) -> Any:
 
 
 def validate(config: ml_collections.ConfigDict) -> None:
-    """Checks what the schema's types cannot: names, choices and ranges. Raises a one-line ConfigError."""
+    """Checks what the schema's types cannot: names and ranges. Raises a one-line ConfigError."""
+    from cnnzoo.data.resolver import check_data  # the data section's own checks (its source decides them)
     from cnnzoo.training.schedules import check_schedule
 
     for key, registry in named_keys().items():
         registry.get(get_key(config, key))
-    for (section, key), choices in _CHOICES.items():
-        value = config[section][key]
-        if value not in choices:
-            raise ConfigError(f'config.{section}.{key}={value!r}: choose one of {", ".join(choices)}')
     check_schedule(config.schedule)
     t = config.training
     if (t.num_epochs > 0) == (t.num_steps > 0):
         raise ConfigError('set exactly one of config.training.num_epochs and config.training.num_steps '
                           f'to a positive value (got {t.num_epochs} and {t.num_steps})')
-    _check_data(config.data, t)
+    check_data(config.data, t)
     for key, value, ok, allowed in _ranges(config):
         if not ok:
             raise ConfigError(f'config.{key}={value!r}: must be {allowed}')
     if not isinstance(config.model.get('name'), str):
         raise ConfigError('config.model.name must be a model name (see scripts/models.py or list_models())')
-
-
-def data_loader(data) -> str:
-    """The loader a data section resolves to: 'device' or 'grain' (``data.loader='auto'``: the
-    device for CIFAR from an archive or tfds, grain for a folder or another tfds dataset)."""
-    if data.loader != 'auto':
-        return data.loader
-    return 'device' if data.source != 'folder' and data.name in CIFAR_NAMES else 'grain'
-
-
-def _check_data(data, training) -> None:
-    if data.source in ('auto', 'archive') and data.name not in CIFAR_NAMES:
-        raise ConfigError(f'config.data.name={data.name!r} with config.data.source={data.source!r}: the archive '
-                          f'readers know {", ".join(CIFAR_NAMES)}; use --config.data.source=tfds for a '
-                          'tensorflow-datasets dataset, or source=folder with data.folder')
-    if data.validation_size < 0:
-        raise ConfigError('config.data.validation_size must be >= 0')
-    if data.workers < -1:
-        raise ConfigError(f'config.data.workers={data.workers!r}: must be >= 0, or -1 for one per CPU core')
-    if data.image_size < 0:
-        raise ConfigError(f'config.data.image_size={data.image_size!r}: must be >= 0 (0: the preset\'s or data\'s size)')
-    loader = data_loader(data)
-    if loader == 'device':
-        if data.source == 'folder' or data.name not in CIFAR_NAMES:
-            raise ConfigError(f'config.data.loader=device holds CIFAR on the device; {data.folder or data.name} '
-                              'streams: use --config.data.loader=grain')
-        if data.augment == 'imagenet':
-            raise ConfigError("config.data.augment='imagenet' crops on the host, in the streaming path: use "
-                              '--config.data.loader=grain')
-        if data.image_size:
-            raise ConfigError(f'config.data.image_size={data.image_size} resizes in the streaming path only '
-                              '(data.loader=grain); CIFAR on the device stays 32x32')
-        return
-    streamed = f'config.data.loader=grain (streaming {data.folder or data.name})'
-    if data.augment_mode != 'online':
-        raise ConfigError(f"config.data.augment_mode={data.augment_mode!r} needs the whole set on the device; "
-                          f'{streamed} augments online')
-    if data.validation_size:
-        raise ConfigError(f'config.data.validation_size={data.validation_size} splits a set held on the device; '
-                          f'with {streamed} name the held-out split: config.data.eval_split')
-    if training.num_seeds > 1:
-        raise ConfigError(f'config.training.num_seeds={training.num_seeds} trains replicas on their own data orders '
-                          f'from the set on the device; with {streamed}, run one seed per run')
 
 
 def _ranges(config):

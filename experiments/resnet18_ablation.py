@@ -46,7 +46,7 @@ test accuracy (%), one run each as far as the report says:
 
 Its variants that did not help: ReLU(F(x))+x "about the same" as the standard block, ReLU(F(x)+x²)
 "bad", the inverted bottleneck reported without a number. The report's colour/blur augmentation is
-not specified further; ours is cnnzoo.data.augment's ``crop_flip_color_blur``.
+not specified further; ours is cnnzoo.data.augmentation's ``crop_flip_color_blur``.
 """
 
 import os

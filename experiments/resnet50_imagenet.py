@@ -8,8 +8,8 @@ every 30 epochs, so at 30 and 60 within 90; the third step at 80 is Goyal et al.
 (the ``imagenet`` preset, cnnzoo.data.images); torchvision's mean/std.
 
 Data: either tensorflow-datasets' ``imagenet2012`` (prepared as ArrayRecord; the first run prepares it
-from the two tar files in ``data.manual_dir``, which must be downloaded by hand from image-net.org),
-or an image folder in torchvision's layout (``train/<wnid>/*.JPEG``, ``val/<wnid>/*.JPEG``), e.g.:
+from the two tar files in ``data.manual_dir``, which must be downloaded by hand from image-net.org;
+preparing runs tfds' builder, which needs ``pip install -e '.[tfds]'``), or an image folder in torchvision's layout (``train/<wnid>/*.JPEG``, ``val/<wnid>/*.JPEG``), e.g.:
 
 Run:
     python scripts/train.py --config experiments/resnet50_imagenet.py --workdir runs/resnet50_imagenet \

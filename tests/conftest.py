@@ -23,6 +23,11 @@ import tempfile
 if 'XLA_FLAGS' not in os.environ:
     os.environ['XLA_FLAGS'] = '--xla_backend_optimization_level=0'
 
+# No test touches the internet: a CIFAR download would go to a port nothing listens on (the discard
+# port of this machine), so a test that finds no CIFAR sees "no network"; the tests that fetch serve
+# the archive themselves (tests/test_download.py) and point this variable at their server.
+os.environ['CNNZOO_CIFAR_MIRROR'] = 'http://127.0.0.1:9'
+
 if 'JAX_COMPILATION_CACHE_DIR' not in os.environ:
     os.environ['JAX_COMPILATION_CACHE_DIR'] = tempfile.mkdtemp(prefix='cnnzoo-tests-xla-cache-')
     atexit.register(shutil.rmtree, os.environ['JAX_COMPILATION_CACHE_DIR'], ignore_errors=True)

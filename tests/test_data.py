@@ -169,6 +169,87 @@ def test_bad_archives_give_one_line_errors(arrays, tmp_path):
         read_archive(str(plain_gz), 'cifar10')
 
 
+# Written by numpy 1.26.4 (Python 3.11): pickle.dumps({b'data': np.arange(6, dtype=np.uint8).reshape(2, 3),
+# b'labels': [0, 1]}, protocol=2 and 5). Protocol 2 names numpy.core.multiarray._reconstruct, as the
+# official archives (Python 2's cPickle) do; protocol 5 names numpy.core.numeric._frombuffer.
+NUMPY1_PICKLES = {
+    2: '80027d710028635f636f646563730a656e636f64650a7101580400000064617461710258060000006c6174696e317103867104'
+       '527105636e756d70792e636f72652e6d756c746961727261790a5f7265636f6e7374727563740a7106636e756d70790a6e64'
+       '61727261790a71074b0085710868015801000000627109680386710a52710b87710c52710d284b014b024b0386710e636e75'
+       '6d70790a64747970650a710f5802000000753171108988877111527112284b0358010000007c71134e4e4e4affffffff4aff'
+       'ffffff4b007471146289680158060000000001020304057115680386711652711774711862680158060000006c6162656c73'
+       '7119680386711a52711b5d711c284b004b0165752e',
+    5: '80059597000000000000007d9428430464617461948c126e756d70792e636f72652e6e756d65726963948c0b5f66726f6d62'
+       '756666657294939428960600000000000000000102030405948c056e756d7079948c0564747970659493948c02753194898887'
+       '945294284b038c017c944e4e4e4affffffff4affffffff4b007494624b024b0386948c0143947494529443066c6162656c7394'
+       '5d94284b004b0165752e',
+}
+
+
+@pytest.mark.parametrize('protocol', [0, 1, 2, 3, 4, 5])
+def test_batches_pickled_by_numpy_1_and_2_at_every_protocol_read_back(protocol):
+    from cnnzoo.data.archives import load_batch
+
+    expected = np.arange(6, dtype=np.uint8).reshape(2, 3)
+    batch = {b'data': expected, b'labels': [0, 1], b'batch_label': b'b', b'filenames': [b'x.png', b'y.png'],
+             b'fortran': np.asfortranarray(expected)}
+    back = load_batch('archive', 'data_batch_1', pickle.dumps(batch, protocol=protocol))
+    assert back[b'labels'] == [0, 1] and back[b'filenames'] == [b'x.png', b'y.png'] and back[b'batch_label'] == b'b'
+    np.testing.assert_array_equal(back[b'data'], expected)
+    np.testing.assert_array_equal(back[b'fortran'], expected)
+    if protocol in NUMPY1_PICKLES:
+        raw = bytes.fromhex(NUMPY1_PICKLES[protocol])
+        assert b'numpy.core.' in raw  # numpy 1.x's module names, which numpy 2 moved to numpy._core
+        old = load_batch('archive', 'data_batch_1', raw)
+        np.testing.assert_array_equal(old[b'data'], expected)
+        assert old[b'data'].dtype == np.uint8 and old[b'labels'] == [0, 1]
+
+
+class _WouldMakeADirectory:
+    """Pickled, it asks the reader to call ``os.mkdir(path)``: what a crafted archive could do."""
+
+    def __init__(self, path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return (os.mkdir, (self.path,))
+
+
+@pytest.mark.parametrize('member', ['data_batch_2', 'batches.meta'])
+def test_an_archive_whose_pickle_would_run_code_is_refused_and_nothing_runs(member, tmp_path, capsys):
+    """The pickle of one member names a function (os.mkdir) instead of holding data: reading the
+    archive, counting it, and a run given it all refuse it in one line, and the directory is never made."""
+    from cnnzoo.cli import main
+    from cnnzoo.data.archives import count_train
+
+    made = tmp_path / 'made_by_the_archive'
+    good = tmp_path / 'good.tar.gz'
+    write_cifar10_python_archive(good, per_batch=4, test=3)
+    crafted = tmp_path / 'cifar-10-python.tar.gz'
+    with tarfile.open(good) as src, tarfile.open(crafted, 'w:gz') as dst:
+        for m in src.getmembers():
+            if m.name.endswith('/' + member):
+                _add(dst, m.name, pickle.dumps({b'data': _WouldMakeADirectory(made), b'labels': [0],
+                                                b'label_names': [b'x'] * 10}))
+            else:
+                dst.addfile(m, src.extractfile(m))
+    with pytest.raises(DataError) as e:
+        read_archive(str(crafted), 'cifar10')
+    _one_line(e, str(crafted), member, 'refused', 'posix.mkdir')
+    if member.startswith('data_batch'):
+        with pytest.raises(DataError, match='refused'):
+            count_train(str(crafted), 'cifar10')
+    capsys.readouterr()
+    status = main(['train', '--config', os.path.join(os.path.dirname(__file__), '..', 'experiments',
+                                                     'resnet20_cifar10.py'),
+                   '--workdir', str(tmp_path / 'run'), f'--config.data.archive={crafted}',
+                   f'--config.data.data_dir={tmp_path / "data"}', '--config.training.num_steps=1'])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert status == 2 and len(err) == 1 and 'refused' in err[0], err
+    assert not made.exists()
+    assert not (tmp_path / 'run').exists()
+
+
 def test_second_load_comes_from_the_cache(arrays, tmp_path, monkeypatch):
     path, _ = arrays
     first = load_dataset('cifar10', source='archive', archive=str(path), data_dir=str(tmp_path))
@@ -216,20 +297,45 @@ def test_offline_without_archive_says_how_to_fix_it(tmp_path):
         load_dataset('cifar10', data_dir=str(tmp_path), network_check=lambda: False)
     _one_line(e, 'no network', 'cifar-10-python.tar.gz', '--config.data.archive')
     with pytest.raises(DataError) as e:
-        load_dataset('cifar10', source='archive', data_dir=str(tmp_path))
-    _one_line(e, '--config.data.archive')
+        load_dataset('cifar10', source='archive', data_dir=str(tmp_path), network_check=lambda: False)
+    _one_line(e, 'no network', '--config.data.archive')
 
 
 @pytest.mark.slow  # tensorflow-datasets' mock data; the streamed tfds path is in the fast lane (test_streaming)
 def test_tfds_path_on_mock_data(tmp_path):
-    """The tensorflow-datasets source, on tfds's mock data: no download, no network."""
-    tfds = pytest.importorskip('tensorflow_datasets')
+    """The tensorflow-datasets source, on tfds's mock data: no download, no network, no TensorFlow."""
+    import tensorflow_datasets as tfds
+
     with tfds.testing.mock_data(num_examples=12, policy=tfds.testing.MockPolicy.USE_CODE):
         ds = load_dataset('cifar10', source='tfds', data_dir=str(tmp_path))
     assert ds.train_images.shape == (12, 32, 32, 3) and ds.train_images.dtype == np.uint8
     assert ds.test_images.shape == (12, 32, 32, 3) and ds.num_classes == 10
     assert ds.train_labels.dtype == np.int32 and ds.train_labels.max() < 10
     assert len(ds.class_names) == 10
+
+
+def test_cifar_that_tensorflow_datasets_prepared_is_read_without_tensorflow(tmp_path, monkeypatch):
+    """data.source='tfds' for CIFAR: the ArrayRecord data tfds prepared in the data directory, read by
+    tfds.data_source (no TensorFlow); 'auto' takes it before fetching the archive. Not prepared, and
+    without TensorFlow to run tfds' builder, one line names the extra that brings it."""
+    from prepared_tfds import write_prepared
+
+    from cnnzoo.data import datasets, tfds_data
+
+    rng = np.random.default_rng(2)
+    x = rng.integers(0, 256, (14, 32, 32, 3), dtype=np.uint8)
+    y = np.arange(14) % 10
+    names = [f'c{i}' for i in range(10)]
+    write_prepared(tmp_path, 'cifar10', {'train': (x[:9], y[:9]), 'test': (x[9:], y[9:])}, names, version='3.0.2')
+    ds = load_dataset('cifar10', source='tfds', data_dir=str(tmp_path))
+    np.testing.assert_array_equal(ds.train_images, x[:9])
+    np.testing.assert_array_equal(ds.test_labels, y[9:])
+    assert ds.class_names == tuple(names) and ds.train_labels.dtype == np.int32
+    assert datasets.find_cifar('cifar10', data_dir=str(tmp_path), network_check=lambda: True).kind == 'tfds'
+    monkeypatch.setattr(tfds_data, 'builder_available', lambda: False)
+    with pytest.raises(DataError) as e:
+        load_dataset('cifar100', source='tfds', data_dir=str(tmp_path / 'empty'))
+    _one_line(e, 'cifar100', "pip install 'cnnzoo[tfds]'")
 
 
 def _batch(n=8, seed=0):

@@ -213,11 +213,13 @@ def test_tfds_image_dataset_through_mock_data_trains_a_few_steps(tmp_path, capsy
 
 @needs_tfds
 def test_unprepared_tfds_data_is_prepared_through_the_builder_or_refused_in_one_line(tmp_path, monkeypatch):
-    """Data not prepared as ArrayRecord: with the network (here: said to answer), the builder
-    prepares it (mock_data makes that a no-op) and the reader opens; without, one line says how."""
+    """Data not prepared as ArrayRecord: with the network (here: said to answer) and TensorFlow (here:
+    said to be installed), the builder prepares it (mock_data makes that a no-op) and the reader
+    opens; without the network, or without TensorFlow (the default install), one line says how."""
     import tensorflow_datasets as tfds
 
-    from cnnzoo.data.sources import TfdsSource
+    from cnnzoo.data import tfds_data
+    from cnnzoo.data.tfds_data import TfdsSource
 
     real = tfds.data_source
     calls = []
@@ -230,11 +232,16 @@ def test_unprepared_tfds_data_is_prepared_through_the_builder_or_refused_in_one_
 
     with tfds.testing.mock_data(num_examples=6):
         monkeypatch.setattr(tfds, 'data_source', first_not_prepared)
+        monkeypatch.setattr(tfds_data, 'builder_available', lambda: True)
         source = TfdsSource('mnist', 'train', str(tmp_path), network_check=lambda: True)
         assert len(source) == 6 and calls == [False, False] and source.num_classes == 10
         monkeypatch.setattr(tfds, 'data_source', lambda *a, **k: (_ for _ in ()).throw(FileNotFoundError('gone')))
         with pytest.raises(DataError, match='not prepared as ArrayRecord .* no network: prepare it with `tfds build mnist') as e:
             TfdsSource('mnist', 'train', str(tmp_path), network_check=lambda: False)
+        assert '\n' not in str(e.value)
+        monkeypatch.setattr(tfds_data, 'builder_available', lambda: False)
+        with pytest.raises(DataError, match=r"builder, which needs TensorFlow: pip install 'cnnzoo\[tfds\]'") as e:
+            TfdsSource('mnist', 'train', str(tmp_path), network_check=lambda: True)
         assert '\n' not in str(e.value)
 
 

@@ -689,6 +689,60 @@ def test_finetune_from_torch_checkpoint_through_config(tmp_path, monkeypatch):
         build(config, dataset=tiny_dataset())
 
 
+class _WouldMakeADirectory:
+    """Pickled, it asks the reader to call ``os.mkdir(path)``: what a crafted checkpoint could do."""
+
+    def __init__(self, path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return (os.mkdir, (self.path,))
+
+
+@pytest.mark.parametrize('damage', ['would run code', 'cut short', 'empty', 'garbage'])
+def test_a_torch_checkpoint_that_would_run_code_or_is_damaged_is_one_line_and_runs_nothing(damage, tmp_path,
+                                                                                            capsys):
+    """torch.load with weights_only=True refuses a pickle that names a function; a damaged file is
+    one line too. Through a run (config.init.torch_checkpoint): exit status 2, that line, no run."""
+    from cnnzoo.torch.convert import load_torch_checkpoint
+
+    made = tmp_path / 'made_by_the_checkpoint'
+    path = tmp_path / 'model.pth'
+    torch.save({'fc.weight': torch.zeros(2, 2), 'extra': _WouldMakeADirectory(made)}, path)
+    whole = path.read_bytes()
+    if damage == 'cut short':
+        path.write_bytes(whole[:len(whole) // 2])
+    elif damage == 'empty':
+        path.write_bytes(b'')
+    elif damage == 'garbage':
+        path.write_bytes(np.random.default_rng(0).integers(0, 256, len(whole), dtype=np.uint8).tobytes())
+    with pytest.raises(ConversionError) as e:
+        load_torch_checkpoint(str(path))
+    message = str(e.value)
+    assert '\n' not in message and str(path) in message, message
+    assert 'weights_only' not in message  # torch's advice to load it unsafely is not passed on
+    if damage == 'would run code':
+        assert 'refused' in message and 'posix.mkdir' in message, message
+    assert not made.exists()
+
+    if damage == 'would run code':
+        from conftest import write_cifar10_python_archive
+        from tiny_run import EXPERIMENT
+
+        from cnnzoo.cli import main
+
+        archive = tmp_path / 'cifar-10-python.tar.gz'
+        write_cifar10_python_archive(archive, per_batch=4, test=4)
+        capsys.readouterr()
+        status = main(['train', '--config', EXPERIMENT, '--workdir', str(tmp_path / 'run'),
+                       f'--config.data.archive={archive}', f'--config.data.data_dir={tmp_path / "data"}',
+                       f'--config.init.torch_checkpoint={path}', '--config.model.stage_sizes=(1, 1, 1)',
+                       '--config.training.batch_size=4', '--config.training.num_steps=1'])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert status == 2 and len(err) == 1 and 'refused' in err[0] and str(path) in err[0], err
+        assert not made.exists() and not (tmp_path / 'run').exists()
+
+
 def test_init_from_state_dict_head_and_errors(resnet20_pair):
     model, shapes, state_dict = resnet20_pair
     fresh = jax.tree_util.tree_map(lambda s: np.zeros(s.shape, s.dtype), shapes)

@@ -27,7 +27,7 @@ def cifar_to_folder_parser() -> Parser:
     parser.add_argument('--archive', metavar='FILE', help='cifar-10-python.tar.gz (or the binary one, or '
                         'cifar-100-python.tar.gz); without it, CIFAR is found exactly as a run finds it: an '
                         'official archive in the data directory, the copy an earlier run decoded there, data '
-                        'tensorflow-datasets prepared there, or a tfds download (README, "Data")')
+                        'tensorflow-datasets prepared there, or the official archive fetched there (README, "Data")')
     parser.add_argument('--data-dir', metavar='DIR', help="the data directory (default: $CNNZOO_DATA_DIR, else "
                         "~/.cache/cnnzoo), as a run's --config.data.data_dir")
     parser.add_argument('--per-class-train', metavar='N', type=at_least(1), default=100,

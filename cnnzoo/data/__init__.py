@@ -1,9 +1,10 @@
 """CIFAR data: official archives or tensorflow-datasets, held on the device, augmented inside jit;
-the streaming path for image folders and other datasets (:mod:`cnnzoo.data.streaming`).
+the streaming path for image folders and other datasets (:mod:`cnnzoo.data.streaming`); which of
+them a run reads is decided by :mod:`cnnzoo.data.resolver`.
 
 The names below are imported from their modules on first use (PEP 562), so that importing a light
-module of this package (the registries of :mod:`cnnzoo.data.presets`, read by ``cnnzoo train
---help``) does not start JAX.
+module of this package (the registries of :mod:`cnnzoo.data.resolver` and :mod:`cnnzoo.data.presets`,
+read by ``cnnzoo train --help`` and by :func:`cnnzoo.config.validate`) does not start JAX.
 """
 
 import importlib

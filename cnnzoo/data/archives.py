@@ -10,18 +10,26 @@
 
 Every problem found (not an archive, truncated, a member missing, a label out of range, the
 wrong dataset) raises :class:`DataError` with one line naming the file and what is wrong.
+
+The pickled batches are read by :func:`load_batch`, which admits only what the official batches
+hold (dicts, lists, bytes, strings, numbers and numpy arrays of numbers): a pickle names the
+functions that rebuild its objects, and Python's own ``pickle.loads`` calls whatever it names, so
+an archive from anywhere but the official site could run any code while it is read. One that names
+anything else is refused, before anything it names is called.
 """
 
 from __future__ import annotations
 
+import codecs
 import contextlib
+import io
 import pickle
 import tarfile
 import zlib
 
 import numpy as np
 
-from cnnzoo.errors import DataError
+from cnnzoo.errors import DataError, first_line
 
 PIXELS = 32 * 32 * 3
 
@@ -37,6 +45,66 @@ LAYOUTS = {
 NUM_CLASSES = {'cifar10': 10, 'cifar100': 100}
 ARCHIVE_NAMES = {'cifar10': ('cifar-10-python.tar.gz', 'cifar-10-binary.tar.gz'),
                  'cifar100': ('cifar-100-python.tar.gz',)}
+
+
+class _Refused(pickle.UnpicklingError):
+    """A pickle names a function or class outside :func:`_numpy_globals`."""
+
+
+class RefusedBatch(DataError):
+    """A member whose pickle would call something a CIFAR batch does not need (see the module docstring)."""
+
+
+def _latin1_bytes(text: str, encoding: str = 'utf-8') -> bytes:
+    """What a protocol-2 pickle written by Python 3 calls for each ``bytes`` object
+    (``_codecs.encode(text, 'latin1')``), limited to that encoding."""
+    if encoding not in ('latin1', 'latin-1') or not isinstance(text, str):
+        raise _Refused(f'it calls _codecs.encode with {encoding!r}, which a CIFAR batch does not need')
+    return codecs.encode(text, encoding)
+
+
+def _numpy_globals() -> dict:
+    """The functions and classes a numpy array's pickle names, under numpy 1.x's module names
+    (``numpy.core``, what the official archives were written with) and 2.x's (``numpy._core``):
+    ``_reconstruct(ndarray, shape, dtype)`` then the array's state (protocols 2-4), or
+    ``_frombuffer(buffer, dtype, shape, order)`` (protocol 5); ``dtype('u1', ...)`` for the
+    element type. They build arrays of the given bytes; none calls anything else."""
+    core = getattr(np, '_core', None) or np.core  # numpy >= 2.0 keeps the modules under _core
+    reconstruct, frombuffer = core.multiarray._reconstruct, core.numeric._frombuffer
+    table = {('numpy', 'ndarray'): np.ndarray, ('numpy', 'dtype'): np.dtype,
+             ('_codecs', 'encode'): _latin1_bytes}
+    for package in ('numpy.core', 'numpy._core'):
+        table[(f'{package}.multiarray', '_reconstruct')] = reconstruct
+        table[(f'{package}.numeric', '_frombuffer')] = frombuffer
+    return table
+
+
+class _BatchUnpickler(pickle.Unpickler):
+    """``pickle.Unpickler`` that resolves only the names in :func:`_numpy_globals` (dicts, lists,
+    bytes, strings and numbers need none): any other name is refused before it is looked up."""
+
+    _allowed = None
+
+    def find_class(self, module: str, name: str):
+        if _BatchUnpickler._allowed is None:
+            _BatchUnpickler._allowed = _numpy_globals()
+        allowed = self._allowed.get((module, name))
+        if allowed is None:
+            raise _Refused(f'it names {module}.{name}, which a CIFAR batch does not hold')
+        return allowed
+
+
+def load_batch(path: str, name: str, raw: bytes):
+    """The object pickled in ``raw`` (member ``name`` of archive ``path``), read with
+    :class:`_BatchUnpickler` (byte strings stay bytes, as the official batches expect); a one-line
+    DataError for a pickle that is damaged or names anything a CIFAR batch does not hold."""
+    try:
+        batch = _BatchUnpickler(io.BytesIO(raw), encoding='bytes').load()
+    except _Refused as e:
+        raise RefusedBatch(f'{path}: {name} is refused, nothing of it was run: {first_line(e)}') from None
+    except Exception as e:  # noqa: BLE001 - any other unpickling failure means a corrupt member
+        raise DataError(f'{path}: {name} is not a readable pickled batch ({type(e).__name__})') from None
+    return batch
 
 
 def planes_to_nhwc(rows: np.ndarray) -> np.ndarray:
@@ -111,10 +179,7 @@ def count_train(path: str, dataset: str) -> int:
             if layout.endswith('binary'):
                 total += member.size // (1 + PIXELS)
                 continue
-            try:
-                batch = pickle.loads(tar.extractfile(member).read(), encoding='bytes')
-            except Exception as e:  # noqa: BLE001 - any unpickling failure means a corrupt member
-                raise DataError(f'{path}: {name} is not a readable pickled batch ({type(e).__name__})') from None
+            batch = load_batch(path, name, tar.extractfile(member).read())
             if not isinstance(batch, dict) or key not in batch:
                 raise DataError(f'{path}: {name} lacks {key.decode()}')
             total += len(batch[key])
@@ -147,15 +212,15 @@ def _read_binary(path, name, raw: bytes, num_classes):
 
 
 def _read_pickled(path, name, raw: bytes, num_classes):
-    try:
-        batch = pickle.loads(raw, encoding='bytes')
-    except Exception as e:  # noqa: BLE001 - any unpickling failure means a corrupt member
-        raise DataError(f'{path}: {name} is not a readable pickled batch ({type(e).__name__})') from None
+    batch = load_batch(path, name, raw)
     key = b'labels' if num_classes == 10 else b'fine_labels'
     if not isinstance(batch, dict) or b'data' not in batch or key not in batch:
         raise DataError(f'{path}: {name} lacks data or {key.decode()}')
-    data = np.asarray(batch[b'data'], np.uint8)
-    labels = np.asarray(batch[key], np.int32)
+    try:
+        data = np.asarray(batch[b'data'], np.uint8)
+        labels = np.asarray(batch[key], np.int32)
+    except (TypeError, ValueError, OverflowError) as e:
+        raise DataError(f'{path}: {name} holds data or labels that are not numbers ({first_line(e)})') from None
     if data.ndim != 2 or data.shape[1] != PIXELS or len(data) != len(labels):
         raise DataError(f'{path}: {name} holds data of shape {data.shape} for {len(labels)} labels; '
                         f'expected (N, {PIXELS})')
@@ -168,10 +233,12 @@ def _class_names(path, layout, read, num_classes) -> list[str]:
         if layout == 'cifar10-binary':
             names = read('batches.meta.txt').decode().split()
         else:
-            meta = pickle.loads(read('meta' if layout == 'cifar100-python' else 'batches.meta'),
-                                encoding='bytes')
+            member = 'meta' if layout == 'cifar100-python' else 'batches.meta'
+            meta = load_batch(path, member, read(member))
             key = b'fine_label_names' if layout == 'cifar100-python' else b'label_names'
             names = [n.decode() if isinstance(n, bytes) else str(n) for n in meta[key]]
+    except RefusedBatch:  # a member that would run code is refused, not passed over
+        raise
     except DataError:
         names = []
     except Exception:  # noqa: BLE001 - names are a convenience; the pixels and labels were checked

@@ -1,19 +1,23 @@
-"""CIFAR-10 and CIFAR-100 as in-memory uint8 arrays, from an official archive or tensorflow-datasets.
+"""CIFAR-10 and CIFAR-100 as in-memory uint8 arrays, from the official archive or tensorflow-datasets.
 
 Sources (``load_dataset(source=...)``):
 
-- ``'archive'``: the archive at ``archive``, or an official file name found in ``data_dir``.
-  Decoded once, then cached as ``<data_dir>/cnnzoo-cache/<dataset>-<key>.npz`` (key: the archive's
-  path, size and modification time), so a second run starts in about a second.
-- ``'tfds'``: ``tensorflow_datasets.load`` (downloading when needed) into ``data_dir``.
-- ``'auto'``: an archive if one is given or found; else the decoded copy an earlier run cached in
-  ``data_dir`` (its archive since moved or deleted); else data tfds has already prepared in
-  ``data_dir``; else a tfds download if the network answers within a few seconds; else a one-line
+- ``'archive'``: the official archive: the one at ``archive``, else an official file name found in
+  ``data_dir``, else the copy an earlier run decoded there (its archive since moved or deleted),
+  else the official python archive fetched into ``data_dir`` from the CIFAR page's server or the
+  mirror in ``$CNNZOO_CIFAR_MIRROR`` (:mod:`cnnzoo.data.download`: size and MD5 checked, kept only
+  whole). An archive is decoded once, then cached as ``<data_dir>/cnnzoo-cache/<dataset>-<key>.npz``
+  (key: the archive's path, size and modification time), so a second run starts in about a second.
+- ``'tfds'``: the data tensorflow-datasets prepared in ``data_dir`` (ArrayRecord, read by
+  ``tfds.data_source`` without TensorFlow: :mod:`cnnzoo.data.tfds_data`); not prepared, it is
+  prepared by tfds' builder, which needs TensorFlow (``pip install 'cnnzoo[tfds]'``) and the network.
+- ``'auto'``: ``'archive'``'s search, except that data tfds has prepared in ``data_dir`` comes
+  before a download; with nothing found and the server out of reach, a one-line
   :class:`DataError` saying where to put the archive.
 
 :func:`find_cifar` is that search, the one every reader of CIFAR goes through (a run, and
-``cnnzoo cifar-to-folder``): it says where the data is without reading it; :func:`load_dataset`
-reads what it found.
+``cnnzoo cifar-to-folder``): it says where the data is without reading it (or fetching it);
+:func:`load_dataset` reads what it found.
 
 The default data directory is ``$CNNZOO_DATA_DIR`` or ``~/.cache/cnnzoo``.
 """
@@ -25,10 +29,10 @@ import dataclasses
 import functools
 import hashlib
 import os
-import socket
 
 import numpy as np
 
+from cnnzoo.data import download
 from cnnzoo.data.archives import ARCHIVE_NAMES, NUM_CLASSES, count_train, read_archive
 from cnnzoo.errors import DataError
 
@@ -72,38 +76,40 @@ def default_data_dir() -> str:
     return os.environ.get('CNNZOO_DATA_DIR') or os.path.join(os.path.expanduser('~'), '.cache', 'cnnzoo')
 
 
-def network_available(host: str = 'storage.googleapis.com', port: int = 443, timeout: float = 3.0) -> bool:
-    """Whether the tfds download host answers within ``timeout`` seconds."""
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
+def network_available(url: str | None = None) -> bool:
+    """Whether the host of ``url`` (default: where the CIFAR archives are fetched from,
+    :func:`cnnzoo.data.download.archive_url`) answers within a few seconds."""
+    return download.reachable(url or download.archive_url(ARCHIVE_NAMES['cifar10'][0]))
 
 
 @dataclasses.dataclass(frozen=True)
 class CifarLocation:
     """Where :func:`find_cifar` found a CIFAR dataset: ``kind`` is ``'archive'`` (an official
     archive file), ``'cache'`` (the ``.npz`` decoded from an archive by an earlier run), ``'tfds'``
-    (data tensorflow-datasets has prepared, or will download) and ``path`` the file or directory."""
+    (data tensorflow-datasets has prepared, or will prepare) or ``'download'`` (the official
+    archive, to be fetched from ``url``); ``path`` is the file or directory (for a download, where
+    the archive will be)."""
 
     name: str
     kind: str
     path: str
+    url: str = ''
 
     def describe(self) -> str:
         """One phrase for the user: where the data is read from."""
         return {'archive': f'the archive {self.path}',
                 'cache': f'the copy an earlier run decoded, {self.path}',
-                'tfds': f'tensorflow-datasets in {self.path}'}[self.kind]
+                'tfds': f'tensorflow-datasets in {self.path}',
+                'download': f'the official archive, fetched from {self.url} into {self.path}'}[self.kind]
 
 
 def find_cifar(name: str, *, source: str = 'auto', archive: str | None = None, data_dir: str | None = None,
                network_check=None, archive_flag: str = '--config.data.archive=PATH') -> CifarLocation:
     """Where CIFAR ``name`` is, searched as the module docstring says for ``source``; nothing is read
-    (the network is asked only when nothing is found on disk). A one-line DataError when it is nowhere,
-    saying how to pass an archive (``archive_flag``: how the calling command takes one).
-    ``network_check`` (default :func:`network_available`) says whether a download can work."""
+    or fetched (the network is asked only when nothing is found on disk). A one-line DataError when
+    it is nowhere and cannot be fetched, saying how to pass an archive (``archive_flag``: how the
+    calling command takes one). ``network_check`` (default :func:`network_available`) says whether a
+    download can work."""
     if name not in NUM_CLASSES:
         raise DataError(f'unknown dataset {name!r}; choose cifar10 or cifar100')
     if source not in ('auto', 'archive', 'tfds'):
@@ -121,12 +127,15 @@ def find_cifar(name: str, *, source: str = 'auto', archive: str | None = None, d
     cached = _find_cached(name, data_dir)
     if cached:
         return CifarLocation(name, 'cache', cached)
-    if source == 'archive':
-        raise DataError(f'no {name} archive: pass {archive_flag} or put '
-                        f'{" or ".join(ARCHIVE_NAMES[name])} in {data_dir}')
-    if _tfds_prepared(name, data_dir) or (network_check or network_available)():
+    if source == 'auto' and _tfds_prepared(name, data_dir):
         return CifarLocation(name, 'tfds', data_dir)
-    raise DataError(f'{name} not found and no network: download {ARCHIVE_NAMES[name][0]} from '
+    filename = ARCHIVE_NAMES[name][0]
+    if (network_check or network_available)():
+        return CifarLocation(name, 'download', os.path.join(data_dir, filename), download.archive_url(filename))
+    if source == 'archive':
+        raise DataError(f'no {name} archive and no network: pass {archive_flag} or put '
+                        f'{" or ".join(ARCHIVE_NAMES[name])} in {data_dir} (from {DOWNLOAD_PAGE})')
+    raise DataError(f'{name} not found and no network: download {filename} from '
                     f'{DOWNLOAD_PAGE} and pass {archive_flag} (or put it in {data_dir})')
 
 
@@ -142,16 +151,21 @@ def load_dataset(name: str, *, source: str = 'auto', archive: str | None = None,
                         num_classes=NUM_CLASSES[name], validation_size=validation_size, seed=seed)
 
 
-def read_cifar(location: CifarLocation, *, data_dir: str | None = None):
+def read_cifar(location: CifarLocation, *, data_dir: str | None = None, stream=None):
     """The arrays ``(x_train, y_train, x_test, y_test, class_names)`` at ``location``; an archive is
-    decoded once and cached in ``data_dir`` (the default data directory when None)."""
+    fetched first when ``location`` says so (a progress line on ``stream``, standard error by
+    default), decoded once and cached in ``data_dir`` (the default data directory when None)."""
     data_dir = data_dir or default_data_dir()
-    if location.kind == 'archive':
+    if location.kind == 'download':
+        size, md5 = download.PUBLISHED[os.path.basename(location.path)]
+        download.fetch(location.url, location.path, size=size, md5=md5, stream=stream)
+    if location.kind in ('archive', 'download'):
         return _load_archive_cached(location.path, location.name, data_dir)
     if location.kind == 'cache':
-        arrays = _read_cache(location.path)
+        arrays, problem = _read_cache(location.path, location.name)
         if arrays is None:
-            raise DataError(f'{location.path} cannot be read; delete it, or pass the archive it was decoded from')
+            raise DataError(f'{location.path} is damaged ({problem}): delete it, or pass the archive it was '
+                            'decoded from')
         return arrays
     return load_tfds(location.name, location.path)
 
@@ -247,13 +261,31 @@ def _cache_path(archive: str, name: str, data_dir: str) -> str:
     return os.path.join(data_dir, 'cnnzoo-cache', f'{name}-{key}.npz')
 
 
-def _read_cache(path: str):
-    """The arrays of a decoded copy, or None when it cannot be read."""
+def _read_cache(path: str, name: str):
+    """The arrays of a decoded copy of ``name``, and None; or None and what is wrong with it (a
+    damaged, partial or altered file: its arrays are checked as an archive's are)."""
     try:
-        with np.load(path) as z:
-            return (z['x_train'], z['y_train'], z['x_test'], z['y_test'], [str(n) for n in z['names']])
-    except Exception:  # noqa: BLE001 - a damaged or partial file
-        return None
+        with np.load(path) as z:  # allow_pickle=False: an array of objects is refused, not built
+            arrays = (z['x_train'], z['y_train'], z['x_test'], z['y_test'], [str(n) for n in z['names']])
+    except Exception as e:  # noqa: BLE001 - a damaged or partial file
+        return None, f'not a readable copy ({type(e).__name__})'
+    return (None, problem) if (problem := _cache_problem(arrays, NUM_CLASSES[name])) else (arrays, None)
+
+
+def _cache_problem(arrays, num_classes: int) -> str | None:
+    """What is wrong with decoded CIFAR arrays, if anything: shapes, types, label range, names."""
+    x_train, y_train, x_test, y_test, names = arrays
+    for split, x, y in (('train', x_train, y_train), ('test', x_test, y_test)):
+        if x.dtype != np.uint8 or x.ndim != 4 or x.shape[1:] != (32, 32, 3):
+            return f'its {split} images are {x.dtype} {x.shape}, not (N, 32, 32, 3) uint8'
+        if y.ndim != 1 or len(y) != len(x) or not np.issubdtype(y.dtype, np.integer):
+            return f'its {split} labels are {y.dtype} {y.shape} for {len(x)} images'
+        if len(y) and (y.min() < 0 or y.max() >= num_classes):
+            bad = int(y.max() if y.max() >= num_classes else y.min())
+            return f'its {split} labels reach {bad}, outside 0..{num_classes - 1}'
+    if len(names) != num_classes:
+        return f'it names {len(names)} classes, not {num_classes}'
+    return None
 
 
 def _find_cached(name: str, data_dir: str) -> str | None:
@@ -278,7 +310,7 @@ def _load_archive_cached(archive: str, name: str, data_dir: str):
         raise DataError(f'archive not found: {archive}')
     cache = _cache_path(archive, name, data_dir)
     if os.path.exists(cache):
-        arrays = _read_cache(cache)
+        arrays, _ = _read_cache(cache, name)
         if arrays is not None:  # a damaged cache is rebuilt from the archive
             return arrays
     arrays = read_archive(archive, name)
@@ -297,26 +329,17 @@ def _load_archive_cached(archive: str, name: str, data_dir: str):
 
 
 def _tfds_prepared(name: str, data_dir: str) -> bool:
-    return os.path.isdir(os.path.join(data_dir, TFDS_NAMES[name]))
+    from cnnzoo.data.tfds_data import is_prepared
+
+    return is_prepared(TFDS_NAMES[name], data_dir)
 
 
-def load_tfds(name: str, data_dir: str, *, download: bool = True):
-    """Reads both splits through tensorflow-datasets (imported here: it is slow to import)."""
-    import tensorflow_datasets as tfds
+def load_tfds(name: str, data_dir: str):
+    """Both splits of CIFAR ``name`` as tensorflow-datasets prepared them in ``data_dir``, read with
+    ``tfds.data_source`` (no TensorFlow; imported here: tfds is slow to import); not prepared, it
+    is prepared first, which needs TensorFlow (:mod:`cnnzoo.data.tfds_data`)."""
+    from cnnzoo.data.tfds_data import read_arrays
 
-    builder_name = TFDS_NAMES[name]
-    out = []
-    for split in ('train', 'test'):
-        try:
-            ds = tfds.load(builder_name, split=split, data_dir=data_dir, download=download)
-        except Exception as e:  # noqa: BLE001 - tfds raises many kinds; report one line
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise DataError(f'tensorflow-datasets could not load {builder_name} into {data_dir}: {first}') from None
-        images, labels = [], []
-        # Iterate in batches: batch_size=-1 would materialise through a path that mock data breaks.
-        for batch in tfds.as_numpy(ds.batch(2048)):
-            images.append(batch['image'])
-            labels.append(batch['label'])
-        out += [np.concatenate(images).astype(np.uint8), np.concatenate(labels).astype(np.int32)]
-    names = tfds.builder(builder_name, data_dir=data_dir).info.features['label'].names
-    return (*out, list(names))
+    x_train, y_train, names = read_arrays(TFDS_NAMES[name], 'train', data_dir)
+    x_test, y_test, _ = read_arrays(TFDS_NAMES[name], 'test', data_dir)
+    return x_train, y_train, x_test, y_test, names

@@ -1,5 +1,5 @@
-"""Random-access sources of labelled images for the streaming path: an image folder, or any image
-classification dataset of tensorflow-datasets.
+"""Random-access sources of labelled images for the streaming path: an image folder, or arrays in
+memory (any image classification dataset of tensorflow-datasets: :mod:`cnnzoo.data.tfds_data`).
 
 A source is a sequence: ``len(source)`` examples, ``source[i] -> {'image', 'label', 'index'}``
 where ``image`` is encoded bytes (a folder's files) or a decoded uint8 array (tfds), ``label`` an
@@ -14,22 +14,22 @@ picklable, so grain's worker processes can read them.
   images is a mistake in the data, and skipping it would shift every later label.
 - ``ArraySource(images, labels)``: arrays already in memory (CIFAR from its archive, streamed
   rather than held on the device: ``data.loader='grain'`` with the archive).
-- ``TfdsSource(name, split, data_dir)``: ``tfds.data_source``, tensorflow-datasets' random-access
-  reader of data prepared as ArrayRecord (no TensorFlow needed to read). Data not prepared yet is
-  prepared through the builder as ArrayRecord when the network answers (imagenet2012 from its
-  manual-download directory, ``data.manual_dir``), else a one-line error says what to do.
+- ``TfdsSource(name, split, data_dir)`` (:mod:`cnnzoo.data.tfds_data`): ``tfds.data_source``,
+  tensorflow-datasets' random-access reader of data prepared as ArrayRecord (no TensorFlow needed
+  to read). Data not prepared yet is prepared through the builder as ArrayRecord when the network
+  answers (imagenet2012 from its manual-download directory, ``data.manual_dir``), else a one-line
+  error says what to do.
 """
 
 from __future__ import annotations
 
 import os
 
-from cnnzoo.errors import DataError, first_line
+from cnnzoo.errors import DataError
 
 # What torchvision's ImageFolder reads, compared without case.
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.ppm', '.bmp', '.pgm', '.tif', '.tiff', '.webp')
 FOLDER_EVAL_SPLITS = ('val', 'validation', 'test')
-TFDS_EVAL_SPLITS = ('validation', 'test')
 
 
 class FolderSource:
@@ -125,75 +125,6 @@ class ArraySource:
         return f'{self.name} image {i}'
 
 
-class TfdsSource:
-    """One split of a tensorflow-datasets image classification dataset (``image``/``label``)."""
-
-    def __init__(self, name: str, split: str, data_dir: str, *, manual_dir: str = '', download: bool = True,
-                 network_check=None):
-        import tensorflow_datasets as tfds
-
-        self.name, self.split = name, split
-        try:
-            builder = tfds.builder(name, data_dir=data_dir)
-        except Exception as e:  # noqa: BLE001 - tfds raises many kinds; report one line
-            raise DataError(f'tensorflow-datasets has no dataset {name!r}: {first_line(e)}') from None
-        features = builder.info.features
-        if 'image' not in features or 'label' not in features:
-            raise DataError(f'tfds dataset {name} is not an image classification set '
-                            f'(features: {", ".join(features.keys())}; expected image and label)')
-        self.classes = tuple(features['label'].names) if hasattr(features['label'], 'names') else ()
-        self.num_classes = int(features['label'].num_classes)
-        try:
-            self.reader = tfds.data_source(name, split=split, data_dir=data_dir, download=False)
-        except Exception as e:  # noqa: BLE001 - not prepared (or not as ArrayRecord)
-            self.reader = self._prepare(builder, name, split, data_dir, manual_dir, download, network_check, e)
-
-    @staticmethod
-    def _prepare(builder, name, split, data_dir, manual_dir, download, network_check, error):
-        import tensorflow_datasets as tfds
-
-        from cnnzoo.data.datasets import network_available
-
-        if not download or not (manual_dir or (network_check or network_available)()):
-            raise DataError(f'tfds dataset {name} ({split}) is not prepared as ArrayRecord in {data_dir} '
-                            f'({first_line(error)}) and there is no network: prepare it with '
-                            f'`tfds build {name} --data_dir={data_dir} --file_format=array_record`') from None
-        try:
-            builder = tfds.builder(name, data_dir=data_dir, file_format='array_record')
-            config = tfds.download.DownloadConfig(manual_dir=os.path.expanduser(manual_dir) or None)
-            builder.download_and_prepare(download_config=config)
-            return tfds.data_source(name, split=split, data_dir=data_dir, download=False)
-        except Exception as e:  # noqa: BLE001
-            raise DataError(f'tensorflow-datasets could not prepare {name} in {data_dir}: {first_line(e)}') from None
-
-    def __len__(self) -> int:
-        return len(self.reader)
-
-    def __getitem__(self, i: int) -> dict:
-        record = self.reader[i]
-        return {'image': record['image'], 'label': int(record['label']), 'index': i,
-                'where': f'{self.name}[{self.split}] example {i}'}
-
-    def describe(self, i: int) -> str:
-        return f'{self.name}[{self.split}] example {i}'
-
-
-def tfds_sources(name: str, data_dir: str, *, train_split: str = 'train', eval_split: str = '',
-                 manual_dir: str = '', network_check=None) -> tuple[TfdsSource, TfdsSource]:
-    """The training and evaluation splits of tfds dataset ``name``; ``eval_split=''`` is its
-    ``validation`` split where it has one, else ``test``."""
-    import tensorflow_datasets as tfds
-
-    if not eval_split:
-        try:
-            splits = tfds.builder(name, data_dir=data_dir).info.splits
-        except Exception as e:  # noqa: BLE001
-            raise DataError(f'tensorflow-datasets has no dataset {name!r}: {first_line(e)}') from None
-        eval_split = next((s for s in TFDS_EVAL_SPLITS if s in splits), 'test')
-    train = TfdsSource(name, train_split, data_dir, manual_dir=manual_dir, network_check=network_check)
-    return train, TfdsSource(name, eval_split, data_dir, manual_dir=manual_dir, network_check=network_check)
-
-
 def write_image_folder(images, labels, class_names, directory: str, *, quality: int = 95) -> int:
     """Writes ``images`` (N, H, W, 3 uint8) as ``directory/<class name>/<i>.jpg``; returns N."""
     from PIL import Image
@@ -212,9 +143,10 @@ def cifar_to_folder(archive: str | None, out: str, *, per_class_train: int = 100
     images of each class of CIFAR, as JPEG files: a small real folder to try the streaming path on.
     CIFAR is found exactly as a run finds it (:func:`cnnzoo.data.datasets.find_cifar`, with
     ``data.source='auto'``): ``archive`` when given, else an archive in ``data_dir``, the copy a run
-    decoded there, data tfds prepared, or a download. Returns the numbers of images written and
-    where CIFAR was read from; ``announce(text)``, when given, is told where before the reading
-    starts (decoding an archive takes seconds). Nothing is written when CIFAR is not found."""
+    decoded there, data tfds prepared, or the official archive fetched into ``data_dir``. Returns the
+    numbers of images written and where CIFAR was read from; ``announce(text)``, when given, is told
+    where before the reading starts (decoding an archive takes seconds). Nothing is written when
+    CIFAR is not found."""
     import numpy as np
 
     from cnnzoo.data.datasets import find_cifar, read_cifar

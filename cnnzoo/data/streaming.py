@@ -56,9 +56,8 @@ from cnnzoo.data.workers import (
 )
 from cnnzoo.errors import DataError
 
-# Presets whose work is done on the host; the others (cnnzoo.data.augmentation) run on the device after
-# the host has only decoded (and resized, when data.image_size asks) the images.
-HOST_PRESETS = ('imagenet',)
+# A preset whose entry says 'host' (cnnzoo.data.presets) is done here, on the host; the others run on
+# the device after the host has only decoded (and resized, when data.image_size asks) the images.
 HOST_BUFFER, DEVICE_BUFFER = 4, 2  # batches kept ready on the host, and already on the devices
 
 
@@ -273,38 +272,15 @@ def first_image_size(source) -> tuple[int, int]:
     return image.size
 
 
-def open_stream(data, *, seed: int, image_size: int = 0, process_index: int = 0, process_count: int = 1,
-                cifar_arrays=None, eval_only: bool = False) -> Stream:
-    """The :class:`Stream` of a config's data section. ``image_size=0`` takes the data's own size
-    (its first training image, which must be square). ``cifar_arrays`` is a loaded CIFAR
-    :class:`~cnnzoo.data.Dataset` for ``data.source`` 'auto'/'archive' (streamed from memory).
-    ``eval_only``: an image folder may lack its training split (the evaluation split stands in)."""
-    from cnnzoo.data import sources
-
-    data_dir = os.path.expanduser(data.data_dir) if data.data_dir else None
-    stats = {}  # torchvision's ImageNet statistics unless the data brings its own
-    if data.source == 'folder':
-        if eval_only:
-            held_out = sources.folder_eval_source(data.folder, data.eval_split)
-            train = held_out
-        else:
-            train, held_out = sources.folder_sources(data.folder, data.train_split, data.eval_split)
-        name, split = data.folder, held_out.split
-    elif data.source == 'tfds':
-        from cnnzoo.data.datasets import default_data_dir
-
-        train, held_out = sources.tfds_sources(data.name, data_dir or default_data_dir(),
-                                               train_split=data.train_split, eval_split=data.eval_split,
-                                               manual_dir=data.manual_dir)
-        name, split = data.name, held_out.split
-    else:
-        ds = cifar_arrays
-        train = sources.ArraySource(ds.train_images, ds.train_labels, name=f'{data.name} train', classes=ds.class_names)
-        held_out = sources.ArraySource(ds.test_images, ds.test_labels, name=f'{data.name} {ds.eval_split}',
-                                       classes=ds.class_names)
-        name, split = data.name, ds.eval_split
-        stats = {'mean': ds.mean, 'std': ds.std}  # CIFAR's own, as on the device path
-    if len(train) == 0 or len(held_out) == 0:
+def open_stream(data, *, train, eval, name: str, split: str, seed: int, image_size: int = 0,  # noqa: A002
+                process_index: int = 0, process_count: int = 1, mean: tuple = image_ops.IMAGENET_MEAN,
+                std: tuple = image_ops.IMAGENET_STD) -> Stream:
+    """The :class:`Stream` of a config's data section over the random-access sources ``train`` and
+    ``eval`` (what :mod:`cnnzoo.data.resolver` opened for the section's source; ``name`` and ``split``
+    name them in messages; ``mean``/``std`` are torchvision's ImageNet statistics unless the data
+    brings its own). ``image_size=0`` takes the data's own size (its first training image, which
+    must be square)."""
+    if len(train) == 0 or len(eval) == 0:
         raise DataError(f'{name}: the {"training" if len(train) == 0 else "evaluation"} split is empty')
     num_classes = getattr(train, 'num_classes', None) or len(train.classes) or int(max(train.labels)) + 1
     if not image_size:
@@ -314,7 +290,7 @@ def open_stream(data, *, seed: int, image_size: int = 0, process_index: int = 0,
                             '(they are resized to it) or use config.data.augment=imagenet')
         image_size = width
     workers = default_workers() if data.workers == -1 else data.workers
-    return Stream(train=train, eval=held_out, num_classes=num_classes, class_names=tuple(train.classes),
+    return Stream(train=train, eval=eval, num_classes=num_classes, class_names=tuple(train.classes),
                   preset=data.augment, image_size=image_size, seed=seed, workers=workers,
                   process_index=process_index, process_count=process_count, eval_split=split, name=name,
-                  **stats)
+                  mean=mean, std=std)

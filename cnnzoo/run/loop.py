@@ -47,6 +47,7 @@ from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from cnnzoo import data as data_lib
+from cnnzoo.data.resolver import data_label
 from cnnzoo.errors import RunError
 from cnnzoo.run.checkpoints import Checkpoints, Restored
 from cnnzoo.run.control import RunControl
@@ -294,7 +295,7 @@ def _train_step(config, setup, feed):
 def _describe(config, workdir: str, setup, start: int) -> str:
     """The run's first line: what trains on what, how long, where; and where it resumes."""
     ds, t, seeds = setup.dataset, config.training, setup.seeds
-    source = config.data.folder if config.data.source == 'folder' else config.data.name
+    source = data_label(config.data)
     return (f'{config.model.name} on {source}: {ds.num_train} train'
             + (f' (expanded by {config.data.augment})' if config.data.augment_mode == 'expand' else '')
             + f' / {ds.num_eval} {ds.eval_split} images'

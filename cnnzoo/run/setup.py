@@ -15,7 +15,7 @@ import jax
 from jax.sharding import PartitionSpec as P
 
 from cnnzoo import data as data_lib
-from cnnzoo.config import CIFAR_NAMES, data_loader
+from cnnzoo.data import resolver
 from cnnzoo.errors import ConfigError
 from cnnzoo.models import create_model
 from cnnzoo.run.mesh import make_mesh, place, replicate
@@ -99,22 +99,11 @@ def place_state(mesh, state: TrainState, *, several: bool) -> TrainState:
 
 
 def open_data(config, *, training: bool = True):
-    """The data of ``config``: a :class:`cnnzoo.data.Dataset` held whole on the device, or, with
-    ``data.loader`` resolving to 'grain', a :class:`cnnzoo.data.streaming.Stream` of this process's
-    share (``training=False``: of an image folder, the evaluation split alone is needed)."""
-    d = config.data
-    cifar = None
-    if d.source in ('auto', 'archive', 'tfds') and d.name in CIFAR_NAMES and (
-            data_loader(d) == 'device' or d.source != 'tfds'):
-        cifar = data_lib.load_dataset(d.name, source=d.source, archive=_path(d.archive), data_dir=_path(d.data_dir),
-                                      validation_size=d.validation_size, seed=config.seed)
-        if data_loader(d) == 'device':
-            return cifar
-    from cnnzoo.data.streaming import open_stream
-
-    return open_stream(d, seed=config.seed, image_size=stream_image_size(config), cifar_arrays=cifar,
-                       process_index=jax.process_index(), process_count=jax.process_count(),
-                       eval_only=not training)
+    """The data of ``config`` (:func:`cnnzoo.data.resolver.open_data`): a :class:`cnnzoo.data.Dataset`
+    held whole on the device, or a :class:`cnnzoo.data.streaming.Stream` of this process's share
+    (``training=False``: of an image folder, the evaluation split alone is needed)."""
+    return resolver.open_data(config, training=training, image_size=stream_image_size(config),
+                              process_index=jax.process_index(), process_count=jax.process_count())
 
 
 def replica_seeds(config) -> list[int]:

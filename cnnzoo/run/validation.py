@@ -16,7 +16,8 @@ the loaded data, :func:`check_against_data`, for the sources whose size is known
 
 from __future__ import annotations
 
-from cnnzoo.config import CIFAR_NAMES, ConfigError, data_loader, validate
+from cnnzoo.config import ConfigError, validate
+from cnnzoo.data import resolver
 
 # Set by the run from config.training.dtype / the data's class count, never by the model section.
 _RUN_OWNED_FIELDS = {'dtype': 'config.training.dtype', 'num_classes': "the data's class count"}
@@ -35,8 +36,7 @@ def check_config(config, *, devices: bool = True):
     if config.training.num_seeds > 1 and config.init.torch_checkpoint:
         raise ConfigError(f'config.training.num_seeds={config.training.num_seeds} with config.init.torch_checkpoint: '
                           'replicas start from their own seeds; train from a checkpoint one seed at a time')
-    if config.data.source == 'folder' and not config.data.folder:  # an experiment file may leave it to the command line
-        raise ConfigError('config.data.source=folder needs --config.data.folder=PATH (PATH/train/<class>/<image>)')
+    resolver.check_ready(config.data)  # keys an experiment file may leave to the command line
     model = _check_model(config)
     _check_warmup_against_steps(config)
     if devices:
@@ -67,7 +67,7 @@ def _check_model(config):
         raise ConfigError(f'config.model.{e.field}: {e}') from None
     except ValueError as e:  # a model's own check of several fields together
         raise ConfigError(f'config.model ({name}): {e}') from None
-    if data_loader(config.data) == 'grain':
+    if resolver.loader_of(config.data) == 'grain':
         size = stream_image_size(config)
         if size and size < min_input_size(name, cifar=_is_cifar_variant(name, fields)):
             needed = min_input_size(name, cifar=_is_cifar_variant(name, fields))
@@ -119,25 +119,8 @@ def _check_warmup_against_steps(config) -> None:
 
 def train_set_size(data) -> int | None:
     """The number of training examples of a config's data section, counted without reading an image
-    (an archive's index and labels, a folder's file names; the published size for tensorflow-datasets'
-    CIFAR); None where only loading the data tells (another tfds dataset, data not found)."""
-    import os
-
-    from cnnzoo.data.datasets import train_set_size as cifar_train_size
-    from cnnzoo.errors import DataError
-
-    if data.source == 'folder':
-        from cnnzoo.data.sources import FolderSource
-
-        try:
-            return len(FolderSource(os.path.expanduser(data.folder), data.train_split))
-        except DataError:  # reported, with the rest of the folder's problems, when the data is opened
-            return None
-    if data.name not in CIFAR_NAMES:
-        return None
-    expand = lambda path: os.path.expanduser(path) if path else None  # noqa: E731
-    return cifar_train_size(data.name, source=data.source, archive=expand(data.archive),
-                            data_dir=expand(data.data_dir), validation_size=data.validation_size)
+    (:func:`cnnzoo.data.resolver.train_set_size`); None where only loading the data tells."""
+    return resolver.train_set_size(data)
 
 
 def check_devices(config) -> None:

@@ -463,17 +463,11 @@ def _distinct_data(configs) -> list:
 
 def check_data_found(config) -> None:
     """Refuses (one-line DataError) a config whose data is not there, before anything is written:
-    CIFAR is searched as a run searches it (:func:`cnnzoo.data.datasets.find_cifar`), an image
-    folder must exist; the rest (tfds by name) is found by the run itself."""
-    from cnnzoo.config import CIFAR_NAMES
-    from cnnzoo.data.datasets import find_cifar
+    :func:`cnnzoo.data.resolver.check_found` (CIFAR is searched as a run searches it, an image folder
+    must exist; the rest, tfds by name, is found by the run itself)."""
+    from cnnzoo.data.resolver import check_found
 
-    d = config.data
-    if d.name in CIFAR_NAMES and d.source in ('auto', 'archive'):
-        find_cifar(d.name, source=d.source, archive=os.path.expanduser(d.archive) if d.archive else None,
-                   data_dir=os.path.expanduser(d.data_dir) if d.data_dir else None)
-    elif d.source == 'folder' and not os.path.isdir(os.path.expanduser(d.folder)):
-        raise DataError(f'image folder {d.folder} not found (config.data.folder)')
+    check_found(config.data)
 
 
 def _merge_points(recorded: list, points: list[Point]) -> list:

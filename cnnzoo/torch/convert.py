@@ -250,9 +250,13 @@ def init_from_state_dict(variables, state_dict: Mapping, model, *, reset_head: b
 def load_torch_checkpoint(path: str) -> dict[str, np.ndarray]:
     """The ``state_dict`` saved in a ``.pth`` file (``torch.save(model.state_dict(), path)``), as numpy.
 
-    Needs torch. Loads with ``weights_only=True``: a file holding anything but tensors is refused.
+    Needs torch. Loads with ``weights_only=True``: torch's unpickler then builds tensors and plain
+    containers only, so a file whose pickle names any other function or class (which a plain
+    ``torch.load`` would call) is refused before anything of it runs. A refused, empty, cut short or
+    unreadable file is one ConversionError line naming it.
     """
     import os
+    import pickle
 
     if not os.path.isfile(path):
         raise ConversionError(f'torch checkpoint not found: {path}')
@@ -263,9 +267,15 @@ def load_torch_checkpoint(path: str) -> dict[str, np.ndarray]:
 
     try:
         obj = torch.load(path, map_location='cpu', weights_only=True)
+    except pickle.UnpicklingError as e:  # torch's message advises weights_only=False: not ours to give
+        named = next((line.strip() for line in str(e).splitlines() if 'GLOBAL' in line), '')
+        raise ConversionError(f'torch checkpoint {path} is refused, nothing of it was run: '
+                              + (named or 'it is not a state_dict of tensors, or it is damaged')) from None
+    except EOFError:
+        raise ConversionError(f'torch checkpoint {path} is empty or cut short') from None
     except Exception as e:  # noqa: BLE001 - any unreadable file is one line
         raise ConversionError(f'cannot read torch checkpoint {path}: {type(e).__name__}: '
-                              f'{str(e).strip().splitlines()[0] if str(e).strip() else ""}') from e
+                              f'{str(e).strip().splitlines()[0] if str(e).strip() else ""}') from None
     if not isinstance(obj, Mapping) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise ConversionError(f'{path} does not hold a state_dict (a mapping of names to tensors); '
                               'save one with torch.save(model.state_dict(), path)')
