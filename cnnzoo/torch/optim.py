@@ -62,12 +62,17 @@ TORCH_OPTIMIZERS.add('lars', None, help='torch.optim has no LARS (You et al. 201
 TORCH_OPTIMIZERS.add('lamb', None, help='torch.optim has no LAMB (You et al. 2020); apex and timm have their own')
 
 
-def make_torch_optimizer(opt_config, module: torch.nn.Module, learning_rate: float) -> torch.optim.Optimizer:
-    """``opt_config`` is ``config.optimizer`` of a cnnzoo config; ``learning_rate`` a float. An
-    optimizer without a PyTorch twin is a one-line ConfigError saying why."""
-    c = opt_config
-    OPTIMIZERS.get(c.name)  # an unknown name: the schema's one-line error
-    entry = TORCH_OPTIMIZERS.get(c.name)
+def torch_optimizer(name: str):
+    """The function building the twin of optimizer ``name``; a one-line ConfigError for an unknown
+    name (the schema's) or for one without a PyTorch twin (saying why)."""
+    OPTIMIZERS.get(name)
+    entry = TORCH_OPTIMIZERS.get(name)
     if entry.value is None:
-        raise ConfigError(f'config.optimizer.name={c.name!r} has no PyTorch twin: {entry.help}')
-    return entry.value(c, param_groups(module, c.weight_decay, c.decay_bn_and_bias), learning_rate)
+        raise ConfigError(f'config.optimizer.name={name!r} has no PyTorch twin: {entry.help}')
+    return entry.value
+
+
+def make_torch_optimizer(opt_config, module: torch.nn.Module, learning_rate: float) -> torch.optim.Optimizer:
+    """``opt_config`` is ``config.optimizer`` of a cnnzoo config; ``learning_rate`` a float."""
+    c = opt_config
+    return torch_optimizer(c.name)(c, param_groups(module, c.weight_decay, c.decay_bn_and_bias), learning_rate)

@@ -16,8 +16,9 @@ the framework:
 - the same evaluation: every ``eval_every_epochs`` and at the end, over the whole test split
   (or the validation split) in eval mode, recording the criterion without label smoothing.
 
-An optimizer without a PyTorch twin (``lars``, ``lamb``) or another augmentation or dtype is refused
-by :func:`check_torch_recipe`, which the comparison can call before it trains anything.
+An optimizer without a PyTorch twin (``lars``, ``lamb``), another augmentation or another dtype is
+refused in one line by :func:`check_torch_recipe`, which the comparison calls before either framework
+trains.
 
 What differs: dropout masks (PyTorch's generator, seeded with ``config.seed``), the order in which
 floats are added inside each library's kernels, and, unless the model sets
@@ -46,7 +47,7 @@ from cnnzoo.errors import ConfigError, RunError
 from cnnzoo.torch.losses import make_torch_loss
 from cnnzoo.torch.models import load_variables, torch_twin, twin_loss
 from cnnzoo.torch.ops import PAD, crop_flip, device, synchronize, to_model_input
-from cnnzoo.torch.optim import TORCH_OPTIMIZERS, make_torch_optimizer
+from cnnzoo.torch.optim import make_torch_optimizer, torch_optimizer
 from cnnzoo.training import replica, step_stream, steps_from_epochs
 from cnnzoo.training.steps import step_keys
 
@@ -63,9 +64,7 @@ def check_torch_recipe(config) -> None:
         raise ConfigError(f'config.data.augment={preset!r}: the PyTorch side offers {", ".join(PRESETS)}')
     if config.training.dtype not in DTYPES:
         raise ConfigError(f'config.training.dtype={config.training.dtype!r}: use {" or ".join(DTYPES)}')
-    entry = TORCH_OPTIMIZERS.get(config.optimizer.name)
-    if entry.value is None:
-        raise ConfigError(f'config.optimizer.name={entry.name!r} has no PyTorch twin: {entry.help}')
+    torch_optimizer(config.optimizer.name)
 
 
 @partial(jax.jit, static_argnums=(0, 2))
