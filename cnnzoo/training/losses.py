@@ -34,6 +34,7 @@ checks the loss and its gradient with respect to the logits for every name here)
 - ``poly1``: Poly-1 cross-entropy (Leng et al. 2022, "PolyLoss"): cross-entropy plus ``epsilon *
   (1 - p_y)``, ``p_y`` taken against the (smoothed) targets as in the paper's code
   (``optax.losses.poly_loss_cross_entropy``); ``epsilon >= -1`` keeps the loss decreasing in p_y.
+  The paper tunes epsilon per task; the schema's default is 1 (optax's own default is 2).
 
 Logits are cast to float32 before any loss, whatever the compute dtype. JAX and optax are imported
 inside the functions: ``cnnzoo train --help`` reads this registry and must not start JAX.
