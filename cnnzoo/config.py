@@ -77,12 +77,16 @@ def default_config() -> ml_collections.ConfigDict:
     c.optimizer = ml_collections.ConfigDict()
     c.optimizer.name = 'sgd'  # the optimizer (cnnzoo.training.optimizers); its keys below
     c.optimizer.learning_rate = 0.1  # base (peak) rate
-    c.optimizer.momentum = 0.9  # sgd
+    c.optimizer.momentum = 0.9  # sgd (0: plain SGD), rmsprop, lars
     c.optimizer.nesterov = False  # sgd
-    c.optimizer.b1 = 0.9  # adam/adamw
-    c.optimizer.b2 = 0.999  # adam/adamw
-    c.optimizer.eps = 1e-8  # adam/adamw
-    c.optimizer.weight_decay = 1e-4  # through optax: added to the gradient (sgd, adam), decoupled (adamw)
+    c.optimizer.b1 = 0.9  # adam/adamw/lamb
+    c.optimizer.b2 = 0.999  # adam/adamw/lamb
+    c.optimizer.eps = 1e-8  # adam/adamw/lamb, rmsprop (added to the root, as PyTorch's)
+    c.optimizer.rms_decay = 0.9  # rmsprop: the squared gradients' moving average (PyTorch's alpha)
+    c.optimizer.centered = False  # rmsprop: divide by the gradients' standard deviation instead
+    c.optimizer.trust_coefficient = 0.001  # lars: the layer-wise rate is this x |w| / |update|
+    # Through optax: added to the gradient (sgd, adam, rmsprop, lars), decoupled (adamw, lamb).
+    c.optimizer.weight_decay = 1e-4
     # Whether BatchNorm scales/offsets and biases are decayed too. True matches PyTorch's
     # SGD(weight_decay=...) and the original He et al. setup; False is the common modern choice.
     c.optimizer.decay_bn_and_bias = True
@@ -108,7 +112,9 @@ def default_config() -> ml_collections.ConfigDict:
     c.training.num_epochs = 0.0
     c.training.num_steps = 64_000  # see num_epochs: set exactly one of the two
     c.training.loss = 'cross_entropy'  # the criterion (cnnzoo.training.losses)
-    c.training.label_smoothing = 0.0  # in [0, 1)
+    c.training.label_smoothing = 0.0  # cross_entropy, poly1: in [0, 1)
+    c.training.focal_gamma = 2.0  # focal: the exponent of (1 - p); 0 is cross-entropy
+    c.training.poly1_epsilon = 1.0  # poly1: the coefficient of (1 - p) added to cross-entropy; >= -1
     c.training.dtype = 'float32'  # the compute dtype (cnnzoo.training.dtypes); parameters stay float32
     c.training.eval_batch_size = 1000  # the last batch is padded and masked: every example counts once
     c.training.eval_every_epochs = 1.0  # and at the last step
@@ -247,9 +253,11 @@ def validate(config: ml_collections.ConfigDict) -> None:
     from cnnzoo.data.resolver import check_data  # the data section's own checks (its source decides them)
     from cnnzoo.training.schedules import check_schedule
 
-    for key, registry in named_keys().items():
+    named = named_keys()
+    for key, registry in named.items():
         registry.get(get_key(config, key))
     check_schedule(config.schedule)
+    _check_unread(config, named['training.loss'])
     t = config.training
     if (t.num_epochs > 0) == (t.num_steps > 0):
         raise ConfigError('set exactly one of config.training.num_epochs and config.training.num_steps '
@@ -262,6 +270,23 @@ def validate(config: ml_collections.ConfigDict) -> None:
         raise ConfigError('config.model.name must be a model name (see scripts/models.py or list_models())')
 
 
+def _check_unread(config: ml_collections.ConfigDict, registry) -> None:
+    """Refuses a key that some entries of ``registry`` read (a criterion's parameter), set away from
+    its default while the config's entry does not read it: the value would be silently ignored
+    (``--config.training.focal_gamma=3`` without ``--config.training.loss=focal``)."""
+    chosen = registry.get(get_key(config, registry.key))
+    readers: dict[str, list[str]] = {}
+    for entry in registry.entries():
+        for key in entry.params:
+            readers.setdefault(key, []).append(entry.name)
+    defaults = default_config()
+    for key, names in readers.items():
+        value, default = get_key(config, key), get_key(defaults, key)
+        if key not in chosen.params and value != default:
+            raise ConfigError(f'config.{key}={value!r} is read by {registry.key}={"/".join(names)}; '
+                              f'{registry.key}={chosen.name!r} does not read it (leave it at {default!r})')
+
+
 def _ranges(config):
     """``(key, value, within range, what is allowed)`` for every numeric key with a range."""
     o, s, t = config.optimizer, config.schedule, config.training
@@ -272,6 +297,10 @@ def _ranges(config):
         ('optimizer.b1', o.b1, 0 <= o.b1 < 1, fraction),
         ('optimizer.b2', o.b2, 0 <= o.b2 < 1, fraction),
         ('optimizer.eps', o.eps, o.eps > 0, positive),
+        ('optimizer.nesterov', o.nesterov, not (o.name == 'sgd' and o.nesterov and o.momentum == 0),
+         'False with optimizer.momentum=0 (Nesterov\'s method is a form of momentum; torch.optim.SGD refuses it too)'),
+        ('optimizer.rms_decay', o.rms_decay, 0 <= o.rms_decay < 1, fraction),
+        ('optimizer.trust_coefficient', o.trust_coefficient, o.trust_coefficient > 0, positive),
         ('optimizer.weight_decay', o.weight_decay, o.weight_decay >= 0, non_negative),
         ('schedule.decay_factor', s.decay_factor, s.decay_factor > 0, positive),
         ('schedule.warmup_epochs', s.warmup_epochs, s.warmup_epochs >= 0, non_negative),
@@ -284,6 +313,9 @@ def _ranges(config):
          f'> 0 and divide training.num_seeds={t.num_seeds}'),
         ('training.eval_batch_size', t.eval_batch_size, t.eval_batch_size > 0, positive),
         ('training.label_smoothing', t.label_smoothing, 0 <= t.label_smoothing < 1, fraction),
+        ('training.focal_gamma', t.focal_gamma, t.focal_gamma >= 0, non_negative),
+        ('training.poly1_epsilon', t.poly1_epsilon, t.poly1_epsilon >= -1,
+         '>= -1 (below it the loss grows as the label\'s probability nears 1)'),
         ('training.num_epochs', t.num_epochs, t.num_epochs >= 0, non_negative),
         ('training.num_steps', t.num_steps, t.num_steps >= 0, non_negative),
         ('training.eval_every_epochs', t.eval_every_epochs, t.eval_every_epochs > 0, positive),

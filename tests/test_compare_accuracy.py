@@ -174,3 +174,38 @@ def test_pytorch_loss_blowing_up_stops_in_one_line(tiny_cifar10, cache_dir):
     config = tiny_config(tiny_cifar10, cache_dir, **{'optimizer.learning_rate': '1e30', 'schedule.warmup_epochs': '0'})
     with pytest.raises(RunError, match=r'^PyTorch loss is (nan|inf) by step \d+; stopping$'):
         train_torch(config, build(config), log=lambda *a: None)
+
+
+@pytest.mark.parametrize('key, value, message', [
+    ('optimizer.name', 'lars', "config.optimizer.name='lars' has no PyTorch twin: torch.optim has no LARS"),
+    ('optimizer.name', 'lamb', "config.optimizer.name='lamb' has no PyTorch twin: torch.optim has no LAMB"),
+    ('data.augment', 'cutout', "config.data.augment='cutout': the PyTorch side offers none, crop_flip"),
+])
+def test_what_the_pytorch_side_lacks_is_refused_before_either_framework_trains(tiny_cifar10, cache_dir, tmp_path,
+                                                                                key, value, message):
+    config = tiny_config(tiny_cifar10, cache_dir, **{key: value})
+    with pytest.raises(ConfigError) as raised:
+        compare_accuracy(config, workdir=str(tmp_path / 'run'), log=lambda *a: None)
+    assert str(raised.value).startswith(message) and '\n' not in str(raised.value)
+    assert not (tmp_path / 'run').exists()
+
+
+@pytest.mark.slow
+def test_both_frameworks_train_and_evaluate_with_the_configs_criterion(tiny_cifar10, cache_dir, tmp_path):
+    """Poly-1 (epsilon 2) with label smoothing: the mean training loss of the first two steps and every
+    evaluation loss (the criterion without smoothing) agree between the frameworks, as closely as
+    with cross-entropy (test_both_frameworks_train_the_same_recipe); epsilon * (1 - p_y) adds about
+    1.8 to an untrained network's loss, so a framework falling back to cross-entropy would fail."""
+    config = tiny_config(tiny_cifar10, cache_dir, **{'training.loss': 'poly1', 'training.label_smoothing': '0.1',
+                                                     'training.poly1_epsilon': '2.0'})
+    lines = []
+    report = compare_accuracy(config, workdir=str(tmp_path / 'run'), log=lines.append)
+    jax_run, torch_run = report['runs']['jax'], report['runs']['torch']
+    assert len(jax_run['evals']) == len(torch_run['evals']) == 2
+    for a, b in zip(jax_run['evals'], torch_run['evals']):
+        assert a['loss'] == pytest.approx(b['loss'], rel=0.05)
+        assert a['loss'] > 3.0  # cross-entropy + 2 (1 - p_y) of a network that barely trained
+    with open(tmp_path / 'run' / 'metrics.jsonl') as f:
+        jax_first = next(r['loss'] for r in map(json.loads, f) if r.get('step') == 2 and 'learning_rate' in r)
+    torch_first = float(next(line for line in lines if line.startswith('torch step 2/')).split(' loss ')[1].split()[0])
+    assert jax_first == pytest.approx(torch_first, rel=1e-3)

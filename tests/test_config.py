@@ -74,7 +74,7 @@ def test_overrides_parse_types_and_refuse_unknown_keys():
                                ('training.batch_size', 'big', 'batch_size'),
                                ('training.batch_size', '1.5', 'batch_size'),
                                ('optimizer.nesterov', '1', 'nesterov'),
-                               ('optimizer.name', 'lamb', 'optimizer.name'),
+                               ('optimizer.name', 'lambda', 'optimizer.name'),
                                ('training.dtype', 'float16', 'dtype')]:
         with pytest.raises(ConfigError) as e:
             apply_overrides(default_config(), [(key, value)])

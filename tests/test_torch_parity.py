@@ -4,7 +4,9 @@ For every case in ``CASES`` (a model name, fields, an input size; a new family i
 with random weights and inputs: eval-mode logits, train-mode outputs (auxiliary heads' logits
 included) and BatchNorm running statistics agree with the twin's, and torch -> cnnzoo -> torch and
 cnnzoo -> torch -> cnnzoo conversions are bitwise identities. Optimizer steps agree for every
-optimizer ``make_optimizer`` offers. To keep XLA compilation from dominating the run time,
+optimizer ``make_optimizer`` offers that ``torch.optim`` has; every criterion's loss and gradient
+agree with its twin's, and a model with auxiliary heads gets the same loss from a non-default
+criterion in both. To keep XLA compilation from dominating the run time,
 variables are drawn at random on the shapes from ``eval_shape`` (no ``init``), each model's eval
 and train ``apply`` is compiled once (one jit each: for the whole file, cheaper than running flax
 op by op, which compiles every distinct operation separately), and the optimizer comparisons
@@ -32,11 +34,12 @@ from cnnzoo.models.inception import MIXED
 from cnnzoo.models.normalization import LocalResponseNorm
 from cnnzoo.run.setup import build
 from cnnzoo.torch import (ConversionError, create_torch_model, flax_to_torch, init_from_state_dict, key_map,
-                          load_variables, make_torch_optimizer, split_outputs, torch_to_flax, torch_twin,
-                          twin_variables)
+                          load_variables, make_torch_loss, make_torch_optimizer, split_outputs, torch_to_flax,
+                          torch_twin, twin_loss, twin_variables)
 from cnnzoo.torch import layers as torch_layers
 from cnnzoo.torch.vgg import torch_lrn
-from cnnzoo.training import cross_entropy, make_optimizer
+from cnnzoo.training import LOSSES, OPTIMIZERS, TrainState, cross_entropy, make_loss, make_optimizer, make_train_step
+from cnnzoo.training.losses import loss_params
 from cnnzoo.training.steps import AUX_COLLECTION
 
 pytestmark = pytest.mark.usefixtures('one_torch_thread')
@@ -304,17 +307,33 @@ def test_round_trips_are_lossless(pair):
 # --- optimizers -------------------------------------------------------------------------------
 
 # (id, config.optimizer overrides, learning rate, tolerance on the parameters' change).
-# Adam divides by sqrt(v) + eps: where a gradient is near 0, float32 roundoff in the gradient moves
-# the step by up to ~1e-3 of its size, on either framework alike; SGD's steps are linear in it.
-OPTIMIZERS = [
+# Adam and RMSprop divide by sqrt(v) + eps: where a gradient is near 0, float32 roundoff in the
+# gradient moves the step by up to ~1e-3 of its size, on either framework alike; SGD's steps are
+# linear in it.
+OPTIMIZER_CASES = [
     ('sgd_momentum_decay', {'momentum': 0.9, 'weight_decay': 5e-3}, 0.1, 1e-4),
     ('sgd_nesterov', {'momentum': 0.9, 'nesterov': True, 'weight_decay': 5e-3}, 0.1, 1e-4),
     ('sgd_no_decay_on_bn_and_bias', {'momentum': 0.9, 'weight_decay': 5e-2, 'decay_bn_and_bias': False}, 0.1, 1e-4),
+    ('sgd_without_momentum', {'momentum': 0.0, 'weight_decay': 5e-3}, 0.1, 1e-4),
     ('adam_l2', {'name': 'adam', 'weight_decay': 1e-2}, 1e-3, 3e-3),
     ('adamw', {'name': 'adamw', 'weight_decay': 0.1}, 1e-3, 3e-3),
     ('adamw_no_decay_on_bn_and_bias', {'name': 'adamw', 'weight_decay': 0.1, 'decay_bn_and_bias': False}, 1e-3, 3e-3),
+    ('rmsprop', {'name': 'rmsprop', 'momentum': 0.0, 'weight_decay': 1e-2}, 1e-3, 3e-3),
+    ('rmsprop_momentum', {'name': 'rmsprop', 'momentum': 0.9, 'weight_decay': 1e-2}, 1e-3, 3e-3),
+    # PyTorch's alpha and the centered form divide by less (0.1 |g| at the first step, the gradients'
+    # spread later), which widens the band of near-0 gradients whose step rounding decides; a larger
+    # eps narrows it again, and makes eps's place (outside the root) matter more. At alpha 0.99 the
+    # first step is 10 x the rate: the rate is 10 x smaller, for steps of the others' size.
+    ('rmsprop_alpha_0.99', {'name': 'rmsprop', 'momentum': 0.0, 'rms_decay': 0.99, 'eps': 1e-4,
+                            'weight_decay': 0.0}, 1e-4, 3e-3),
+    ('rmsprop_centered_no_decay_on_bn_and_bias', {'name': 'rmsprop', 'centered': True, 'momentum': 0.9, 'eps': 1e-4,
+                                                  'weight_decay': 5e-2, 'decay_bn_and_bias': False}, 1e-3, 3e-3),
 ]
+# The optimizers of OPTIMIZERS that torch.optim does not have, and why (make_torch_optimizer refuses
+# them with this reason); every other one needs a case above.
+NO_TWIN = {'lars': 'torch.optim has no LARS', 'lamb': 'torch.optim has no LAMB'}
 STEPS = 3
+RATE_DECAY = 0.5  # the rate halves every step: each framework must apply the step's rate where the other does
 
 
 @pytest.fixture(scope='module')
@@ -335,15 +354,18 @@ def small_resnet():
     return model, variables, batches, jax.jit(jax.value_and_grad(loss_fn, has_aux=True))
 
 
-@pytest.mark.parametrize('overrides,learning_rate,step_tolerance', [o[1:] for o in OPTIMIZERS],
-                         ids=[o[0] for o in OPTIMIZERS])
+@pytest.mark.parametrize('overrides,learning_rate,step_tolerance', [o[1:] for o in OPTIMIZER_CASES],
+                         ids=[o[0] for o in OPTIMIZER_CASES])
 def test_optimizer_steps_match(small_resnet, overrides, learning_rate, step_tolerance):
-    """Three train steps (momentum and Adam moments carry over) from the same weights and batches."""
+    """Three train steps (momentum and moments carry over) from the same weights and batches, at a
+    rate that changes every step (as a schedule does: PyTorch's is set before each step, as
+    cnnzoo/torch/recipe.py sets it)."""
     model, variables, batches, loss_and_grads = small_resnet
     config = default_config()
     config.optimizer.update(overrides)
+    rates = [learning_rate * RATE_DECAY ** i for i in range(STEPS)]
 
-    tx = make_optimizer(config.optimizer, learning_rate)
+    tx = make_optimizer(config.optimizer, lambda count: learning_rate * RATE_DECAY ** count)
     params, batch_stats = variables['params'], variables['batch_stats']
     opt_state = tx.init(params)
 
@@ -360,7 +382,9 @@ def test_optimizer_steps_match(small_resnet, overrides, learning_rate, step_tole
     load_variables(twin, variables, model)
     twin.train()
     optimizer = make_torch_optimizer(config.optimizer, twin, learning_rate)
-    for images, labels in batches:
+    for rate, (images, labels) in zip(rates, batches):
+        for group in optimizer.param_groups:
+            group['lr'] = rate
         optimizer.zero_grad()
         F.cross_entropy(twin(nchw(images)), torch.from_numpy(labels).long()).backward()
         optimizer.step()
@@ -371,6 +395,122 @@ def test_optimizer_steps_match(small_resnet, overrides, learning_rate, step_tole
         assert np.abs(flax_delta).max() > 0, k
         assert relative_error(torch_delta, flax_delta) < step_tolerance, k
         assert relative_error(torch_end[k], flax_end[k]) < TOLERANCE, k
+
+
+def test_rmsprop_momentum_is_not_optax_rmsprop_under_a_changing_rate(small_resnet):
+    """Why cnnzoo composes its rmsprop: optax.rmsprop multiplies by the rate before the momentum
+    buffer, PyTorch after it; with the rate changing every step they part (and the parity test above
+    holds for cnnzoo's)."""
+    _, variables, batches, loss_and_grads = small_resnet
+    config = default_config()
+    config.optimizer.update({'name': 'rmsprop', 'momentum': 0.9, 'weight_decay': 0.0})
+    schedule = lambda count: 1e-3 * RATE_DECAY ** count
+    ends = []
+    for tx in (make_optimizer(config.optimizer, schedule),
+               optax.rmsprop(schedule, decay=0.9, eps=1e-8, eps_in_sqrt=False, momentum=0.9)):
+        params, batch_stats, opt_state = variables['params'], variables['batch_stats'], tx.init(variables['params'])
+        for images, labels in batches:
+            (_, batch_stats), grads = loss_and_grads(params, batch_stats, images, labels)
+            updates, opt_state = tx.update(grads, opt_state, params)
+            params = optax.apply_updates(params, updates)
+        ends.append(flat(params))
+    start = flat(variables['params'])
+    assert max(relative_error(ends[1][k] - start[k], ends[0][k] - start[k]) for k in start) > 0.1
+
+
+@pytest.mark.parametrize('name', OPTIMIZERS.names())
+def test_every_optimizer_has_a_twin_or_a_stated_reason(name):
+    """A new optimizer fails here until it has a parity case above, or is listed in NO_TWIN with the
+    reason that make_torch_optimizer gives."""
+    cases = [case for case in OPTIMIZER_CASES if case[1].get('name', 'sgd') == name]
+    config = default_config()
+    config.optimizer.name = name
+    if name not in NO_TWIN:
+        assert cases, f'optimizer {name!r}: no case in OPTIMIZER_CASES and not in NO_TWIN'
+        return
+    assert not cases
+    with pytest.raises(ConfigError) as raised:
+        make_torch_optimizer(config.optimizer, torch.nn.Linear(2, 2), 0.1)
+    assert str(raised.value).startswith(f"config.optimizer.name='{name}' has no PyTorch twin: {NO_TWIN[name]}")
+
+
+# --- criteria ---------------------------------------------------------------------------------
+
+# A value away from its default for every parameter a criterion reads (a new parameter needs one).
+LOSS_PARAMETERS = {'training.label_smoothing': 0.1, 'training.focal_gamma': 0.5, 'training.poly1_epsilon': -0.5}
+LOSS_TOLERANCE = 1e-5  # max |a - b| / max |b| of float32 losses and gradients: a few roundings apart
+
+
+def criterion_logits(seed=3):
+    """Logits at several scales, with an example confidently right (p_y rounds to 1 in float32) and
+    one confidently wrong, and their labels."""
+    rng = np.random.default_rng(seed)
+    logits = rng.normal(size=(16, 10)) * np.linspace(0.3, 6, 16)[:, None]
+    labels = rng.integers(0, 10, 16)
+    logits[0, labels[0]] += 40.0
+    logits[1, (labels[1] + 1) % 10] += 40.0
+    return logits.astype(np.float32), labels
+
+
+def twin_loss_and_grad(torch_fn, logits, labels, dtype):
+    z = torch.tensor(logits, dtype=dtype, requires_grad=True)
+    losses = torch_fn(z, torch.from_numpy(labels))
+    losses.mean().backward()
+    return losses.detach().numpy(), z.grad.numpy()
+
+
+@pytest.mark.parametrize('name', LOSSES.names())
+def test_criterion_loss_and_gradient_match_the_twin(name):
+    """Per-example losses and the gradient of their mean with respect to the logits, at the schema's
+    defaults and with every parameter the criterion reads set away from them, training and evaluation
+    forms: cnnzoo's (float32) within LOSS_TOLERANCE of the twin in float64, and the twin in float32
+    as close to cnnzoo's as its own rounding allows (within 3x its error against float64: torch's
+    float32 log-sum-exp gradient is ~1e-5 off at logits of scale 6, cnnzoo's ~1e-6)."""
+    logits, labels = criterion_logits()
+    settings = [{}, {key: LOSS_PARAMETERS[key] for key in LOSSES.get(name).params}]
+    for overrides in settings:
+        config = default_config()
+        config.training.loss = name
+        for key, value in overrides.items():
+            section, field = key.split('.')
+            config[section][field] = value
+        for evaluation in (False, True):
+            jax_fn, torch_fn = make_loss(config, evaluation=evaluation), make_torch_loss(config, evaluation=evaluation)
+            losses, grads = jax.value_and_grad(lambda z, fn=jax_fn: fn(z, labels).mean())(jnp.asarray(logits))
+            jax_out = np.asarray(jax_fn(jnp.asarray(logits), labels)), np.asarray(grads)
+            exact = twin_loss_and_grad(torch_fn, logits, labels, torch.float64)
+            twin = twin_loss_and_grad(torch_fn, logits, labels, torch.float32)
+            where = f'{name} {overrides} evaluation={evaluation}'
+            assert twin[0].shape == jax_out[0].shape == (16,), where
+            assert np.isfinite(jax_out[1]).all() and np.abs(jax_out[1]).max() > 0, where
+            for ours, theirs, reference, what in zip(jax_out, twin, exact, ('loss', 'gradient')):
+                assert relative_error(ours, reference) < LOSS_TOLERANCE, f'{where}: {what}'
+                tolerance = max(LOSS_TOLERANCE, 3 * relative_error(theirs, reference))
+                assert relative_error(theirs, ours) < tolerance, f'{where}: {what}'
+            assert float(losses) == pytest.approx(float(exact[0].mean()), rel=LOSS_TOLERANCE), where
+    assert loss_params(config) != loss_params(default_config()) or not LOSSES.get(name).params
+
+
+def test_an_auxiliary_head_model_trains_with_a_non_default_criterion_in_both_frameworks():
+    """GoogLeNet's auxiliary heads take the run's criterion (focal here) in cnnzoo's train step and
+    in the twin's loss alike: the step's loss is the twin's, and is not the cross-entropy one."""
+    model, _, variables, twin, x = make_pair('googlenet', {**GOOGLENET_SHORT, 'stem': 'cifar'}, 32)
+    labels = np.random.default_rng(4).integers(0, 10, BATCH).astype(np.int32)
+    config = default_config()
+    config.training.loss = 'focal'
+    state = TrainState.create(apply_fn=model.apply, variables=variables, tx=optax.sgd(0.01))
+    step = jax.jit(make_train_step(preprocess=lambda rng, images: images, learning_rate_fn=lambda s: 0.01,
+                                   loss_fn=make_loss(config)))
+    new, metrics = step(state, {'image': jnp.asarray(x), 'label': jnp.asarray(labels)}, jax.random.PRNGKey(0))
+    output = twin.train()(nchw(x))
+    assert split_outputs(twin, output)[1], 'the twin must return its auxiliary logits in train mode'
+    focal_loss = twin_loss(twin, output, torch.from_numpy(labels).long(), make_torch_loss(config))[0]
+    cross_entropy_loss = twin_loss(twin, output, torch.from_numpy(labels).long())[0]
+    focal_loss, cross_entropy_loss = float(focal_loss.detach()), float(cross_entropy_loss.detach())
+    assert float(metrics['loss']) == pytest.approx(focal_loss, rel=1e-4)
+    assert abs(focal_loss - cross_entropy_loss) > 0.1 * cross_entropy_loss
+    moved = jax.tree_util.tree_map(lambda a, b: bool(jnp.any(a != b)), state.params, new.params)
+    assert all(jax.tree_util.tree_leaves(moved)), 'every parameter, the auxiliary heads\' too, must move'
 
 
 # --- layouts, tables and errors ---------------------------------------------------------------

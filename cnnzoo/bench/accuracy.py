@@ -39,11 +39,13 @@ def compare_accuracy(config, *, workdir: str, frameworks=FRAMEWORKS, log=print) 
     from cnnzoo.run.loop import train_and_evaluate
     from cnnzoo.run.setup import build
     from cnnzoo.torch.ops import configure_threads
-    from cnnzoo.torch.recipe import train_torch
+    from cnnzoo.torch.recipe import check_torch_recipe, train_torch
 
     unknown = [f for f in frameworks if f not in FRAMEWORKS]
     if unknown or not frameworks:
         raise ValueError(f'frameworks must be from {", ".join(FRAMEWORKS)}, got {", ".join(frameworks) or "none"}')
+    if 'torch' in frameworks:
+        check_torch_recipe(config)  # before either framework trains: lars, say, has no PyTorch twin
     if 'jax' in frameworks and has_checkpoint(workdir):
         raise ConfigError(f'workdir {workdir} already holds a run; the comparison needs a fresh one')
     threads = configure_threads()

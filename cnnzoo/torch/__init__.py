@@ -7,7 +7,7 @@
 Importing this package does not import torch: the converters (:mod:`cnnzoo.torch.convert`) work
 on numpy arrays, so a torch ``state_dict`` saved as numpy converts without torch installed. The
 twins (``create_torch_model``, ``torch_twin``, ``load_variables``, ``twin_variables``,
-``split_outputs``) and
+``split_outputs``), the criteria (``make_torch_loss``) and
 ``make_torch_optimizer`` import torch when first used. The rest of cnnzoo imports this package only
 on demand: the comparison tools, and ``cnnzoo.run.setup`` when ``config.init.torch_checkpoint`` is set.
 """
@@ -25,6 +25,9 @@ _LAZY = {
     'twin_loss': 'cnnzoo.torch.models',
     'TWINS': 'cnnzoo.torch.models',
     'make_torch_optimizer': 'cnnzoo.torch.optim',
+    'TORCH_OPTIMIZERS': 'cnnzoo.torch.optim',
+    'make_torch_loss': 'cnnzoo.torch.losses',
+    'TORCH_LOSSES': 'cnnzoo.torch.losses',
 }
 
 

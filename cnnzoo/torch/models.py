@@ -70,18 +70,21 @@ def twin_variables(twin, model, *, template=None) -> dict:
     return torch_to_flax(twin.state_dict(), model, template=template)
 
 
-def twin_loss(twin, output, labels, *, label_smoothing: float = 0.0, dtype=None):
-    """cnnzoo's training loss of a twin's forward ``output``: mean cross-entropy of the logits plus
-    each auxiliary head's, times its weight (as ``cnnzoo.training.aux_loss``); logits are cast to
-    ``dtype`` (default float32) first."""
+def twin_loss(twin, output, labels, loss_fn=None, *, dtype=None):
+    """cnnzoo's training loss of a twin's forward ``output``: the batch mean of ``loss_fn`` (per example;
+    default cross-entropy; :func:`cnnzoo.torch.losses.make_torch_loss` gives a config's criterion) of
+    the logits plus each auxiliary head's, times its weight (as ``cnnzoo.training.aux_loss``); logits
+    are cast to ``dtype`` (default float32) first."""
     import torch
-    import torch.nn.functional as F
 
+    from cnnzoo.torch.losses import cross_entropy
+
+    loss_fn = loss_fn or cross_entropy
     logits, aux = split_outputs(twin, output)
     dtype = dtype or torch.float32
-    loss = F.cross_entropy(logits.to(dtype), labels, label_smoothing=label_smoothing)
+    loss = loss_fn(logits.to(dtype), labels).mean()
     for aux_logits, weight in aux.values():
-        loss = loss + weight * F.cross_entropy(aux_logits.to(dtype), labels, label_smoothing=label_smoothing)
+        loss = loss + weight * loss_fn(aux_logits.to(dtype), labels).mean()
     return loss, logits
 
 

@@ -11,10 +11,14 @@ the framework:
   ``'crop_flip'``);
 - the same optimizer (:func:`make_torch_optimizer` of ``config.optimizer``) with the schedule's
   rate set before every step (``learning_rate_fn(step)``, as optax reads it), and the same loss
-  (cross-entropy with ``training.label_smoothing``, auxiliary heads weighted as cnnzoo weights
-  them);
+  (the twin of ``training.loss`` with its parameters, :func:`make_torch_loss`; auxiliary heads
+  weighted as cnnzoo weights them);
 - the same evaluation: every ``eval_every_epochs`` and at the end, over the whole test split
-  (or the validation split) in eval mode.
+  (or the validation split) in eval mode, recording the criterion without label smoothing.
+
+An optimizer without a PyTorch twin (``lars``, ``lamb``), another augmentation or another dtype is
+refused in one line by :func:`check_torch_recipe`, which the comparison calls before either framework
+trains.
 
 What differs: dropout masks (PyTorch's generator, seeded with ``config.seed``), the order in which
 floats are added inside each library's kernels, and, unless the model sets
@@ -36,19 +40,32 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from cnnzoo import data as data_lib
 from cnnzoo.data.augmentation import crop_flip_draws, preset_keys
-from cnnzoo.errors import RunError
+from cnnzoo.errors import ConfigError, RunError
+from cnnzoo.torch.losses import make_torch_loss
 from cnnzoo.torch.models import load_variables, torch_twin, twin_loss
 from cnnzoo.torch.ops import PAD, crop_flip, device, synchronize, to_model_input
-from cnnzoo.torch.optim import make_torch_optimizer
 from cnnzoo.rngs import step_stream
+from cnnzoo.torch.optim import make_torch_optimizer, torch_optimizer
 from cnnzoo.training import steps_from_epochs
 from cnnzoo.training.steps import step_keys
 
 PRESETS = ('none', 'crop_flip')
+DTYPES = ('float32', 'bfloat16')
+
+
+def check_torch_recipe(config) -> None:
+    """Refuses, in one line, what the PyTorch side cannot run the same way: an augmentation other than
+    :data:`PRESETS`, a dtype other than :data:`DTYPES`, an optimizer without a ``torch.optim`` twin.
+    Nothing is built: call it before training either framework."""
+    preset = data_lib.online_preset(config.data)  # 'expand' has already augmented the training set
+    if preset not in PRESETS:
+        raise ConfigError(f'config.data.augment={preset!r}: the PyTorch side offers {", ".join(PRESETS)}')
+    if config.training.dtype not in DTYPES:
+        raise ConfigError(f'config.training.dtype={config.training.dtype!r}: use {" or ".join(DTYPES)}')
+    torch_optimizer(config.optimizer.name)
 
 
 @partial(jax.jit, static_argnums=(0, 2))
@@ -77,12 +94,8 @@ class TorchRun:
     """
 
     def __init__(self, config, setup, *, float64: bool = False):
-        preset = data_lib.online_preset(config.data)  # 'expand' has already augmented setup's data
-        if preset not in PRESETS:
-            raise ValueError(f'config.data.augment={preset!r}: the PyTorch side offers {", ".join(PRESETS)}')
-        if config.training.dtype not in ('float32', 'bfloat16'):
-            raise ValueError(f'config.training.dtype={config.training.dtype!r}: use float32 or bfloat16')
-        self.config, self.setup, self.preset = config, setup, preset
+        check_torch_recipe(config)
+        self.config, self.setup, self.preset = config, setup, data_lib.online_preset(config.data)
         self.dev = dev = device()
         self.bf16 = config.training.dtype == 'bfloat16'
         if float64 and self.bf16:
@@ -96,6 +109,8 @@ class TorchRun:
             model = model.to(memory_format=torch.channels_last)
         self.model = model.train()
         self.opt = make_torch_optimizer(config.optimizer, model, learning_rate=0.0)
+        self.loss_fn = make_torch_loss(config)
+        self.eval_loss_fn = make_torch_loss(config, evaluation=True)
         steps = jnp.arange(setup.total_steps, dtype=jnp.int32)
         self.rates = np.asarray(jax.device_get(jax.jit(jax.vmap(setup.learning_rate_fn))(steps)), np.float64)
         ds = setup.dataset
@@ -144,8 +159,7 @@ class TorchRun:
             group['lr'] = float(self.rates[step])
         with torch.autocast(self.dev.type, dtype=torch.bfloat16, enabled=self.bf16):
             output = self.model(x)
-        loss, logits = twin_loss(self.model, output, labels, label_smoothing=self.config.training.label_smoothing,
-                                 dtype=self.float_dtype)
+        loss, logits = twin_loss(self.model, output, labels, self.loss_fn, dtype=self.float_dtype)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.opt.step()
@@ -161,7 +175,7 @@ class TorchRun:
             x = to_model_input(images.to(self.float_dtype) / 255.0, self.mean, self.std, self.bf16)
             with torch.autocast(self.dev.type, dtype=torch.bfloat16, enabled=self.bf16):
                 logits = self.model(x).to(self.float_dtype)
-            loss_sum += float(F.cross_entropy(logits, labels, reduction='sum'))
+            loss_sum += float(self.eval_loss_fn(logits, labels).sum())
             correct += float((logits.argmax(-1) == labels).sum())
         self.model.train()
         n = len(self.test_images)
