@@ -284,8 +284,9 @@ def test_point_names_are_readable_safe_and_unique():
 
 
 @pytest.mark.parametrize('study', ['he2016_cifar10', 'vgg_cifar10', 'seeds_comparison', 'resnet18_ablation',
-                                   'resnet20_ablation'])
-def test_every_study_grid_builds_and_checks(study):
+                                   'resnet20_ablation', 'criteria_optimizers'])
+def test_every_study_grid_builds_and_checks(study, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # a point's 'config' file is found from any directory
     points = build_points(os.path.join(ROOT, 'experiments', f'{study}.py'))
     names = [p.name for p in points]
     assert len(names) == len(set(names))

@@ -88,7 +88,6 @@ from cnnzoo.run.signals import StopSignals
 from cnnzoo.run.workdir import atomic_write, is_locked, locked, missing_parents, read_run, seed_dir
 
 MANIFEST = 'sweep.json'
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Keys whose values say what they are ('tanh', 'plain56'); the others are written key + value.
 VALUE_ONLY_KEYS = ('model.name', 'model.activation', 'model.residual', 'optimizer.name', 'schedule.name',
                    'data.augment_mode')
@@ -175,8 +174,11 @@ def _digest(point: dict) -> str:
 
 
 def _resolve(path: str, grid_path: str) -> str:
-    """An experiment file named by a point: absolute, from the current directory or the repository root."""
-    for candidate in (path, os.path.join(ROOT, path), os.path.join(os.path.dirname(grid_path), path)):
+    """An experiment file named by a point: absolute, or relative to the current directory, to the
+    grid file's directory, or to the directory above it (the repository root, for a grid file in
+    experiments/)."""
+    here = os.path.dirname(os.path.abspath(grid_path))
+    for candidate in (path, os.path.join(here, path), os.path.join(os.path.dirname(here), path)):
         if os.path.isfile(candidate):
             return candidate
     raise ConfigError(f"{grid_path}: point names config {path!r}, which is not a file (paths are "
