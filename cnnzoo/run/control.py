@@ -69,20 +69,19 @@ class RunControl:
             self._flags[number] = stop_flags(self.mesh, number)
         return self._flags[number]
 
-    def compile(self, compile_fn) -> None:
+    def compile(self, compile_fn) -> str | None:
         """Runs ``compile_fn`` (the first step's compilation), abandoned at once by a stop signal;
-        several processes then agree whether to stop. Raises :class:`Stopped` when the run stops here."""
+        several processes then agree whether to stop. Returns the stop the run takes here, if any."""
         try:
             interruptible(compile_fn, self.signals)
-        except Stopped:
+        except Stopped as stopped:
             if not self.agreeing:
-                raise
-        if self.agreeing:
-            from jax.experimental import multihost_utils
+                return str(stopped)
+        if not self.agreeing:
+            return None
+        from jax.experimental import multihost_utils
 
-            number = int(np.max(multihost_utils.process_allgather(np.int32(_number(self.signals.received)))))
-            if number:
-                raise Stopped(_name(number))
+        return _name(int(np.max(multihost_utils.process_allgather(np.int32(_number(self.signals.received))))))
 
     def after_step(self, finished: dict | None) -> str | None:
         """At a step boundary: the stop the run takes here, if any (a signal's name). ``finished``:

@@ -7,11 +7,17 @@ SIGKILL) and started again with the same command restores the latest checkpoint 
 the same trajectory: on CPU the final parameters are bitwise those of a run never interrupted, and
 ``metrics.jsonl`` (and TensorBoard) hold record for record what the uninterrupted run's hold.
 
+The loop reads as flax's: set up, restore, then ``for each step: state, metrics = train_step(...)``
+and the periodic work a :class:`Due` schedule names (a record, an evaluation, a checkpoint). What it
+asks at its boundaries (whether to stop, agreed by every process; the beats a supervising parent
+hears) is one :class:`cnnzoo.run.control.RunControl`.
+
 Stopping: SIGTERM and SIGINT end the run at the next step boundary with a checkpoint. At most two
 steps are in flight (the loop waits for the step before the last before it goes on), so a stop waits
 for at most two steps, whatever the model and device; during the first step's compilation or an
 evaluation a stop returns within a fraction of a second, the last checkpoint intact (an evaluation
-cut short is run again when the run resumes).
+cut short is run again when the run resumes). Several processes stop after the same step or
+evaluation batch (the stop flag travels inside the step: :mod:`cnnzoo.run.control`).
 
 Several devices and processes: the state is copied over the ``data`` axis of a mesh of every device
 of every process and each batch is split along it, so BatchNorm's statistics and the gradient are
@@ -20,10 +26,11 @@ tests/test_scale.py). Each process holds the dataset and places on its own devic
 copies (``jax.make_array_from_callback``); every process evaluates the same sharded batches, so each
 held-out example counts once. Process 0 alone writes ``config.json``, ``metrics.jsonl``, TensorBoard
 and the progress lines and holds the workdir lock; orbax saves and restores the checkpoints with all
-processes taking part. A stop signal stops every process at the same step (they agree at each step).
+processes taking part.
 
-Seeds: the state holds one replica per seed on a leading axis (``training.num_seeds``, 1 unless set)
-and the step is mapped over them (:func:`cnnzoo.training.over_replicas`); replica k initialises,
+Seeds: a one-seed run's state is one model's. With ``training.num_seeds`` > 1 it holds one replica
+per seed on a leading axis and the step is mapped over them (:func:`cnnzoo.training.over_replicas`,
+one after the other on the CPU, vmapped elsewhere); replica k initialises,
 orders the data and draws its augmentation exactly as the run with seed ``seed + k`` does, and is
 recorded as that run would be (:mod:`cnnzoo.run.recorder`). The mesh is ``seeds`` x ``data``:
 ``training.seed_devices`` devices along the replica axis, the batch split over the rest.
@@ -149,6 +156,14 @@ class Due:
     total: int
     estimate_at: int
 
+    @classmethod
+    def of(cls, config, setup, start: int) -> Due:
+        """The schedule of ``config``'s run, resumed at ``start``."""
+        t = config.training
+        eval_every = max(1, steps_from_epochs(t.eval_every_epochs, setup.steps_per_epoch))
+        return cls(t.log_every_steps, eval_every, t.checkpoint_every_steps, setup.total_steps,
+                   start + 1 + ESTIMATE_STEPS)
+
     def __call__(self, step: int) -> set[str]:
         due = {'log'} if step % self.log_every == 0 else set()
         if step % self.eval_every == 0 or step == self.total:
@@ -175,29 +190,17 @@ def _train(config, workdir: str, signals: StopSignals, model) -> dict:
         record = stack.enter_context(Recorder(config, workdir, setup, start_step=start, ckpts=ckpts, progress=progress,
                                               window=restored.records))
         feed = stack.enter_context(contextlib.closing(make_feed(config, setup, start, restored.data)))
-        control, train_step = RunControl(signals, setup.mesh), _train_step(config, setup, feed)
+        control, due = RunControl(signals, setup.mesh), Due.of(config, setup, start)
+        train_step = _train_step(config, setup, feed)
         evaluator = make_evaluator(setup, t.eval_batch_size, make_loss(config, evaluation=True))
-        eval_every = max(1, steps_from_epochs(t.eval_every_epochs, setup.steps_per_epoch))
-        due = Due(t.log_every_steps, eval_every, t.checkpoint_every_steps, total, start + 1 + ESTIMATE_STEPS)
+        evaluate = partial(_evaluate, record, evaluator, control)
         progress.message(_describe(config, workdir, setup, start))
-
-        def evaluate(state, step) -> str | None:
-            """Evaluates and records; returns the stop the run takes after it (one cuts it short: it is run again on resume)."""
-            try:
-                record.evaluation(step, evaluator(state, guard=control.run_batch, flags=control.flags), state)
-            except Stopped as stopped:
-                return control.after_evaluation(stopped)
-            return control.after_evaluation(None)
-
         stopped_by, step = None, start
         if start and 'eval' in due(start) and record.needs_eval(start) and not signals.received:
             stopped_by = evaluate(state, start)  # the evaluation a stop cut short, of the restored step
         first = feed.next(start) if start < total and not stopped_by else None
-        try:
-            if first is not None:  # compiling can take minutes: a stop abandons it at once
-                control.compile(lambda: train_step.lower(state, first, control.flags()).compile())
-        except Stopped as stopped:
-            stopped_by = str(stopped)  # nothing new to save: the state is the restored (or initial) one
+        if first is not None:  # compiling can take minutes: a stop abandons it (nothing new to save)
+            stopped_by = control.compile(lambda: train_step.lower(state, first, control.flags()).compile())
         in_flight, timer = InFlight(), StepTimer(t.batch_size)  # images/s per replica, as the records report it
         while step < total and not stopped_by:
             state, metrics = train_step(state, feed.next(step) if step > start else first, control.flags())
@@ -229,6 +232,16 @@ def _train(config, workdir: str, signals: StopSignals, model) -> dict:
         ckpts.wait()
         return _finish(record, progress, ckpts, setup, workdir, state=state, step=step, stopped_by=stopped_by,
                        wall=time.perf_counter() - started, rate=timer.total_rate())
+
+
+def _evaluate(record: Recorder, evaluator, control: RunControl, state, step: int) -> str | None:
+    """Evaluates ``state`` and records it; returns the stop the run takes after it, if any (a stop that
+    cuts the evaluation short: it is run again when the run resumes)."""
+    try:
+        record.evaluation(step, evaluator(state, guard=control.run_batch, flags=control.flags), state)
+    except Stopped as stopped:
+        return control.after_evaluation(stopped)
+    return control.after_evaluation(None)
 
 
 def _finish(record, progress, ckpts, setup, workdir, *, state, step, stopped_by, wall, rate) -> dict:
@@ -302,7 +315,8 @@ def _describe(config, workdir: str, setup, start: int) -> str:
             + (f' of {ds.image_size}x{ds.image_size} streamed by {ds.workers} worker(s)' if is_streamed(ds) else '')
             + f', batch {t.batch_size}, {setup.steps_per_epoch} steps/epoch, {setup.total_steps} steps, '
             f'{jax.device_count()} {jax.devices()[0].platform} device(s)'
-            + (f', {len(seeds)} seeds in one program ({seed_dir(workdir, seeds[0])}..{os.path.basename(seed_dir(workdir, seeds[-1]))})'
+            + (f', {len(seeds)} seeds in one program ({seed_dir(workdir, seeds[0])}..'
+               f'{os.path.basename(seed_dir(workdir, seeds[-1]))})'
                if len(seeds) > 1 else '')
             + (f'; resuming at step {start}' if start else ''))
 
