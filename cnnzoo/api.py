@@ -37,7 +37,7 @@ import os
 import signal
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from cnnzoo import config as config_lib
 from cnnzoo.errors import ConfigError
@@ -211,7 +211,7 @@ class Evaluation:
 def _checkpoint(which: object) -> Checkpoint:
     """``checkpoint=`` checked: 'best', 'latest' or a step number."""
     if which in ('best', 'latest') or (isinstance(which, int) and not isinstance(which, bool) and which >= 0):
-        return which  # type: ignore[return-value]  # narrowed by the test above
+        return which
     raise ConfigError(f'checkpoint={which!r}: must be best, latest or a step number')
 
 
@@ -271,7 +271,7 @@ class LoadedRun:
         from cnnzoo.data import normalize
 
         x = normalize(jnp.asarray(images, jnp.float32) / 255.0, self.dataset.mean, self.dataset.std)
-        return self.model.apply(self.variables, x, train=False)
+        return jnp.asarray(self.model.apply(self.variables, x, train=False))
 
     def __repr__(self) -> str:
         import jax
@@ -290,9 +290,10 @@ def load(workdir: Path, checkpoint: Checkpoint = 'best', *, text_overrides: Iter
 
     workdir = os.fspath(workdir)
     run = restore_run(workdir, which=_checkpoint(checkpoint), overrides=[*text_overrides, *override_pairs(overrides)])
-    state = run.restored.state
+    state = cast('TrainState', run.restored.state)
     return LoadedRun(workdir=workdir, step=run.restored.step, checkpoint=run.checkpoint, config=run.config,
-                     model=run.setup.model, variables=state.variables(), state=state, dataset=run.setup.dataset)
+                     model=cast('nn.Module', run.setup.model), variables=state.variables(), state=state,
+                     dataset=run.setup.dataset)
 
 
 # ---- studies ---------------------------------------------------------------------------------------

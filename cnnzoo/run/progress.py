@@ -8,6 +8,7 @@ import html
 import sys
 import time
 from collections.abc import Callable
+from typing import TextIO
 
 BAR_WIDTH = 24  # characters of the terminal's bar
 
@@ -24,7 +25,7 @@ def format_duration(seconds: float) -> str:
     return f'{h}h{m:02d}m{s:02d}s' if h else f'{m}m{s:02d}s'
 
 
-def notebook_display(stream) -> Display | None:
+def notebook_display(stream: object) -> Display | None:
     """Where ``stream`` is the output of a notebook's cell (an IPython kernel's stdout: Jupyter,
     Colab, VS Code), a :data:`Display` there: the first call shows its bundle as a new output of the
     cell, later ones update that output in place (IPython's ``display(..., display_id=True)`` and its
@@ -60,7 +61,8 @@ class Progress:
     of the notebook's, :func:`notebook_display`), one line a record elsewhere. Messages (the start,
     the evaluations, the end) are lines of their own everywhere: below the notebook's bar, which
     stays where it first appeared."""
-    def __init__(self, total_steps: int, *, bar: bool = True, stream=None, display: Display | None = None):
+    def __init__(self, total_steps: int, *, bar: bool = True, stream: TextIO | None = None,
+                 display: Display | None = None):
         self.total = total_steps
         self.stream = stream or sys.stdout
         self.live = bar and self.stream.isatty()
@@ -108,7 +110,8 @@ class StepTimer:
         self.images_per_step = images_per_step
         self.seconds = self.images = 0.0
         self._window_seconds = self._window_images = 0.0
-        self._since = self._step = None
+        self._since: float | None = None
+        self._step = 0
 
     def restart(self, step: int) -> None:
         """Steps are timed again from ``step`` on."""
