@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import functools
 import os
 import signal
 import threading
@@ -268,10 +269,21 @@ class LoadedRun:
         as the run's evaluation does."""
         import jax.numpy as jnp
 
+        return self._logits(self.variables, jnp.asarray(images))
+
+    @functools.cached_property
+    def _logits(self) -> Callable[[dict[str, Any], jax.Array], jax.Array]:
+        """The jitted eval-mode forward pass from uint8 images, made once per loaded run."""
+        import jax
+        import jax.numpy as jnp
+
         from cnnzoo.data import normalize
 
-        x = normalize(jnp.asarray(images, jnp.float32) / 255.0, self.dataset.mean, self.dataset.std)
-        return jnp.asarray(self.model.apply(self.variables, x, train=False))
+        def logits(variables: dict[str, Any], images: jax.Array) -> jax.Array:
+            x = normalize(images.astype(jnp.float32) / 255.0, self.dataset.mean, self.dataset.std)
+            return jnp.asarray(self.model.apply(variables, x, train=False))
+
+        return jax.jit(logits)
 
     def __repr__(self) -> str:
         import jax
