@@ -148,15 +148,17 @@ def test_bad_input_to_a_command_is_one_line_and_status_2():
 
 
 def test_exit_status_of_a_stopped_run_is_128_plus_the_signal():
-    assert exit_status({'stopped_by': None}) == 0
-    assert exit_status({'stopped_by': 'SIGTERM'}) == 143 == 128 + signal.SIGTERM
-    assert exit_status({'stopped_by': 'SIGINT'}) == 130 == 128 + signal.SIGINT
+    assert exit_status(None) == 0
+    assert exit_status('SIGTERM') == 143 == 128 + signal.SIGTERM
+    assert exit_status('SIGINT') == 130 == 128 + signal.SIGINT
 
 
 def test_train_hands_extend_to_the_loop_and_maps_its_summary(monkeypatch, tmp_path):
-    """In process, the loop replaced: ``--extend`` (the flag a refused longer run names) reaches
-    train_and_evaluate, and a summary stopped by SIGINT is exit status 130."""
-    import cnnzoo.run.loop
+    """In process, the training replaced: ``--extend`` (the flag a refused longer run names) reaches
+    cnnzoo.api.train (what the command runs), and a summary stopped by SIGINT is exit status 130."""
+    import types
+
+    import cnnzoo.cli.train
     from cnnzoo.cli.train import train_main
 
     calls = []
@@ -164,9 +166,9 @@ def test_train_hands_extend_to_the_loop_and_maps_its_summary(monkeypatch, tmp_pa
     def fake_train(config, workdir, *, extend=False, join=None):
         assert join is None  # one process: nothing to join
         calls.append((config.model.name, workdir, extend))
-        return {'stopped_by': 'SIGINT' if extend else None}
+        return types.SimpleNamespace(stopped_by='SIGINT' if extend else None)
 
-    monkeypatch.setattr(cnnzoo.run.loop, 'train_and_evaluate', fake_train)
+    monkeypatch.setattr(cnnzoo.cli.train, 'train', fake_train)
     args = ['--config', EXPERIMENT, '--workdir', str(tmp_path), '--config.model.name=plain20']
     assert train_main(args) == 0
     assert train_main([*args, '--extend']) == 130

@@ -10,7 +10,9 @@ r"""The command line: one console command, ``cnnzoo``, whose commands are what `
 A command is one entry of :data:`COMMANDS`, ``name -> (module, function, one line of help)``: the
 function takes the arguments after the command's name and returns the exit status, and its module
 is imported only when the command runs, so ``cnnzoo --help`` imports no JAX. ``scripts/X.py``
-calls the same function with the same arguments. Flags and errors only: the work is in the library.
+calls the same function with the same arguments. Flags and errors only: the work is in the library,
+and a command that trains, evaluates or reports calls one function of :mod:`cnnzoo.api` (what
+Python and notebooks call as ``cnnzoo.train`` and so on).
 
 Each command parses its arguments with its own argparse parser, a :class:`cnnzoo.cli.common.Parser`
 that its module builds (``X_parser()`` beside ``X_main``): its flags, their help, the description

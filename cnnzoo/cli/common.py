@@ -226,11 +226,10 @@ def process_hooks() -> None:
     quiet_failed_saves()
 
 
-def exit_status(summary: dict) -> int:
+def exit_status(stopped_by: str | None) -> int:
     """0 for a finished run; 128 + the signal's number for one that SIGTERM or SIGINT stopped (after
-    it saved), as a shell reports a process that signal killed."""
-    stopped = summary.get('stopped_by')
-    return 128 + signal.Signals[stopped].value if stopped else 0
+    it saved; ``stopped_by`` names it), as a shell reports a process that signal killed."""
+    return 128 + signal.Signals[stopped_by].value if stopped_by else 0
 
 
 def checked(config):

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from cnnzoo.api import get_config
 from cnnzoo.cli.common import Parser, checked, run_cli
-from cnnzoo.config import apply_overrides, default_config, load_config_file, to_json
+from cnnzoo.config import to_json
 
 DESCRIPTION = """\
 Prints the config an experiment file and overrides resolve to, as JSON (the schema's defaults
@@ -31,9 +32,8 @@ def config_main(argv: Sequence[str]) -> int:
     returns the exit status."""
     def main():
         args = config_parser().parse(argv)
-        path = args.experiment or args.config
-        config = load_config_file(path) if path else default_config()
-        print(to_json(checked(apply_overrides(config, args.overrides))))
+        config = get_config(args.experiment or args.config or None, text_overrides=args.overrides)
+        print(to_json(checked(config)))
         return 0
 
     return run_cli(main)

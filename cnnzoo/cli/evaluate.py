@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
+from cnnzoo import api
 from cnnzoo.cli.common import Parser, run_cli
-from cnnzoo.config import apply_overrides, load_config_file
 from cnnzoo.errors import ConfigError
 
 DESCRIPTION = """\
@@ -56,12 +56,8 @@ def evaluate_main(argv: Sequence[str]) -> int:
         if args.workdir is None:
             raise ConfigError('--workdir is required (the directory of a training run), or --config with '
                               '--torch-checkpoint')
-        from cnnzoo.run.evaluate import evaluate_checkpoint
-
         which = 'best' if args.checkpoint is None else args.checkpoint
-        result = evaluate_checkpoint(args.workdir, which=which, overrides=args.overrides)
-        print(f'{result["model"]}, checkpoint {result["checkpoint"]}: test accuracy {result["accuracy"]:.4f}, '
-              f'loss {result["loss"]:.4f} on {result["count"]} images')
+        print(api.evaluate(args.workdir, which, text_overrides=args.overrides))
 
     return run_cli(main)
 
@@ -72,10 +68,8 @@ def evaluate_torch(args: argparse.Namespace) -> int:
         raise ConfigError('--torch-checkpoint needs --config EXPERIMENT.py (the model and data to evaluate on)')
     if args.workdir is not None or args.checkpoint is not None:
         raise ConfigError('--torch-checkpoint evaluates a file: drop --workdir/--checkpoint')
-    config = apply_overrides(load_config_file(args.config), args.overrides)
-    from cnnzoo.run.evaluate import evaluate_torch_checkpoint
-
-    r = evaluate_torch_checkpoint(config, args.torch_checkpoint, compare=not args.no_compare)
+    config = api.get_config(args.config, text_overrides=args.overrides)
+    r = api.evaluate_torch(config, args.torch_checkpoint, compare=not args.no_compare)
     print(f'{r["model"]} from {r["checkpoint"]}: top-1 accuracy {r["accuracy"]:.4f}, top-5 {r["top5_accuracy"]:.4f} '
           f'on {r["count"]} images')
     if 'top1_agreement' in r:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from cnnzoo.api import list_models
 from cnnzoo.cli.common import Parser, run_cli
 from cnnzoo.errors import ConfigError
 
@@ -28,7 +29,6 @@ def models_main(argv: Sequence[str]) -> int:
     FLOPs) printed as each is measured; returns the exit status."""
     def main():
         args = models_parser().parse(argv)
-        from cnnzoo.models import list_models
         from cnnzoo.models.summary import markdown_header, markdown_row, summary_rows
 
         names = list_models(args.pattern)

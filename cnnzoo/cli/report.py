@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 
+from cnnzoo.api import report
 from cnnzoo.cli.common import Parser, run_cli
 
 DESCRIPTION = """\
@@ -36,10 +37,8 @@ def report_main(argv: Sequence[str]) -> int:
     """``cnnzoo report DIR`` / ``scripts/report.py DIR``: writes the report of DIR and prints its table."""
     def main():
         args = report_parser().parse(argv)
-        from cnnzoo.studies.report import write_report
-
-        _, table = write_report(args.directory, plots=not args.no_plots, say=lambda line: print(line, flush=True))
-        print(table)
+        written = report(args.directory, plots=not args.no_plots, say=lambda line: print(line, flush=True))
+        print(written.table)
         print(f'wrote {os.path.join(args.directory, "report.md")}, report.csv'
               + ('' if args.no_plots else ' and plots/'))
 

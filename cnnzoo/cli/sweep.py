@@ -1,9 +1,10 @@
-"""``cnnzoo sweep``: flags, then :func:`cnnzoo.studies.sweep.run_sweep`."""
+"""``cnnzoo sweep``: flags, then :func:`cnnzoo.api.sweep` (:func:`cnnzoo.studies.sweep.run_sweep`)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+from cnnzoo.api import sweep
 from cnnzoo.cli.common import Parser, process_hooks, run_cli
 
 DESCRIPTION = """\
@@ -44,18 +45,18 @@ def sweep_parser() -> Parser:
 
 
 def sweep_main(argv: Sequence[str]) -> int:
-    """``cnnzoo sweep`` / ``scripts/sweep.py``: flags, then :func:`run_sweep`; errors are one line (``cnnzoo.cli``)."""
+    """``cnnzoo sweep`` / ``scripts/sweep.py``: flags, then :func:`sweep`; errors are one line (``cnnzoo.cli``)."""
     command = ['scripts/sweep.py', *argv]  # as the manifest has always recorded it
     status = 0
 
     def main():
         nonlocal status
         args = sweep_parser().parse(argv)
-        from cnnzoo.studies.sweep import parse_seeds, run_sweep
+        from cnnzoo.studies.sweep import parse_seeds
 
         process_hooks()
-        status = run_sweep(args.config, args.workdir, seeds=parse_seeds(args.seeds), only=args.only,
-                           overrides=args.overrides, list_only=args.list, command=command,
-                           vmap_seeds=args.vmap_seeds)
+        status = sweep(args.config, args.workdir, seeds=parse_seeds(args.seeds), only=args.only,
+                       text_overrides=args.overrides, list_only=args.list, command=command,
+                       vmap_seeds=args.vmap_seeds).status
 
     return run_cli(main) or status

@@ -1,4 +1,4 @@
-"""``cnnzoo train``: flags, the up-front checks, joining a multi-process run, then the loop."""
+"""``cnnzoo train``: flags, the up-front checks, joining a multi-process run, then :func:`cnnzoo.api.train`."""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from cnnzoo.api import get_config, train
 from cnnzoo.cli.common import Parser, checked, exit_status, process_hooks, run_cli, whole_number
-from cnnzoo.config import apply_overrides, load_config_file, to_json
+from cnnzoo.config import to_json
 from cnnzoo.errors import ConfigError
 
 DESCRIPTION = """\
@@ -80,7 +81,7 @@ def parse_train_args(argv: Sequence[str]) -> tuple:
     args = train_parser().parse(argv)
     if args.workdir is None and not args.dry_run:
         raise ConfigError('--workdir is required (cnnzoo train --help)')
-    return apply_overrides(load_config_file(args.config), args.overrides), args
+    return get_config(args.config, text_overrides=args.overrides), args
 
 
 def keys_and_model_help(args: argparse.Namespace) -> str:
@@ -89,7 +90,7 @@ def keys_and_model_help(args: argparse.Namespace) -> str:
 
     named = [value for key, value in args.overrides if key == 'model.name']
     if args.config is not None:
-        named.append(apply_overrides(load_config_file(args.config), args.overrides).model.name)
+        named.append(get_config(args.config, text_overrides=args.overrides).model.name)
     parts = [schema_help(named[-1] if named else None)]
     if named:
         parts.append(model_help(named[-1]))
@@ -139,7 +140,7 @@ def distributed_args(args: argparse.Namespace) -> dict:
 
 def train_main(argv: Sequence[str]) -> int:
     """``cnnzoo train`` / ``scripts/train.py``: flags, checks, joining the others, then
-    :func:`cnnzoo.run.loop.train_and_evaluate`; returns the exit status."""
+    :func:`cnnzoo.api.train`; returns the exit status."""
     def main():
         config, args = parse_train_args(argv)
         if args.dry_run:
@@ -158,11 +159,10 @@ def train_main(argv: Sequence[str]) -> int:
                 die_with_parent()
                 StopSignals.same_stop_within_s = SAME_STOP_WITHIN_S
         process_hooks()
-        from cnnzoo.run.loop import train_and_evaluate
-
         # The config is checked before a process waits for the others of a multi-process run, the
-        # device count once it has joined (train_and_evaluate calls join between the two).
-        return exit_status(train_and_evaluate(config, args.workdir, extend=args.extend,
-                                              join=(lambda: join_processes(args)) if joins(args) else None))
+        # device count once it has joined (train calls join between the two).
+        summary = train(config, args.workdir, extend=args.extend,
+                        join=(lambda: join_processes(args)) if joins(args) else None)
+        return exit_status(summary.stopped_by)
 
     return run_cli(main)

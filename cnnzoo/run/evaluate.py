@@ -2,31 +2,43 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 import chex
 
 from cnnzoo import config as config_lib
 from cnnzoo.errors import ConfigError, RunError
-from cnnzoo.run.checkpoints import Checkpoints
+from cnnzoo.run.checkpoints import Checkpoints, Restored
 from cnnzoo.run.feeds import is_streamed, make_evaluator
-from cnnzoo.run.setup import build
+from cnnzoo.run.setup import Setup, build
 from cnnzoo.run.validation import check_config
 from cnnzoo.run.workdir import has_best, has_checkpoint, is_eval, latest_checkpoint_step, read_config, read_records, seed_dir
 from cnnzoo.training import make_loss
 
 
-def evaluate_checkpoint(workdir: str, *, which: str | int = 'best', overrides=()) -> dict:
-    """Test-set loss and accuracy of checkpoint ``which`` ('best', 'latest' or a step) of a run.
+@dataclasses.dataclass(frozen=True)
+class RestoredRun:
+    """A checkpoint of a run, restored (:func:`restore_run`): the run's config (with the overrides),
+    what it is made of (its data, its model, ...), the restored state and which checkpoint it is, in
+    words (:func:`describe_checkpoint`)."""
 
-    The run's ``config.json`` rebuilds the model and data; ``overrides`` (``(key, value)`` pairs as
-    on the command line) can point at the data elsewhere. Always evaluates on the official test
-    split, even when the run held out a validation split for its own evaluations.
+    config: object
+    setup: Setup
+    restored: Restored
+    checkpoint: str
+
+
+def restore_run(workdir: str, *, which: str | int = 'best', overrides=()) -> RestoredRun:
+    """Checkpoint ``which`` ('best', 'latest' or a step) of the run in ``workdir``, restored on the
+    model and data its ``config.json`` builds; ``overrides`` (``(key, value)`` pairs as on the command
+    line) can point at the data elsewhere. The data is always the official test split, even when the
+    run held out a validation split for its own evaluations.
 
     'best' is the latest checkpoint when the run has no best one (it stopped before its first
-    evaluation) or its best cannot be restored. The result's ``checkpoint`` says which one was
-    evaluated and why (:func:`describe_checkpoint`). A directory that is not a run's, or a run with
-    no checkpoint yet, is bad input (ConfigError), found before anything is built.
+    evaluation) or its best cannot be restored; ``checkpoint`` says which one it is and why. A
+    directory that is not a run's, or a run with no checkpoint yet, is bad input (ConfigError), found
+    before anything is built.
     """
     config = read_config(workdir)
     config_lib.apply_overrides(config, overrides)
@@ -54,13 +66,21 @@ def evaluate_checkpoint(workdir: str, *, which: str | int = 'best', overrides=()
         ckpts.close()
     if restored is None:
         raise RunError(f'no checkpoint of {workdir} can be restored (the damaged ones are in {workdir}/damaged)')
-    chex.clear_trace_counter()  # an evaluation is a program of its own: its step compiles once in it
-    result = make_evaluator(setup, config.training.eval_batch_size, make_loss(config, evaluation=True))(restored.state)[0]
-    step = restored.step
     evaluated = any(is_eval(r) for r in read_records(workdir))
-    return {'model': config.model.name, 'step': step,
-            'checkpoint': describe_checkpoint(which, step, best_step=best_step, latest_step=latest_step,
-                                              evaluated=evaluated), **result}
+    return RestoredRun(config, setup, restored,
+                       describe_checkpoint(which, restored.step, best_step=best_step, latest_step=latest_step,
+                                           evaluated=evaluated))
+
+
+def evaluate_checkpoint(workdir: str, *, which: str | int = 'best', overrides=()) -> dict:
+    """Test-set loss and accuracy of checkpoint ``which`` ('best', 'latest' or a step) of a run,
+    restored by :func:`restore_run` (which says what ``which`` and ``overrides`` may be). The result's
+    ``checkpoint`` says which one was evaluated and why (:func:`describe_checkpoint`)."""
+    run = restore_run(workdir, which=which, overrides=overrides)
+    chex.clear_trace_counter()  # an evaluation is a program of its own: its step compiles once in it
+    evaluator = make_evaluator(run.setup, run.config.training.eval_batch_size, make_loss(run.config, evaluation=True))
+    result = evaluator(run.restored.state)[0]
+    return {'model': run.config.model.name, 'step': run.restored.step, 'checkpoint': run.checkpoint, **result}
 
 
 def describe_checkpoint(which: str | int, step: int, *, best_step: int | None, latest_step: int | None,
