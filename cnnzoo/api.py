@@ -31,7 +31,6 @@ JAX and the training stack are imported inside the functions, on first use: impo
 
 from __future__ import annotations
 
-import ast
 import dataclasses
 import functools
 import os
@@ -85,25 +84,8 @@ def override_pairs(overrides: Mapping[str, Any], prefix: str = '') -> list[tuple
         if isinstance(value, Mapping):
             pairs += override_pairs(value, f'{prefix}{key}.')
             continue
-        pairs.append((prefix + key, _literal(prefix + key, value)))
+        pairs.append((prefix + key, config_lib.literal_text(prefix + key, value)))
     return pairs
-
-
-def _literal(key: str, value: Any) -> str:
-    """``value`` as the text of a Python literal (the convention of a sweep's grid: a str stays a str)."""
-    if isinstance(value, os.PathLike):
-        value = os.fspath(value)
-    elif isinstance(value, list):
-        value = tuple(value)
-    elif getattr(value, 'shape', None) == () and hasattr(value, 'item'):  # a NumPy or JAX scalar
-        value = value.item()
-    text = repr(value)
-    try:
-        ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-        raise ConfigError(f'{key}={text}: not a plain value (a str, number, bool, None, or a tuple of them)') \
-            from None
-    return text
 
 
 # ---- training --------------------------------------------------------------------------------------

@@ -121,7 +121,7 @@ def default_config() -> ml_collections.ConfigDict:
     c.training.log_every_steps = 50  # a train record in metrics.jsonl and a progress line
     c.training.checkpoint_every_steps = 1000  # and at the last step, and when stopped by a signal
     c.training.keep_checkpoints = 2  # the last k; the best by eval accuracy is kept besides
-    c.training.progress_bar = True  # a live bar on a terminal; plain log lines otherwise
+    c.training.progress_bar = True  # a live bar on a terminal or in a notebook; plain log lines otherwise
     # JAX's persistent compilation cache, so that a resumed or repeated run does not compile again:
     # in $JAX_COMPILATION_CACHE_DIR if set, else ~/.cache/cnnzoo/jax (under $XDG_CACHE_HOME if set).
     c.training.compilation_cache = True
@@ -167,6 +167,25 @@ def parse_value(text: str) -> Any:
         return ast.literal_eval(text)
     except (ValueError, SyntaxError):
         return text
+
+
+def literal_text(key: str, value: Any) -> str:
+    """A Python value as the text of ``--config.KEY=TEXT``: its literal, so ``'True'`` stays a string
+    (the convention of a sweep's grid and of keyword overrides from Python); a path as its string, a
+    list as a tuple, a NumPy or JAX scalar as its number. Anything else is a one-line ConfigError."""
+    if isinstance(value, os.PathLike):
+        value = os.fspath(value)
+    elif isinstance(value, list):
+        value = tuple(value)
+    elif getattr(value, 'shape', None) == () and hasattr(value, 'item'):
+        value = value.item()
+    text = repr(value)
+    try:
+        ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        raise ConfigError(f'{key}={text}: not a plain value (a str, number, bool, None, or a tuple of them)') \
+            from None
+    return text
 
 
 def set_override(config: ml_collections.ConfigDict, dotted: str, text: str) -> None:

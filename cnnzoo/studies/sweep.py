@@ -82,7 +82,7 @@ import sys
 import time
 from collections.abc import Sequence
 
-from cnnzoo.config import apply_overrides, load_config_file, load_experiment_module
+from cnnzoo.config import apply_overrides, literal_text, load_config_file, load_experiment_module
 from cnnzoo.errors import ConfigError, DataError, RunError, first_line
 from cnnzoo.run.signals import StopSignals
 from cnnzoo.run.workdir import atomic_write, is_locked, locked, missing_parents, read_run, seed_dir
@@ -185,11 +185,6 @@ def _resolve(path: str, grid_path: str) -> str:
                       'relative to the repository root)')
 
 
-def _override_text(value) -> str:
-    """A grid value as ``--config.KEY=`` text: its literal, so ``'True'`` stays a string."""
-    return repr(tuple(value) if isinstance(value, list) else value)
-
-
 def build_points(grid_path: str, cli_overrides: Sequence[tuple[str, str]] = (),
                  only: str | None = None) -> list[Point]:
     """The config of every point (those ``--only`` selects) with its overrides and the command line's,
@@ -212,7 +207,7 @@ def build_points(grid_path: str, cli_overrides: Sequence[tuple[str, str]] = (),
         base = _resolve(overrides['config'], grid_path) if 'config' in overrides else grid_path
         try:
             config = load_config_file(base)
-            apply_overrides(config, [(k, _override_text(v)) for k, v in overrides.items() if k != 'config'])
+            apply_overrides(config, [(k, literal_text(k, v)) for k, v in overrides.items() if k != 'config'])
         except ConfigError as e:
             raise ConfigError(f'{where}: {e}') from None
         try:
