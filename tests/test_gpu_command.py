@@ -1,14 +1,22 @@
 """The GPU command (scripts/gpu/run.sh) in its CPU smoke mode: every stage, a few steps of tiny sizes,
-so that the command cannot rot while no GPU is at hand."""
+so that the command cannot rot while no GPU is at hand; and the determinism switch
+(``config.training.deterministic``, :mod:`cnnzoo.run.determinism`) that its ``resume`` stage measures
+on the GPU."""
 
 import json
 import os
 import subprocess
 import sys
+import textwrap
 
 import pytest
 
+from cnnzoo.errors import ConfigError
+from cnnzoo.run import determinism
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
 
 
 def _check_speed(folder):
@@ -60,3 +68,93 @@ def test_without_a_gpu_the_command_refuses_in_one_line(tmp_path):
     assert result.returncode == 2
     errors = [line for line in result.stderr.splitlines() if line.startswith('error:')]
     assert len(errors) == 1 and 'no GPU' in errors[0], result.stderr
+
+
+# --- the determinism switch (cnnzoo.run.determinism)
+
+def test_the_switch_is_appended_to_xla_flags_and_a_value_already_there_wins():
+    flag = determinism.DETERMINISTIC_OPS
+    assert determinism.with_xla_flag('', flag, 'true') == f'{flag}=true'
+    assert determinism.with_xla_flag('--xla_backend_optimization_level=0', flag, 'true') == \
+        f'--xla_backend_optimization_level=0 {flag}=true'
+    for users in (f'{flag}=false', f'--a=1 {flag}', f'{flag}=0 --b=2'):
+        assert determinism.with_xla_flag(users, flag, 'true') == users
+    assert determinism.xla_flag(f'{flag}=false --x=1 {flag}=true', flag) == 'true'  # the last one, as XLA reads them
+    assert determinism.xla_flag(f'--x=1 {flag}', flag) == ''
+    assert determinism.xla_flag(f'{flag}_suffix=true', flag) is None
+
+
+def test_the_command_line_sets_the_switch_before_jax_starts_and_xla_accepts_it():
+    """In a fresh process: the flag joins the XLA_FLAGS already there; XLA parses it when the backend
+    starts (a flag it does not know ends the process); once the backend is up, the switch cannot be
+    set any more, and says so in one line. Also keeps JAX's private backends_are_initialized honest."""
+    code = textwrap.dedent('''
+        import os
+        os.environ['XLA_FLAGS'] = '--xla_backend_optimization_level=0'
+        import jax
+        from cnnzoo.errors import ConfigError
+        from cnnzoo.run import determinism
+        assert not determinism.backend_started()
+        determinism.enable_deterministic_gpu_ops()
+        print(os.environ['XLA_FLAGS'])
+        print(jax.numpy.ones(3).sum(), determinism.backend_started())
+        determinism.enable_deterministic_gpu_ops()  # named already: nothing to do
+        os.environ['XLA_FLAGS'] = '--xla_backend_optimization_level=0'
+        try:
+            determinism.enable_deterministic_gpu_ops()
+        except ConfigError as e:
+            print('refused:', e)
+    ''')
+    env = {k: v for k, v in os.environ.items() if k != 'XLA_FLAGS'}
+    result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, env=env, timeout=120, check=False)
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = result.stdout.splitlines()
+    assert lines[0] == '--xla_backend_optimization_level=0 --xla_gpu_deterministic_ops=true'
+    assert lines[1] == '3.0 True'
+    assert lines[2].startswith('refused: config.training.deterministic=True: JAX started its backend before')
+    assert len(lines) == 3
+
+
+@pytest.mark.parametrize('platform, flags, refused', [
+    ('cpu', '', None),  # a CPU run is deterministic without it
+    ('gpu', '--xla_gpu_deterministic_ops=true', None),
+    ('gpu', '--xla_gpu_deterministic_ops', None),
+    ('gpu', '', 'without --xla_gpu_deterministic_ops=true in XLA_FLAGS'),
+    ('gpu', '--xla_gpu_deterministic_ops=false', 'XLA_FLAGS sets --xla_gpu_deterministic_ops=false'),
+])
+def test_a_gpu_run_that_asks_for_the_switch_without_it_is_refused(monkeypatch, platform, flags, refused):
+    from ml_collections import ConfigDict
+
+    monkeypatch.setenv('XLA_FLAGS', flags)
+    config = ConfigDict({'training': {'deterministic': True}})
+    if refused is None:
+        determinism.check_deterministic(config, platform)
+    else:
+        with pytest.raises(ConfigError, match=refused):
+            determinism.check_deterministic(config, platform)
+    determinism.check_deterministic(ConfigDict({'training': {'deterministic': False}}), platform)
+
+
+def test_the_loop_refuses_a_gpu_run_without_the_switch_before_it_writes_anything(tiny_cifar10, cache_dir,
+                                                                                  tmp_path, monkeypatch):
+    """A library call (no command line to set the flag) on a GPU whose backend started without it:
+    one line, and the workdir is not created."""
+    import jax
+    from tiny_run import tiny_config
+
+    from cnnzoo.run.loop import train_and_evaluate
+
+    monkeypatch.setenv('XLA_FLAGS', '--xla_backend_optimization_level=0')
+    monkeypatch.setattr(jax, 'default_backend', lambda: 'gpu')
+    workdir = tmp_path / 'run'
+    with pytest.raises(ConfigError, match='JAX started its GPU backend without') as error:
+        train_and_evaluate(tiny_config(tiny_cifar10, cache_dir, **{'training.deterministic': 'True'}), str(workdir))
+    assert '\n' not in str(error.value) and not workdir.exists()
+
+
+def test_the_switch_does_not_define_a_run():
+    """A run resumes, and a sweep counts it done, with the switch turned either way: it changes which
+    GPU kernels compute, not what the run computes (cnnzoo.run.workdir.NOT_DEFINING)."""
+    from cnnzoo.run.workdir import NOT_DEFINING
+
+    assert 'training.deterministic' in NOT_DEFINING
