@@ -3,12 +3,14 @@ so that the command cannot rot while no GPU is at hand; and the determinism swit
 (``config.training.deterministic``, :mod:`cnnzoo.run.determinism`) that its ``resume`` stage measures
 on the GPU."""
 
+import importlib.util
 import json
 import os
 import subprocess
 import sys
 import textwrap
 
+import numpy as np
 import pytest
 
 from cnnzoo.errors import ConfigError
@@ -17,6 +19,12 @@ from cnnzoo.run import determinism
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+def load_stages():
+    """benchmarks/gpu/stages.py, a script, as a module."""
+    spec = importlib.util.spec_from_file_location('gpu_stages', os.path.join(ROOT, 'benchmarks', 'gpu', 'stages.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def _check_speed(folder):
@@ -39,10 +47,32 @@ def _check_he2016(folder):
     assert he['sweep_exit_status'] == 0 and len(he['finished']) == 4, he  # resnet20 and plain20, seeds 0 and 1
 
 
-CHECKS = {'speed': _check_speed, 'tta': _check_tta, 'seeds': _check_seeds, 'he2016': _check_he2016}
+def _check_resume(folder):
+    """On a CPU every stopped-and-resumed run ends bitwise equal to the whole run, with or without the
+    switch (which changes no bit there), each SIGKILL landed after a complete checkpoint and the
+    resumed process did the steps after it again, and max pooling trains under the switch."""
+    resume = json.loads((folder / 'resume.json').read_text())
+    plan, rows = resume['plan'], resume['rows']
+    assert {(r['variant'], r['stop']) for r in rows} == set(load_stages().SMOKE_CHAINS), rows
+    for r in rows:
+        assert r['interrupted'] and r['resumed']['exit_status'] == 0, r
+        assert r['state']['bitwise_equal'] and r['records']['equal'], r
+        resumed_at, stopped_after = r['resumed']['resumed_at_step'], r['stopped']['signal_sent_after_step']
+        if r['stop'] == 'sigkill':  # from the checkpoint before the kill, redoing the steps after it
+            assert resumed_at and resumed_at % plan['checkpoint_every'] == 0 and resumed_at < stopped_after, r
+        else:  # where the SIGTERM stopped it, within two steps
+            assert stopped_after <= resumed_at <= stopped_after + 2, r
+    assert resume['switch_changes_the_numbers']['bitwise_equal']
+    assert resume['max_pool']['compiles'], resume['max_pool']
+    assert resume['speed']['steps_per_second_without'] and resume['speed']['steps_per_second_with']
+    assert '| on | off | sigkill |' in (folder / 'resume.md').read_text()
 
 
-@pytest.mark.slow  # each stage a few compilations: 20-60 s on two shared cores
+CHECKS = {'speed': _check_speed, 'tta': _check_tta, 'seeds': _check_seeds, 'he2016': _check_he2016,
+          'resume': _check_resume}
+
+
+@pytest.mark.slow  # each stage a few compilations: 20-60 s on two shared cores; resume's 11 processes longer
 @pytest.mark.parametrize('stage', list(CHECKS))
 def test_each_stage_runs_in_smoke_mode_and_leaves_at_most_8_files(stage, tiny_cifar10, tmp_path):
     pytest.importorskip('torch')
@@ -68,6 +98,13 @@ def test_without_a_gpu_the_command_refuses_in_one_line(tmp_path):
     assert result.returncode == 2
     errors = [line for line in result.stderr.splitlines() if line.startswith('error:')]
     assert len(errors) == 1 and 'no GPU' in errors[0], result.stderr
+
+
+def test_an_unknown_stage_is_refused_in_one_line_that_lists_the_stages(tmp_path):
+    result = subprocess.run(['bash', os.path.join(ROOT, 'scripts', 'gpu', 'run.sh'), 'resum', str(tmp_path / 'out')],
+                            capture_output=True, text=True, timeout=60, cwd=ROOT, check=False)
+    assert result.returncode == 2 and result.stderr.count('\n') == 1, result.stderr
+    assert "unknown stage 'resum'" in result.stderr and 'he2016 or resume' in result.stderr
 
 
 # --- the determinism switch (cnnzoo.run.determinism)
@@ -158,3 +195,25 @@ def test_the_switch_does_not_define_a_run():
     from cnnzoo.run.workdir import NOT_DEFINING
 
     assert 'training.deterministic' in NOT_DEFINING
+
+
+def test_final_states_are_compared_bitwise_and_their_distance_said():
+    stages = load_stages()
+    a = {'params/w': np.array([1.0, 2.0], np.float32), 'step': np.array(5, np.int32)}
+    assert stages.compare_arrays(a, dict(a)) == {'bitwise_equal': True, 'arrays': 2, 'differing_arrays': 0,
+                                                 'max_abs_difference': 0.0, 'first_differing': []}
+    b = {**a, 'params/w': np.array([1.0, np.nextafter(np.float32(2.0), np.float32(3.0))], np.float32)}
+    diff = stages.compare_arrays(a, b)
+    assert not diff['bitwise_equal'] and diff['differing_arrays'] == 1 and diff['first_differing'] == ['params/w']
+    assert diff['max_abs_difference'] == pytest.approx(2.0 ** -22)
+    assert stages.compare_arrays(a, {**a, 'step': np.array(5, np.int64)})['max_abs_difference'] == float('inf')
+    zeros = {'z': np.array([0.0], np.float32)}
+    assert not stages.compare_arrays(zeros, {'z': np.array([-0.0], np.float32)})['bitwise_equal']  # bits, not ==
+
+    records = [{'step': 1, 'split': 'train', 'loss': 2.5, 'images_per_sec': 100.0},
+               {'step': 2, 'split': 'train', 'loss': 2.25, 'images_per_sec': 90.0}]
+    faster = [{**r, 'images_per_sec': 500.0} for r in records]
+    assert stages.compare_records(records, faster) == {'equal': True, 'first_differing_step': None}
+    parted = [records[0], {**records[1], 'loss': 2.2500002}]
+    assert stages.compare_records(records, parted) == {'equal': False, 'first_differing_step': 2}
+    assert stages.compare_records(records, records[:1]) == {'equal': False, 'first_differing_step': 2}
