@@ -71,10 +71,15 @@ def backend_started() -> bool:
     """Whether JAX has started its backends in this process (after which XLA_FLAGS is not read again).
 
     JAX has no public call for this; ``jax._src.xla_bridge.backends_are_initialized`` (JAX 0.4 to
-    0.10 at least) answers it, and tests/test_gpu_command.py checks that it still does."""
+    0.10 at least) answers it, and tests/test_gpu_command.py checks that it still does. Should a
+    later JAX drop it, its dict of started backends answers, and failing that the answer is no: the
+    command line then sets the flag as before, and only a late call from Python goes unnoticed."""
     from jax._src import xla_bridge
 
-    return xla_bridge.backends_are_initialized()
+    started = getattr(xla_bridge, 'backends_are_initialized', None)
+    if started is not None:
+        return bool(started())
+    return bool(getattr(xla_bridge, '_backends', None))
 
 
 def enable_deterministic_gpu_ops(environ: MutableMapping[str, str] | None = None) -> None:
