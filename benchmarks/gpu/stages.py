@@ -566,7 +566,8 @@ def stage_resume(args) -> None:
         # A SIGKILL lands once the checkpoint before it is complete (orbax renames it into place), so
         # that the resumed process starts from it and does again the steps after it.
         stopped = procs.run(cmd, env, log_path, signal_at=at, sig=sig, ready=lambda: os.path.isdir(saved))
-        interrupted = stopped['exit_status'] == (-signal.SIGKILL if kind == 'sigkill' else 128 + signal.SIGTERM)
+        interrupted = (stopped['signal_sent_after_step'] is not None  # by our signal, not by the budget's end
+                       and stopped['exit_status'] == (-signal.SIGKILL if kind == 'sigkill' else 128 + signal.SIGTERM))
         resumed = procs.run(cmd, env, log_path) if interrupted else {'exit_status': None, 'why': 'not interrupted'}
         results[name] = {'variant': variant, 'stop': kind, 'workdir': workdir, 'stopped': stopped, 'resumed': resumed,
                          'interrupted': interrupted}
