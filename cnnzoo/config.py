@@ -125,6 +125,10 @@ def default_config() -> ml_collections.ConfigDict:
     # JAX's persistent compilation cache, so that a resumed or repeated run does not compile again:
     # in $JAX_COMPILATION_CACHE_DIR if set, else ~/.cache/cnnzoo/jax (under $XDG_CACHE_HOME if set).
     c.training.compilation_cache = True
+    # Deterministic GPU kernels (XLA's --xla_gpu_deterministic_ops, set by `cnnzoo train` before JAX
+    # starts): a GPU run then resumes bitwise, at a cost in speed, and max pooling's gradient does not
+    # compile; a CPU run is bitwise without it. README, "On a GPU".
+    c.training.deterministic = False
 
     c.lock()
     c.model.unlock()

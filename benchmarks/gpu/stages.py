@@ -1,4 +1,4 @@
-"""Issue 19's GPU stages, one per call, each bounded to fit one turn on the GPU machine.
+"""The GPU stages of issues 19 and 28, one per call, each bounded to fit one turn on the GPU machine.
 
     python benchmarks/gpu/stages.py STAGE OUTDIR --archive cifar-10-python.tar.gz [--smoke]
 
@@ -24,6 +24,19 @@ suite. STAGE is one of:
   (``--resume``). It leaves he2016_runs.tar.gz (every run's config.json and metrics.jsonl, the
   manifest, the report) to unpack under results/studies/he2016_gpu, and he2016_resume.tar.gz (the
   unfinished runs' latest checkpoint) to carry into the next turn.
+- ``resume``: what "bitwise after any kill" means on the GPU (issue 28). ResNet-20, batch 128, 1000
+  steps, through ``cnnzoo train`` in processes of its own: the whole run; the same run SIGKILLed
+  once step 500 is logged (after the checkpoint of step 400 is complete) and run again; the same run
+  SIGTERMed once step 700 is logged and run again. Three variants (:data:`RESUME_VARIANTS`): without
+  ``training.deterministic``, every process compiling, and so autotuning, afresh (``plain``); without
+  it, the stopped runs' processes loading the whole run's programs from JAX's persistent cache
+  (``cached``: the default setup, on one machine); with it (``deterministic``). Each resumed run's
+  final state is compared bitwise with the whole run's of the same switch (and where not equal: how
+  many arrays differ, the largest difference, the first step where metrics.jsonl parts). The two
+  whole runs train alone on the GPU, one after the other, and give the switch's speed cost (steps/s,
+  the median logging window); the stopped runs train at the same time. Last, whether a model with
+  max pooling (resnet20 with the ImageNet stem) compiles under the switch. ``resume_files.tar.gz``
+  holds every process's log and every run's config.json and metrics.jsonl.
 
 Each stage writes ``<stage>.json`` and ``<stage>.md`` in OUTDIR (run.sh adds the log and the
 environment); everything else it makes goes into one ``<stage>_files.tar.gz``.
@@ -37,16 +50,19 @@ import argparse  # noqa: E402
 import contextlib  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
+import re  # noqa: E402
 import shutil  # noqa: E402
 import signal  # noqa: E402
 import statistics  # noqa: E402
+import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tarfile  # noqa: E402
 import tempfile  # noqa: E402
 import threading  # noqa: E402
+import warnings  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-STAGES = ('speed', 'tta', 'seeds', 'he2016')
+STAGES = ('speed', 'tta', 'seeds', 'he2016', 'resume')
 BUDGET_SECONDS = 300  # each stage's own work; run.sh's start-up and the archive take the rest of 6 min
 
 # The divisor of MFU: a large bfloat16 matrix product (8192^3, random data) ran at 769-798 TFLOP/s
@@ -354,6 +370,321 @@ def stage_he2016(args) -> None:
                   + table)
 
 
+# --- resume
+
+# (name, config.training.deterministic, JAX's compilation cache for the processes of the stopped runs)
+RESUME_VARIANTS = (
+    ('plain', False, 'off'),  # every process compiles, and autotunes, afresh
+    ('cached', False, 'warm'),  # they load the uninterrupted run's programs from JAX's persistent cache
+    ('deterministic', True, 'off'),  # --xla_gpu_deterministic_ops (cnnzoo.run.determinism); compiled afresh
+)
+STOPS = ('sigkill', 'sigterm')
+# The smoke mode stops each variant once, and each kind of stop at least once: its processes are many.
+SMOKE_CHAINS = (('plain', 'sigkill'), ('cached', 'sigterm'), ('deterministic', 'sigkill'))
+STEP_LINE = re.compile(r'step (\d+)/')
+RESUMED_AT = re.compile(r'resuming at step (\d+)')
+TIMING_KEYS = ('images_per_sec',)  # what a record holds that is not the run's numbers
+
+
+def resume_plan(smoke: bool) -> dict:
+    """The run every variant trains (ResNet-20, batch 128 on the GPU) and where its stops land: a
+    SIGKILL once ``kill_at`` is logged (after a checkpoint, before the next: the resumed process
+    redoes steps), a SIGTERM once ``term_at`` is (the run saves where it stops)."""
+    if smoke:
+        return {'steps': 16, 'log_every': 1, 'checkpoint_every': 4, 'kill_at': 6, 'term_at': 10, 'batch': 8,
+                'extra': ['--config.model.stage_sizes=(1,1,1)', '--config.training.batch_size=8',
+                          '--config.training.eval_batch_size=16']}
+    return {'steps': 1000, 'log_every': 50, 'checkpoint_every': 200, 'kill_at': 500, 'term_at': 700, 'batch': 128,
+            'extra': []}
+
+
+def resume_command(args, plan: dict, workdir: str, *, deterministic: bool, cache: bool, extra=()) -> list[str]:
+    return [sys.executable, '-m', 'cnnzoo', 'train', '--config', os.path.join(ROOT, 'experiments', 'resnet20_cifar10.py'),
+            '--workdir', workdir, *data_flags(args), *plan['extra'], f'--config.training.num_steps={plan["steps"]}',
+            f'--config.training.log_every_steps={plan["log_every"]}', '--config.training.eval_every_epochs=1000',
+            f'--config.training.checkpoint_every_steps={plan["checkpoint_every"]}',
+            f'--config.training.deterministic={deterministic}', f'--config.training.compilation_cache={cache}', *extra]
+
+
+def child_env(cache_dir: str | None, *, alone: bool, smoke: bool) -> dict:
+    """The environment of a training process: no compilation cache but ``cache_dir``; a process that
+    shares the GPU with others takes its memory as it needs it instead of 75% of it at the start.
+
+    The smoke mode keeps a cache the environment names (the test suite's: its processes would
+    otherwise spend most of their time compiling the same programs), so there every process may load
+    programs another compiled; on a CPU that changes no bit (README, "Compilation cache")."""
+    keep = smoke and 'JAX_COMPILATION_CACHE_DIR' in os.environ
+    env = {k: v for k, v in os.environ.items() if keep or k != 'JAX_COMPILATION_CACHE_DIR'}
+    if cache_dir and not keep:
+        env['JAX_COMPILATION_CACHE_DIR'] = cache_dir
+    if not alone:
+        env['XLA_PYTHON_CLIENT_PREALLOCATE'] = 'false'
+    return env
+
+
+class Processes:
+    """The training processes in flight, so that the stage can end them all when its budget is spent."""
+
+    def __init__(self):
+        self.lock, self.live, self.closed = threading.Lock(), set(), False
+
+    def run(self, cmd, env, log_path, *, signal_at=None, sig=None, ready=lambda: True) -> dict:
+        """Runs ``cmd`` to its end, its output to ``log_path``; with ``signal_at``, sends ``sig`` once a
+        step at or past it is logged and ``ready()`` holds."""
+        started = time.time()
+        sent_after, resumed_at = None, None
+        with open(log_path, 'a') as log:
+            log.write(f'$ {" ".join(cmd)}\n')
+            log.flush()
+            with self.lock:
+                if self.closed:
+                    return {'exit_status': None, 'seconds': 0.0, 'signal_sent_after_step': None, 'resumed_at_step': None,
+                            'last_line': 'not started: the budget was spent'}
+                proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+                                        cwd=ROOT)
+                self.live.add(proc)
+            for line in proc.stdout:
+                log.write(line)
+                found = RESUMED_AT.search(line)
+                if found:
+                    resumed_at = int(found.group(1))
+                step = STEP_LINE.match(line)
+                if signal_at is not None and sent_after is None and step and int(step.group(1)) >= signal_at and ready():
+                    proc.send_signal(sig)
+                    sent_after = int(step.group(1))
+            status = proc.wait()
+            with self.lock:
+                self.live.discard(proc)
+            log.write(f'[exit status {status}, {time.time() - started:.1f}s]\n')
+        with open(log_path) as f:
+            lines = [line for line in f.read().splitlines() if line.strip()]
+        return {'exit_status': status, 'seconds': round(time.time() - started, 1), 'signal_sent_after_step': sent_after,
+                'resumed_at_step': resumed_at, 'last_line': lines[-2] if len(lines) > 1 else ''}
+
+    def close(self) -> None:
+        with self.lock:
+            self.closed = True
+            for proc in self.live:
+                proc.kill()
+
+
+def final_arrays(workdir: str, step: int) -> dict:
+    """``{path: numpy array}`` of the run's checkpoint at ``step``: every array of its state."""
+    import jax
+    import numpy as np
+    import orbax.checkpoint as ocp
+
+    with warnings.catch_warnings():  # orbax: 'Sharding info not provided when restoring' (it reads it from the file)
+        warnings.simplefilter('ignore', UserWarning)
+        tree = ocp.PyTreeCheckpointer().restore(os.path.join(workdir, 'checkpoints', str(step), 'state'))
+    return {jax.tree_util.keystr(path): np.asarray(leaf) for path, leaf in jax.tree_util.tree_leaves_with_path(tree)}
+
+
+def compare_arrays(a: dict, b: dict) -> dict:
+    """Bitwise: the same paths, and each array the same dtype, shape and bytes. Where they are not:
+    how many arrays differ, and the largest absolute difference between two float arrays."""
+    import numpy as np
+
+    differing, largest = [], 0.0
+    for path in sorted(a.keys() | b.keys()):
+        x, y = a.get(path), b.get(path)
+        if x is None or y is None or x.dtype != y.dtype or x.shape != y.shape:
+            differing.append(path)
+            largest = float('inf')
+        elif x.tobytes() != y.tobytes():
+            differing.append(path)
+            if np.issubdtype(x.dtype, np.floating):
+                largest = max(largest, float(np.max(np.abs(x.astype(np.float64) - y.astype(np.float64)))))
+    return {'bitwise_equal': not differing, 'arrays': len(a.keys() | b.keys()), 'differing_arrays': len(differing),
+            'max_abs_difference': largest, 'first_differing': differing[:3]}
+
+
+def compare_records(a: list[dict], b: list[dict]) -> dict:
+    """metrics.jsonl record for record, less the timings: equal, or the first step where they part."""
+    a, b = ([{k: v for k, v in r.items() if k not in TIMING_KEYS} for r in rs] for rs in (a, b))
+    first = next((x.get('step', y.get('step')) for x, y in zip(a, b) if x != y), None)
+    if first is None and len(a) != len(b):
+        first = (a if len(a) > len(b) else b)[min(len(a), len(b))]['step']
+    return {'equal': a == b, 'first_differing_step': first}
+
+
+def steps_per_second(workdir: str, batch: int) -> dict:
+    """The training speed of a run from its records: the median of its windows but the first (which
+    holds the compilation), as steps/s, with the slowest and fastest window."""
+    rates = [r['images_per_sec'] / batch for r in read_records(os.path.join(workdir, 'metrics.jsonl'))
+             if r['split'] == 'train' and r.get('images_per_sec')][1:]
+    if not rates:
+        return {'median': None}
+    return {'median': statistics.median(rates), 'min': min(rates), 'max': max(rates), 'windows': len(rates)}
+
+
+def stage_resume(args) -> None:
+    """ResNet-20 trained whole, SIGKILLed and resumed, SIGTERMed and resumed, for each of
+    :data:`RESUME_VARIANTS`; the final states compared bitwise with the whole run's; the speed with and
+    without the switch from the two whole runs, each trained alone on the GPU; and whether a model
+    with max pooling compiles under the switch (XLA had no deterministic select-and-scatter)."""
+    plan = resume_plan(args.smoke)
+    work, logs = os.path.join(args.work, 'resume'), os.path.join(args.work, 'resume', 'logs')
+    os.makedirs(logs, exist_ok=True)
+    warm_cache = os.path.join(work, 'compilation_cache')
+    procs, results = Processes(), {}
+    # The comparison and the files need the last seconds. (The smoke mode has no deadline: a loaded
+    # machine may be slow, and the test that runs it has its own.)
+    deadline = None if args.smoke else STARTED + args.budget - 15
+
+    # 1. The whole runs, one at a time and alone on the GPU: the references, and the speed. (The smoke
+    #    mode measures no speed: it runs them beside the others, to be done sooner.)
+    wholes = {}
+
+    def whole(deterministic):
+        name = 'whole_deterministic' if deterministic else 'whole'
+        workdir = os.path.join(work, name)
+        log(f'{name}: {plan["steps"]} steps uninterrupted{" with the switch" if deterministic else ""}')
+        leg = procs.run(resume_command(args, plan, workdir, deterministic=deterministic, cache=not deterministic),
+                        child_env(None if deterministic else warm_cache, alone=not args.smoke, smoke=args.smoke),
+                        os.path.join(logs, f'{name}.log'))
+        wholes[deterministic] = {'workdir': workdir, **leg, 'steps_per_second': steps_per_second(workdir, plan['batch'])}
+        log(f'{name}: exit status {leg["exit_status"]}, {leg["seconds"]}s, '
+            f'{wholes[deterministic]["steps_per_second"]["median"] or 0:.1f} steps/s')
+
+    threads = [threading.Thread(target=whole, args=(d,), daemon=True) for d in (False, True)]
+    if not args.smoke:
+        for t in threads:
+            t.start()
+            t.join()
+        threads = []
+
+    # 2. The stopped runs, all at once (their speed is not measured), and the max-pooling check.
+    def chain(variant, deterministic, cache, kind):
+        name = f'{variant}_{kind}'
+        workdir, log_path = os.path.join(work, name), os.path.join(logs, f'{name}.log')
+        env = child_env(warm_cache if cache == 'warm' else None, alone=False, smoke=args.smoke)
+        cmd = resume_command(args, plan, workdir, deterministic=deterministic, cache=cache == 'warm')
+        sig = signal.SIGKILL if kind == 'sigkill' else signal.SIGTERM
+        at = plan['kill_at' if kind == 'sigkill' else 'term_at']
+        saved = os.path.join(workdir, 'checkpoints', str(at // plan['checkpoint_every'] * plan['checkpoint_every']))
+        # A SIGKILL lands once the checkpoint before it is complete (orbax renames it into place), so
+        # that the resumed process starts from it and does again the steps after it.
+        stopped = procs.run(cmd, env, log_path, signal_at=at, sig=sig, ready=lambda: os.path.isdir(saved))
+        interrupted = (stopped['signal_sent_after_step'] is not None  # by our signal, not by the budget's end
+                       and stopped['exit_status'] == (-signal.SIGKILL if kind == 'sigkill' else 128 + signal.SIGTERM))
+        resumed = procs.run(cmd, env, log_path) if interrupted else {'exit_status': None, 'why': 'not interrupted'}
+        results[name] = {'variant': variant, 'stop': kind, 'workdir': workdir, 'stopped': stopped, 'resumed': resumed,
+                         'interrupted': interrupted}
+        log(f'{name}: stopped with exit status {stopped["exit_status"]} after step {stopped.get("signal_sent_after_step")}, '
+            f'resumed at step {resumed.get("resumed_at_step")}, exit status {resumed["exit_status"]}')
+
+    def max_pool_check():
+        workdir = os.path.join(work, 'max_pool_deterministic')
+        small = {**plan, 'steps': 3 if not args.smoke else 2}
+        leg = procs.run(resume_command(args, small, workdir, deterministic=True, cache=False,
+                                       extra=['--config.model.stem=imagenet']),
+                        child_env(None, alone=False, smoke=args.smoke), os.path.join(logs, 'max_pool_deterministic.log'))
+        with open(os.path.join(logs, 'max_pool_deterministic.log')) as f:
+            text = f.read().splitlines()
+        why = next((line.strip() for line in reversed(text) if 'deterministic' in line and 'UNIMPLEMENTED' in line), None)
+        results['max_pool'] = {**leg, 'compiles': leg['exit_status'] == 0, 'error': why or (None if leg['exit_status'] == 0
+                                                                                              else leg['last_line'])}
+        log(f'max pooling under the switch: exit status {leg["exit_status"]}{": " + why if why else ""}')
+
+    threads += [threading.Thread(target=chain, args=(v, d, c, k), daemon=True)
+                for v, d, c in RESUME_VARIANTS for k in STOPS if not args.smoke or (v, k) in SMOKE_CHAINS]
+    threads.append(threading.Thread(target=max_pool_check, daemon=True))
+    log(f'{len(threads)} processes at once: the stopped runs (each run again after its stop), the max-pooling '
+        f'check{" and the whole runs" if args.smoke else ""} ({time.time() - STARTED:.0f}s spent)')
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(None if deadline is None else max(0.0, deadline - time.time()))
+    if any(t.is_alive() for t in threads):
+        log('budget spent: the processes still running are killed; their runs are reported unfinished')
+        procs.close()
+        for t in threads:
+            t.join(30)
+
+    # 3. Bitwise comparisons with the whole run of the same switch, on this machine's default device.
+    #    A comparison that fails (a checkpoint missing, say) is reported in its row: the stage's one turn
+    #    on the GPU still leaves its files.
+    steps = plan['steps']
+
+    def outcome(workdir):
+        try:
+            return final_arrays(workdir, steps), read_records(os.path.join(workdir, 'metrics.jsonl'))
+        except Exception as e:  # noqa: BLE001  (reported, never hidden)
+            return {'error': f'{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ""}'}
+
+    reference = {}
+    for d in (False, True):
+        whole_run = wholes.get(d)
+        got = outcome(whole_run['workdir']) if whole_run and whole_run['exit_status'] == 0 else None
+        if isinstance(got, dict):
+            whole_run['error'] = got['error']
+        reference[d] = got if isinstance(got, tuple) else None
+    rows = []
+    for variant, deterministic, cache in RESUME_VARIANTS:
+        for kind in STOPS:
+            if args.smoke and (variant, kind) not in SMOKE_CHAINS:
+                continue
+            r = results.get(f'{variant}_{kind}')
+            row = {'variant': variant, 'deterministic': deterministic, 'compilation_cache': cache, 'stop': kind,
+                   **({k: r[k] for k in ('interrupted', 'stopped', 'resumed')} if r else {'interrupted': False})}
+            if r and r['interrupted'] and r['resumed']['exit_status'] == 0 and reference[deterministic]:
+                mine = outcome(r['workdir'])
+                if isinstance(mine, dict):
+                    row['error'] = mine['error']
+                else:
+                    row['state'] = compare_arrays(mine[0], reference[deterministic][0])
+                    row['records'] = compare_records(mine[1], reference[deterministic][1])
+            rows.append(row)
+    switch_changes = (compare_arrays(reference[True][0], reference[False][0])
+                      if reference[True] and reference[False] else None)
+    off, on = (wholes[d]['steps_per_second']['median'] if d in wholes else None for d in (False, True))
+    body = {'plan': dict(plan), 'whole_runs': {('with' if d else 'without') + '_switch': w for d, w in wholes.items()},
+            'rows': rows, 'max_pool': results.get('max_pool'), 'switch_changes_the_numbers': switch_changes,
+            'speed': {'steps_per_second_without': off, 'steps_per_second_with': on,
+                      'ratio_with_to_without': on / off if on and off else None}}
+    write_outputs(args.out, 'resume', body, resume_table(body, smoke=args.smoke))
+    logs_and_records = ['resume/logs'] + [os.path.join('resume', os.path.basename(w['workdir']), f)
+                                          for w in [*wholes.values(), *results.values()] if 'workdir' in w
+                                          for f in ('config.json', 'metrics.jsonl')]
+    tar_into(args.out, 'resume_files.tar.gz', args.work, logs_and_records)
+
+
+def resume_table(body: dict, *, smoke: bool) -> str:
+    plan = body['plan']
+    title = (f'ResNet-20{" (smoke sizes)" if smoke else ""}, batch {plan["batch"]}, {plan["steps"]} steps: the final '
+             'state of each stopped-and-resumed run against the uninterrupted run with the same switch')
+    head = ('| switch | compilation cache of the stopped runs | stop | resumed at | final state | arrays differing '
+            '| max abs difference | metrics.jsonl |')
+    lines = [title, '', head, '|---|---|---|---|---|---|---|---|']
+    for row in body['rows']:
+        where = (f'step {row["resumed"].get("resumed_at_step")} (stopped after {row["stopped"]["signal_sent_after_step"]})'
+                 if row.get('interrupted') else 'not interrupted: no comparison')
+        state, records = row.get('state'), row.get('records')
+        lines.append(
+            f'| {"on" if row["deterministic"] else "off"} | {row["compilation_cache"]} | {row["stop"]} | {where} | '
+            + (f'{"bitwise equal" if state["bitwise_equal"] else "differs"} | {state["differing_arrays"]} of '
+               f'{state["arrays"]} | {state["max_abs_difference"]:.3g} | '
+               + ('equal' if records['equal'] else f'differs from step {records["first_differing_step"]}') + ' |'
+               if state else f'{row.get("error", "–")} | – | – | – |'))
+    speed, changes, pool = body['speed'], body['switch_changes_the_numbers'], body['max_pool']
+    fmt = (lambda v: f'{v:.1f}' if v else '–')
+    how = ('beside the other processes: no measurement' if smoke else
+           'each alone on the GPU, the median of the logging windows past the first')
+    lines += ['', f'Speed of the uninterrupted runs ({how}): {fmt(speed["steps_per_second_without"])} steps/s '
+                  f'without the switch, {fmt(speed["steps_per_second_with"])} with it'
+              + (f' ({speed["ratio_with_to_without"]:.2f}x)' if speed['ratio_with_to_without'] else '') + '.']
+    if changes:
+        lines.append('The uninterrupted run with the switch against the one without: '
+                     + ('bitwise equal' if changes['bitwise_equal'] else
+                        f'{changes["differing_arrays"]} of {changes["arrays"]} arrays differ '
+                        f'(max abs difference {changes["max_abs_difference"]:.3g})') + '.')
+    if pool:
+        lines.append('A model with max pooling (resnet20, ImageNet stem) under the switch: '
+                     + ('compiles and trains' if pool['compiles'] else f'fails: {pool["error"]}') + '.')
+    return '\n'.join(lines)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('stage', choices=STAGES)
@@ -371,7 +702,8 @@ def main(argv=None) -> int:
     # A SIGTERM outside a run (between two of them) must not kill the stage before it writes its files.
     signal.signal(signal.SIGTERM, lambda *_: log('SIGTERM between runs: ignored, the stage writes its files'))
     log(f'stage {args.stage}{" (smoke)" if args.smoke else ""}: budget {args.budget:.0f}s, scratch {args.work}')
-    status = {'speed': stage_speed, 'tta': stage_tta, 'seeds': stage_seeds, 'he2016': stage_he2016}[args.stage](args)
+    status = {'speed': stage_speed, 'tta': stage_tta, 'seeds': stage_seeds, 'he2016': stage_he2016,
+              'resume': stage_resume}[args.stage](args)
     log(f'stage {args.stage} done' + (f' (exit status {status})' if status else ''))
     return status or 0
 

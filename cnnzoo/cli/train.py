@@ -147,6 +147,10 @@ def train_main(argv: Sequence[str]) -> int:
             print(to_json(checked(config)))
             print('dry run: the config is good; nothing was read, trained or written', file=sys.stderr)
             return 0
+        if config.training.deterministic:  # XLA reads its flags when JAX starts: before anything does
+            from cnnzoo.run.determinism import enable_deterministic_gpu_ops
+
+            enable_deterministic_gpu_ops()
         if joins(args):
             kwargs, stall_s = distributed_args(args), stall_timeout(args)
             from cnnzoo.run.signals import StopSignals

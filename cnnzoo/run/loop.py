@@ -58,6 +58,7 @@ from cnnzoo.data.resolver import data_label
 from cnnzoo.errors import RunError
 from cnnzoo.run.checkpoints import Checkpoints, Restored
 from cnnzoo.run.control import RunControl
+from cnnzoo.run.determinism import check_deterministic
 from cnnzoo.run.distributed import is_primary
 from cnnzoo.run.feeds import is_streamed, make_evaluator, make_feed
 from cnnzoo.run.mesh import to_host
@@ -122,6 +123,7 @@ def train_and_evaluate(config, workdir: str, *, extend: bool = False, join=None)
     if join is not None:
         join()
     check_devices(config)
+    check_deterministic(config)
     if config.training.compilation_cache:
         use_compilation_cache()
     with StopSignals() as signals, _claimed(workdir, config, extend=extend):

@@ -43,6 +43,7 @@ NOT_DEFINING = frozenset({
     'data.source', 'data.archive', 'data.data_dir', 'data.folder', 'data.manual_dir', 'data.workers',
     'training.progress_bar', 'training.log_every_steps', 'training.compilation_cache',
     'training.checkpoint_every_steps', 'training.keep_checkpoints', 'training.eval_batch_size',
+    'training.deterministic',
 })
 # Keys that ``extend=True`` may change: the run's length.
 LENGTH_KEYS = frozenset({'training.num_steps', 'training.num_epochs'})

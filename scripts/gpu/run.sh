@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# One GPU stage of issue 19 on a bare machine with no network (the project's GPU machine):
+# One GPU stage of issues 19 and 28 on a bare machine with no network (the project's GPU machine):
 #
-#     bash scripts/gpu/run.sh STAGE OUTDIR        STAGE: speed | tta | seeds | he2016
+#     bash scripts/gpu/run.sh STAGE OUTDIR        STAGE: speed | tta | seeds | he2016 | resume
 #
 # From the repository root, after scripts/gpu/prepare.sh filled .gpu/ (carried with the call):
 # installs the wheels in .gpu/wheels beside the image's packages (pip --no-index --no-deps --target),
@@ -16,7 +16,7 @@
 set -u -o pipefail
 
 if [ $# -ne 2 ] || [ "${1:-}" = "-h" ] || [ "${1:-}" = "--help" ]; then
-  echo "usage: bash scripts/gpu/run.sh STAGE OUTDIR   (STAGE: speed, tta, seeds or he2016; scripts/gpu/README.md)"
+  echo "usage: bash scripts/gpu/run.sh STAGE OUTDIR   (STAGE: speed, tta, seeds, he2016 or resume; scripts/gpu/README.md)"
   [ "${1:-}" = "-h" ] || [ "${1:-}" = "--help" ] && exit 0
   exit 2
 fi
@@ -28,7 +28,7 @@ SMOKE=${CNNZOO_GPU_SMOKE:-0}
 PY=${PYTHON:-python3}
 
 for stage in ${STAGES//,/ }; do
-  case $stage in speed|tta|seeds|he2016) ;; *) echo "error: unknown stage '$stage'; choose speed, tta, seeds or he2016" >&2; exit 2 ;; esac
+  case $stage in speed|tta|seeds|he2016|resume) ;; *) echo "error: unknown stage '$stage'; choose speed, tta, seeds, he2016 or resume" >&2; exit 2 ;; esac
 done
 if [ "$SMOKE" != 1 ] && [[ $STAGES == *,* ]]; then
   echo "error: one stage per call on the GPU machine (each fits one 6-minute turn); got '$STAGES'" >&2
