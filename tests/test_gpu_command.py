@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import types
 
 import numpy as np
 import pytest
@@ -150,6 +151,22 @@ def test_the_command_line_sets_the_switch_before_jax_starts_and_xla_accepts_it()
     assert lines[1] == '3.0 True'
     assert lines[2].startswith('refused: config.training.deterministic=True: JAX started its backend before')
     assert len(lines) == 3
+
+
+@pytest.mark.parametrize('given, enabled', [(True, 1), (False, 0)])
+def test_the_sweep_command_sets_the_switch_from_the_grid_and_its_overrides(monkeypatch, tmp_path, given, enabled):
+    """cnnzoo sweep turns the switch on, before JAX starts, when the grid file's config with the
+    command line's overrides asks for it (the sweep itself replaced: nothing runs)."""
+    import cnnzoo.cli.sweep
+    from cnnzoo.run import determinism
+
+    called = []
+    monkeypatch.setattr(determinism, 'enable_deterministic_gpu_ops', lambda: called.append(1))
+    monkeypatch.setattr(cnnzoo.cli.sweep, 'sweep', lambda *args, **kwargs: types.SimpleNamespace(status=0))
+    grid = os.path.join(ROOT, 'experiments', 'he2016_cifar10.py')
+    args = ['--config', grid, '--workdir', str(tmp_path / 'sweep'), f'--config.training.deterministic={given}']
+    assert cnnzoo.cli.sweep.sweep_main(args) == 0
+    assert len(called) == enabled
 
 
 @pytest.mark.parametrize('platform, flags, refused', [

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from cnnzoo.api import sweep
 from cnnzoo.cli.common import Parser, process_hooks, run_cli
+from cnnzoo.config import apply_overrides, load_config_file
 
 DESCRIPTION = """\
 Trains every point x seed of an experiment file's grid (its get_sweep(); a file without one is a
@@ -54,6 +55,12 @@ def sweep_main(argv: Sequence[str]) -> int:
         args = sweep_parser().parse(argv)
         from cnnzoo.studies.sweep import parse_seeds
 
+        # XLA reads its flags once, when JAX starts (building the grid starts it): the grid's base
+        # config with the command line's overrides decides for every point (a process-wide setting).
+        if apply_overrides(load_config_file(args.config), args.overrides).training.deterministic:
+            from cnnzoo.run.determinism import enable_deterministic_gpu_ops
+
+            enable_deterministic_gpu_ops()
         process_hooks()
         status = sweep(args.config, args.workdir, seeds=parse_seeds(args.seeds), only=args.only,
                        text_overrides=args.overrides, list_only=args.list, command=command,
