@@ -137,8 +137,10 @@ def use_compilation_cache() -> None:
 
     A directory already configured (``$JAX_COMPILATION_CACHE_DIR``, ``jax.config``) is kept; else
     :func:`compilation_cache_dir`. JAX stores only programs that took over a second to compile, keyed
-    by the program, the devices and the JAX/XLA versions; a hit is the same executable a compilation
-    would give, so a resumed run stays on its trajectory bit for bit.
+    by the program, the devices, the JAX/XLA versions and XLA_FLAGS. On a CPU a hit is the executable
+    a compilation would give, so a resumed run stays on its trajectory bit for bit; on a GPU a fresh
+    compilation may time and pick other convolution algorithms, and a hit keeps the earlier picks
+    (README, "Bitwise, on a CPU and on a GPU").
     """
     if not jax.config.jax_compilation_cache_dir:
         jax.config.update('jax_compilation_cache_dir', compilation_cache_dir())
