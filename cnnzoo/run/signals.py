@@ -4,7 +4,7 @@
 looks at it between steps. A compilation or an evaluation batch can take tens of seconds, so the
 loop runs those through :func:`interruptible`, which returns to the main thread (where Python runs
 signal handlers) as soon as a signal arrives. In a multi-process run the processes agree on the
-signal at every step boundary (:func:`agreed_stop`), so all of them save the same step.
+signal at agreed points (:mod:`cnnzoo.run.control`), so all of them save the same step.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ import sys
 import threading
 import time
 
-import numpy as np
 
 
 class StopSignals:
@@ -108,13 +107,3 @@ def _exit_before_worker_is_torn_down(worker: threading.Thread, signal_name: str)
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(128 + signal.Signals[signal_name].value)
-
-
-def agreed_stop(received: str | None) -> str | None:
-    """The stop signal any process of a multi-process run has received, in every process: each
-    step's boundary is where they agree, so all of them save the same step and stop together."""
-    from jax.experimental import multihost_utils
-
-    numbers = multihost_utils.process_allgather(np.int32(signal.Signals[received].value if received else 0))
-    first = int(np.max(numbers))
-    return signal.Signals(first).name if first else None
