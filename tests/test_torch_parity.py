@@ -311,29 +311,51 @@ def test_round_trips_are_lossless(pair):
 # gradient moves the step by up to ~1e-3 of its size, on either framework alike; SGD's steps are
 # linear in it.
 OPTIMIZER_CASES = [
-    ('sgd_momentum_decay', {'momentum': 0.9, 'weight_decay': 5e-3}, 0.1, 1e-4),
-    ('sgd_nesterov', {'momentum': 0.9, 'nesterov': True, 'weight_decay': 5e-3}, 0.1, 1e-4),
-    ('sgd_no_decay_on_bn_and_bias', {'momentum': 0.9, 'weight_decay': 5e-2, 'decay_bn_and_bias': False}, 0.1, 1e-4),
-    ('sgd_without_momentum', {'momentum': 0.0, 'weight_decay': 5e-3}, 0.1, 1e-4),
-    ('adam_l2', {'name': 'adam', 'weight_decay': 1e-2}, 1e-3, 3e-3),
-    ('adamw', {'name': 'adamw', 'weight_decay': 0.1}, 1e-3, 3e-3),
-    ('adamw_no_decay_on_bn_and_bias', {'name': 'adamw', 'weight_decay': 0.1, 'decay_bn_and_bias': False}, 1e-3, 3e-3),
-    ('rmsprop', {'name': 'rmsprop', 'momentum': 0.0, 'weight_decay': 1e-2}, 1e-3, 3e-3),
-    ('rmsprop_momentum', {'name': 'rmsprop', 'momentum': 0.9, 'weight_decay': 1e-2}, 1e-3, 3e-3),
-    # PyTorch's alpha and the centered form divide by less (0.1 |g| at the first step, the gradients'
-    # spread later), which widens the band of near-0 gradients whose step rounding decides; a larger
-    # eps narrows it again, and makes eps's place (outside the root) matter more. At alpha 0.99 the
-    # first step is 10 x the rate: the rate is 10 x smaller, for steps of the others' size.
+    ('sgd_momentum_decay', {'momentum': 0.9, 'weight_decay': 5e-3}, 0.1),
+    ('sgd_nesterov', {'momentum': 0.9, 'nesterov': True, 'weight_decay': 5e-3}, 0.1),
+    ('sgd_no_decay_on_bn_and_bias', {'momentum': 0.9, 'weight_decay': 5e-2, 'decay_bn_and_bias': False}, 0.1),
+    ('sgd_without_momentum', {'momentum': 0.0, 'weight_decay': 5e-3}, 0.1),
+    ('adam_l2', {'name': 'adam', 'weight_decay': 1e-2}, 1e-3),
+    ('adamw', {'name': 'adamw', 'weight_decay': 0.1}, 1e-3),
+    ('adamw_no_decay_on_bn_and_bias', {'name': 'adamw', 'weight_decay': 0.1, 'decay_bn_and_bias': False}, 1e-3),
+    ('rmsprop', {'name': 'rmsprop', 'momentum': 0.0, 'weight_decay': 1e-2}, 1e-3),
+    ('rmsprop_momentum', {'name': 'rmsprop', 'momentum': 0.9, 'weight_decay': 1e-2}, 1e-3),
+    # At alpha 0.99 the first step is 10 x the rate (the root of 1 - 0.99 divides it): the rate is
+    # 10 x smaller, for steps of the others' size.
     ('rmsprop_alpha_0.99', {'name': 'rmsprop', 'momentum': 0.0, 'rms_decay': 0.99, 'eps': 1e-4,
-                            'weight_decay': 0.0}, 1e-4, 3e-3),
+                            'weight_decay': 0.0}, 1e-4),
     ('rmsprop_centered_no_decay_on_bn_and_bias', {'name': 'rmsprop', 'centered': True, 'momentum': 0.9, 'eps': 1e-4,
-                                                  'weight_decay': 5e-2, 'decay_bn_and_bias': False}, 1e-3, 3e-3),
+                                                  'weight_decay': 5e-2, 'decay_bn_and_bias': False}, 1e-3),
 ]
 # The optimizers of OPTIMIZERS that torch.optim does not have, and why (make_torch_optimizer refuses
 # them with this reason); every other one needs a case above.
 NO_TWIN = {'lars': 'torch.optim has no LARS', 'lamb': 'torch.optim has no LAMB'}
 STEPS = 3
 RATE_DECAY = 0.5  # the rate halves every step: each framework must apply the step's rate where the other does
+# The steps the two frameworks take from the same gradients differ by float32 rounding only: in the
+# update's own arithmetic, which the adaptive optimizers amplify where a moment nearly cancels (to
+# 2e-5 of the largest step of a tensor, measured: rmsprop with momentum), and, per step, in the
+# addition to the weight, which each framework rounds (or fuses) in its own place: at most an ulp of
+# the weight each (a step of 1e-3 on a weight near 4 is resolved to 4.8e-7 only). Every machine
+# rounds these elementwise IEEE operations the same up to an FMA's contraction (an ulp). A
+# convention that differs (where the rate or the decay applies, eps inside or outside the root,
+# dampening) moves a step by 1e-3 to 1 of its size.
+STEP_TOLERANCE = 1e-4
+
+
+def step_mismatch(start, a_end, b_end, steps: int) -> tuple[float, str]:
+    """The largest difference of the steps ``a_end - start`` and ``b_end - start``, over what float32
+    rounding allows it (below 1 passes): STEP_TOLERANCE of the largest step, plus an ulp of the
+    weight per framework and step; and the worst element, described."""
+    start, a_end, b_end = (np.asarray(x, np.float32) for x in (start, a_end, b_end))
+    a_step = a_end.astype(np.float64) - start
+    b_step = b_end.astype(np.float64) - start
+    rounding = 2 * steps * np.spacing(np.maximum(np.abs(start), np.maximum(np.abs(a_end), np.abs(b_end))))
+    allowed = STEP_TOLERANCE * np.max(np.abs(b_step)) + rounding.astype(np.float64)
+    ratio = np.abs(a_step - b_step) / allowed
+    i = np.unravel_index(np.argmax(ratio), ratio.shape)
+    return float(ratio[i]), (f'worst at {i}: weight {start[i]!r} -> {a_end[i]!r} / {b_end[i]!r}, steps '
+                             f'{a_step[i]:.9g} / {b_step[i]:.9g}, allowed {allowed[i]:.3g}')
 
 
 @pytest.fixture(scope='module')
@@ -354,12 +376,25 @@ def small_resnet():
     return model, variables, batches, jax.jit(jax.value_and_grad(loss_fn, has_aux=True))
 
 
-@pytest.mark.parametrize('overrides,learning_rate,step_tolerance', [o[1:] for o in OPTIMIZER_CASES],
+def set_torch_grads(twin, grads, model, batch_stats) -> None:
+    """Give each parameter of ``twin`` the gradient ``grads`` holds for it (flax's layout carried into
+    PyTorch's by the bridge, as the weights are)."""
+    carrier = torch_twin(model)
+    load_variables(carrier, {'params': grads, 'batch_stats': batch_stats}, model)
+    for parameter, gradient in zip(twin.parameters(), carrier.parameters(), strict=True):
+        parameter.grad = gradient.detach().clone()
+
+
+@pytest.mark.parametrize('overrides,learning_rate', [o[1:] for o in OPTIMIZER_CASES],
                          ids=[o[0] for o in OPTIMIZER_CASES])
-def test_optimizer_steps_match(small_resnet, overrides, learning_rate, step_tolerance):
-    """Three train steps (momentum and moments carry over) from the same weights and batches, at a
-    rate that changes every step (as a schedule does: PyTorch's is set before each step, as
-    cnnzoo/torch/recipe.py sets it)."""
+def test_optimizer_steps_match(small_resnet, overrides, learning_rate):
+    """Three steps (momentum and moments carry over) from the same weights and the same gradients
+    (JAX's, of a few batches along JAX's trajectory), at a rate that changes every step (as a
+    schedule does: PyTorch's is set before each step, as cnnzoo/torch/recipe.py sets it). The same
+    gradients make this a test of the optimizers alone: with each framework's own backward pass,
+    adaptive optimizers turn the float32 rounding of near-zero gradient entries into whole steps
+    (adam's first step is lr * sign(g)), and a tolerance would have to be tuned to the CPU at hand.
+    The gradients' own parity is the model tests' (test_train_outputs_and_running_statistics_match)."""
     model, variables, batches, loss_and_grads = small_resnet
     config = default_config()
     config.optimizer.update(overrides)
@@ -374,26 +409,26 @@ def test_optimizer_steps_match(small_resnet, overrides, learning_rate, step_tole
         updates, opt_state = tx.update(grads, opt_state, params)
         return optax.apply_updates(params, updates), opt_state
 
+    gradients = []
     for images, labels in batches:
         (_, batch_stats), grads = loss_and_grads(params, batch_stats, images, labels)
+        gradients.append(grads)
         params, opt_state = apply_gradients(grads, opt_state, params)
 
     twin = torch_twin(model)
     load_variables(twin, variables, model)
-    twin.train()
     optimizer = make_torch_optimizer(config.optimizer, twin, learning_rate)
-    for rate, (images, labels) in zip(rates, batches):
+    for rate, grads in zip(rates, gradients, strict=True):
         for group in optimizer.param_groups:
             group['lr'] = rate
-        optimizer.zero_grad()
-        F.cross_entropy(twin(nchw(images)), torch.from_numpy(labels).long()).backward()
+        set_torch_grads(twin, grads, model, variables['batch_stats'])
         optimizer.step()
 
     start, flax_end, torch_end = flat(variables['params']), flat(params), flat(twin_variables(twin, model)['params'])
     for k in start:
-        flax_delta, torch_delta = flax_end[k] - start[k], torch_end[k] - start[k]
-        assert np.abs(flax_delta).max() > 0, k
-        assert relative_error(torch_delta, flax_delta) < step_tolerance, k
+        assert np.abs(flax_end[k] - start[k]).max() > 0, k
+        mismatch, worst = step_mismatch(start[k], torch_end[k], flax_end[k], STEPS)
+        assert mismatch < 1, f'{k}: {mismatch:.3g} of the rounding allowed; {worst}'
         assert relative_error(torch_end[k], flax_end[k]) < TOLERANCE, k
 
 
