@@ -24,7 +24,6 @@ import numpy as np
 import optax
 import pytest
 import torch
-import torch.nn.functional as F
 
 from cnnzoo.config import default_config, load_config_file
 from cnnzoo.errors import ConfigError
