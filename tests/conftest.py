@@ -205,6 +205,13 @@ def distinct_networks(names, network) -> list[str]:
     return [name for name in names if name in kept]
 
 
+# The tiers: the fast lane (`-m "not slow"`, every code path once), the suite (`pytest -q`: the
+# fast lane and the long tests of paths the fast lane reaches more cheaply: kills, several processes,
+# whole sweeps) and the exhaustive tier (`-m exhaustive`: the repeats over every registered model and
+# parity case beyond the fast lane's, and the GPU kit's smoke stages beyond one; CI runs it too).
+EXHAUSTIVE = (pytest.mark.slow, pytest.mark.exhaustive)
+
+
 def registry_params(names):
-    """``names`` as pytest params, those outside FAST_LANE_MODELS marked slow."""
-    return [pytest.param(name, marks=() if name in FAST_LANE_MODELS else pytest.mark.slow) for name in names]
+    """``names`` as pytest params, those outside FAST_LANE_MODELS in the exhaustive tier."""
+    return [pytest.param(name, marks=() if name in FAST_LANE_MODELS else EXHAUSTIVE) for name in names]

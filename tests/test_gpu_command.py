@@ -14,6 +14,8 @@ import types
 import numpy as np
 import pytest
 
+from conftest import EXHAUSTIVE
+
 from cnnzoo.errors import ConfigError
 from cnnzoo.run import determinism
 
@@ -73,8 +75,11 @@ CHECKS = {'speed': _check_speed, 'tta': _check_tta, 'seeds': _check_seeds, 'he20
           'resume': _check_resume}
 
 
-@pytest.mark.slow  # each stage a few compilations: 20-60 s on two shared cores; resume's 11 processes longer
-@pytest.mark.parametrize('stage', list(CHECKS))
+# Each stage a few compilations: 20-60 s on two shared cores, resume's 11 processes longer. The suite
+# runs he2016 (the training stage the others' runs share); the exhaustive tier the rest.
+@pytest.mark.slow
+@pytest.mark.parametrize('stage', [stage if stage == 'he2016' else pytest.param(stage, marks=EXHAUSTIVE)
+                                   for stage in CHECKS])
 def test_each_stage_runs_in_smoke_mode_and_leaves_at_most_8_files(stage, tiny_cifar10, tmp_path):
     pytest.importorskip('torch')
     env = {**os.environ, 'CNNZOO_GPU_SMOKE': '1', 'CNNZOO_GPU_ARCHIVE': tiny_cifar10, 'PYTHON': sys.executable}

@@ -4,7 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import distinct_networks, registry_params, shortened
+from conftest import EXHAUSTIVE, distinct_networks, registry_params, shortened
 
 from cnnzoo.models import (ACTIVATIONS, BasicBlock, Bottleneck, cifar_fields, count_params, create_model,
                            get_activation, list_models, min_input_size, register_model, registry)
@@ -98,7 +98,7 @@ def test_every_model_has_a_pinned_parameter_count():
     assert sorted(PINNED_PARAMS) == sorted(list_models())
 
 
-@pytest.mark.parametrize('name', [pytest.param(name, marks=pytest.mark.slow) if name == 'resnet1202' else name
+@pytest.mark.parametrize('name', [pytest.param(name, marks=EXHAUSTIVE) if name == 'resnet1202' else name
                                   for name in list_models()])  # tracing 1202 layers takes 5 s: slow lane
 def test_parameter_count_is_pinned(name):
     num_classes, expected, source = PINNED_PARAMS[name]

@@ -25,6 +25,8 @@ import optax
 import pytest
 import torch
 
+from conftest import EXHAUSTIVE
+
 from cnnzoo.config import default_config, load_config_file
 from cnnzoo.errors import ConfigError
 from cnnzoo.models import ACTIVATIONS, create_model
@@ -154,7 +156,7 @@ FAST_LANE_CASES = (
 )
 
 
-@pytest.fixture(scope='module', params=[pytest.param(c, marks=() if c in FAST_LANE_CASES else pytest.mark.slow)
+@pytest.fixture(scope='module', params=[pytest.param(c, marks=() if c in FAST_LANE_CASES else EXHAUSTIVE)
                                         for c in CASES], ids=case_id)
 def pair(request):
     return make_pair(*request.param)
