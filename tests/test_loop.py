@@ -190,6 +190,7 @@ def _leaves_by_path(tree) -> dict:
     return {'/'.join(name(k) for k in path): np.asarray(leaf) for path, leaf in leaves}
 
 
+@pytest.mark.slow  # the fast lane restores 6dc0e5e's one-seed run (below), the same checks on a later format
 @pytest.mark.filterwarnings('ignore:Sharding info not provided')  # orbax's own reading, without a target
 def test_a_run_written_before_the_replica_axis_restores_resumes_and_evaluates(tmp_path, cache_dir, monkeypatch):
     """tests/data/run_e622304: a one-seed run of 4 steps written by e622304's code (its state saved
@@ -260,7 +261,8 @@ def test_a_run_written_before_the_replica_axis_restores_resumes_and_evaluates(tm
 
 
 @pytest.mark.filterwarnings('ignore:Sharding info not provided')  # orbax's own reading, without a target
-@pytest.mark.parametrize('name, seeds', [('run_6dc0e5e_one', 1), ('run_6dc0e5e_seeds', 2)])
+@pytest.mark.parametrize('name, seeds', [('run_6dc0e5e_one', 1),
+                                         pytest.param('run_6dc0e5e_seeds', 2, marks=pytest.mark.slow)])
 def test_a_run_in_the_checkpoint_format_of_6dc0e5e_restores_resumes_and_evaluates(tmp_path, cache_dir, name, seeds):
     """tests/data/run_6dc0e5e_*: runs of 4 steps written by 6dc0e5e (one seed, and two seeds in one
     program), whose checkpoints hold the items 'state' and 'records'. Each array comes back bitwise as

@@ -527,6 +527,7 @@ def test_criterion_loss_and_gradient_match_the_twin(name):
     assert loss_params(config) != loss_params(default_config()) or not LOSSES.get(name).params
 
 
+@pytest.mark.slow  # the criteria's parity and the auxiliary heads' weights are in the fast lane apart
 def test_an_auxiliary_head_model_trains_with_a_non_default_criterion_in_both_frameworks():
     """GoogLeNet's auxiliary heads take the run's criterion (focal here) in cnnzoo's train step and
     in the twin's loss alike: the step's loss is the twin's, and is not the cross-entropy one."""

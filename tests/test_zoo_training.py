@@ -47,7 +47,14 @@ def dataset(tiny_cifar10, tmp_path_factory):
                         data_dir=str(tmp_path_factory.mktemp('cache')))
 
 
-@pytest.mark.parametrize('name', registry_params(distinct_models()))
+def zoo_params():
+    """The registry's params; the fast lane trains resnet20 only (alexnet_2012's layers are in the
+    fast lane's model and parity tests, its training in the suite)."""
+    return [p if p.values[0] == 'resnet20' else pytest.param(*p.values, marks=(*p.marks, pytest.mark.slow))
+            for p in registry_params(distinct_models())]
+
+
+@pytest.mark.parametrize('name', zoo_params())
 def test_trains_and_resumes_bitwise(name, dataset):
     size = min_input_size(name, cifar=True)
     model = trained_model(name, dataset.num_classes)
