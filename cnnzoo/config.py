@@ -143,7 +143,7 @@ def load_experiment_module(path: str):
     module = importlib.util.module_from_spec(spec)
     try:
         spec.loader.exec_module(module)
-    except Exception as e:  # noqa: BLE001 - any failure of a user's file is reported in one line
+    except Exception as e:  # any failure of a user's file is reported in one line
         raise ConfigError(f'{path}: {first_line(e, typed=True)}') from e
     return module
 
@@ -273,7 +273,8 @@ def get_key(config: ml_collections.ConfigDict, dotted: str) -> Any:
 
 def validate(config: ml_collections.ConfigDict) -> None:
     """Checks what the schema's types cannot: names and ranges. Raises a one-line ConfigError."""
-    from cnnzoo.data.resolver import check_data  # the data section's own checks (its source decides them)
+    # The data section's own checks (its source decides them).
+    from cnnzoo.data.resolver import check_data
     from cnnzoo.training.schedules import check_schedule
 
     named = named_keys()
@@ -378,9 +379,7 @@ def _merge(node: ml_collections.ConfigDict, values: dict, prefix: str) -> None:
         if isinstance(value, dict) and key in node and isinstance(node[key], ml_collections.ConfigDict):
             _merge(node[key], value, f'{prefix}{key}.')
             continue
-        if key in node and isinstance(node[key], tuple) and isinstance(value, list):
-            value = tuple(value)
-        elif isinstance(value, list):
+        if isinstance(value, list):  # JSON has no tuples; the schema's sequences are tuples
             value = tuple(value)
         if key not in node and node.is_locked:
             raise ConfigError(f'unknown config key in saved config: {prefix}{key}')

@@ -19,10 +19,10 @@ from cnnzoo import data as data_lib
 from cnnzoo.bench.accuracy import compare_accuracy, markdown, relative_difference, write
 from cnnzoo.config import apply_overrides, load_config_file
 from cnnzoo.errors import ConfigError, RunError
+from cnnzoo.rngs import step_stream
 from cnnzoo.run.checkpoints import Checkpoints
 from cnnzoo.run.setup import build
 from cnnzoo.torch.recipe import TorchRun, train_torch
-from cnnzoo.rngs import step_stream
 from cnnzoo.training.steps import step_keys
 
 pytestmark = pytest.mark.usefixtures('one_torch_thread')

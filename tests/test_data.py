@@ -12,8 +12,18 @@ import numpy as np
 import pytest
 from conftest import write_cifar10_python_archive
 
-from cnnzoo.data import (AUGMENTATIONS, DataError, augment, epoch_permutation, expansion, load_dataset, normalize,
-                         online_preset, read_archive, take_batch)
+from cnnzoo.data import (
+    AUGMENTATIONS,
+    DataError,
+    augment,
+    epoch_permutation,
+    expansion,
+    load_dataset,
+    normalize,
+    online_preset,
+    read_archive,
+    take_batch,
+)
 
 # preset -> the copies augment_mode='expand' adds, for the presets that can expand a set
 EXPANSION_COPIES = {e.name: e.meta['expand'] for e in AUGMENTATIONS.entries() if 'expand' in e.meta}
@@ -254,7 +264,7 @@ def test_second_load_comes_from_the_cache(arrays, tmp_path, monkeypatch):
     path, _ = arrays
     first = load_dataset('cifar10', source='archive', archive=str(path), data_dir=str(tmp_path))
     assert os.listdir(tmp_path / 'cnnzoo-cache')
-    import cnnzoo.data.datasets as datasets
+    from cnnzoo.data import datasets
 
     def fail(*args, **kwargs):
         raise AssertionError('the archive was decoded again')

@@ -15,8 +15,16 @@ import flax.serialization
 import jax
 import numpy as np
 import pytest
-from tiny_run import (EXPERIMENT, TOTAL_STEPS, TRAIN, assert_bitwise_equal, restore, run_script, tiny_config,
-                      tiny_overrides)
+from tiny_run import (
+    EXPERIMENT,
+    TOTAL_STEPS,
+    TRAIN,
+    assert_bitwise_equal,
+    restore,
+    run_script,
+    tiny_config,
+    tiny_overrides,
+)
 
 from cnnzoo import config as config_lib
 from cnnzoo.errors import ConfigError, RunError
@@ -204,9 +212,9 @@ def test_a_run_written_before_the_replica_axis_restores_resumes_and_evaluates(tm
     float sums can change (one example of 50). Then two continuations made here, one resume to
     step 8 and one stopped by SIGTERM at step 6 and resumed to 8, end at the same state and
     records, bitwise."""
-    from cnnzoo.run import loop
-
     from conftest import write_cifar10_python_archive
+
+    from cnnzoo.run import loop
 
     archive = str(tmp_path / 'cifar-10-python.tar.gz')
     write_cifar10_python_archive(archive, real=False)  # the images the old run trained on

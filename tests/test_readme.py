@@ -19,7 +19,7 @@ def readme_commands():
     lines joined, ``scripts/X.py`` read as ``cnnzoo X`` and the shell's parts around it dropped."""
     text = open(README, encoding='utf-8').read()
     commands = []
-    for block in re.findall(r'```bash\n(.*?)```', text, flags=re.S):
+    for block in re.findall(r'```bash\n(.*?)```', text, flags=re.DOTALL):
         for line in block.replace('\\\n', ' ').splitlines():
             words, part = [], []
             for word in shlex.split(line.replace('$i', '0'), comments=True) + [';']:

@@ -17,8 +17,16 @@ import threading
 
 import pytest
 from conftest import env_with_devices
-from tiny_run import (EXPERIMENT, TOTAL_STEPS, TRAIN, assert_bitwise_equal, restore, run_script, tiny_config,
-                      tiny_overrides)
+from tiny_run import (
+    EXPERIMENT,
+    TOTAL_STEPS,
+    TRAIN,
+    assert_bitwise_equal,
+    restore,
+    run_script,
+    tiny_config,
+    tiny_overrides,
+)
 
 from cnnzoo.config import ConfigError
 from cnnzoo.errors import RunError

@@ -83,7 +83,7 @@ def test_random_resized_crops_stay_within_the_image_and_the_ranges():
     rng = np.random.default_rng(1)
     for _ in range(300):
         top, left, h, w = image_ops.random_resized_crop_box(rng, 500, 375)
-        assert 0 <= top and top + h <= 375 and 0 <= left and left + w <= 500
+        assert top >= 0 and top + h <= 375 and left >= 0 and left + w <= 500
         assert 0.08 * 0.9 <= h * w / (500 * 375) <= 1.0  # rounding to whole pixels
         assert 3 / 4 * 0.9 <= w / h <= 4 / 3 * 1.1
 

@@ -325,7 +325,7 @@ def test_vmap_seeds_trains_each_points_seeds_as_one_program(tiny_cifar10, cache_
         assert records(tmp_path / 'runs' / key)[-1]['accuracy'] == entry['final_accuracy']
     assert sweep_main(args) == 0 and capsys.readouterr().out.count('done, skipped') == 2
     text, _ = write_report(str(tmp_path / 'runs'))
-    assert re.search(r'^\| relu \| relu \| 2 \| \d+\.\d+ ± \d+\.\d+ \|', text, re.M), text  # two seeds
+    assert re.search(r'^\| relu \| relu \| 2 \| \d+\.\d+ ± \d+\.\d+ \|', text, re.MULTILINE), text  # two seeds
     # Seeds that are not s, s+1, ... cannot share a program: one line at --list time.
     assert sweep_main([*args[:4], '--seeds', '0,2', '--vmap-seeds', '--list']) == 2
     assert '--vmap-seeds trains seeds s, s+1' in capsys.readouterr().err

@@ -33,12 +33,32 @@ from cnnzoo.models.googlenet import TABLE1
 from cnnzoo.models.inception import MIXED
 from cnnzoo.models.normalization import LocalResponseNorm
 from cnnzoo.run.setup import build
-from cnnzoo.torch import (ConversionError, create_torch_model, flax_to_torch, init_from_state_dict, key_map,
-                          load_variables, make_torch_loss, make_torch_optimizer, split_outputs, torch_to_flax,
-                          torch_twin, twin_loss, twin_variables)
+from cnnzoo.torch import (
+    ConversionError,
+    create_torch_model,
+    flax_to_torch,
+    init_from_state_dict,
+    key_map,
+    load_variables,
+    make_torch_loss,
+    make_torch_optimizer,
+    split_outputs,
+    torch_to_flax,
+    torch_twin,
+    twin_loss,
+    twin_variables,
+)
 from cnnzoo.torch import layers as torch_layers
 from cnnzoo.torch.vgg import torch_lrn
-from cnnzoo.training import LOSSES, OPTIMIZERS, TrainState, cross_entropy, make_loss, make_optimizer, make_train_step
+from cnnzoo.training import (
+    LOSSES,
+    OPTIMIZERS,
+    TrainState,
+    cross_entropy,
+    make_loss,
+    make_optimizer,
+    make_train_step,
+)
 from cnnzoo.training.losses import loss_params
 from cnnzoo.training.steps import AUX_COLLECTION
 

@@ -11,8 +11,18 @@ import optax
 import pytest
 
 from cnnzoo.config import apply_overrides, default_config
-from cnnzoo.training import (AUX_COLLECTION, LOSSES, TrainState, cross_entropy, decay_mask, init_variables,
-                             make_eval_step, make_loss, make_optimizer, make_train_step)
+from cnnzoo.training import (
+    AUX_COLLECTION,
+    LOSSES,
+    TrainState,
+    cross_entropy,
+    decay_mask,
+    init_variables,
+    make_eval_step,
+    make_loss,
+    make_optimizer,
+    make_train_step,
+)
 
 
 class TinyNet(nn.Module):

@@ -19,7 +19,7 @@ from __future__ import annotations
 import jax
 import numpy as np
 
-from cnnzoo.bench.environment import loadavg, environment, write_json_and_markdown
+from cnnzoo.bench.environment import environment, loadavg, write_json_and_markdown
 from cnnzoo.errors import ConfigError
 from cnnzoo.run.workdir import has_checkpoint
 

@@ -55,9 +55,14 @@ def train_step_rate(config, image_size: int, *, steps: int, log=print) -> dict:
 
     from cnnzoo.data import normalize, to_float
     from cnnzoo.models import create_model
-    from cnnzoo.training import compute_dtype
     from cnnzoo.rngs import step_stream
-    from cnnzoo.training import TrainState, init_variables, make_optimizer, make_train_step
+    from cnnzoo.training import (
+        TrainState,
+        compute_dtype,
+        init_variables,
+        make_optimizer,
+        make_train_step,
+    )
 
     t = config.training
     fields = {k: v for k, v in config.model.items() if k != 'name'}

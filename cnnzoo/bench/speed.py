@@ -50,11 +50,11 @@ from collections.abc import Sequence
 # would leave PyTorch, in the same process, a quarter. Only effective before JAX's first use.
 os.environ.setdefault('XLA_PYTHON_CLIENT_PREALLOCATE', 'false')
 
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
+import jax
+import jax.numpy as jnp
 
-from cnnzoo import data as data_lib  # noqa: E402
-from cnnzoo.bench.environment import (  # noqa: E402
+from cnnzoo import data as data_lib
+from cnnzoo.bench.environment import (
     REPORTED_CPU_FLAGS,
     bf16_native_on_cpu,
     environment,
@@ -62,8 +62,8 @@ from cnnzoo.bench.environment import (  # noqa: E402
     loadavg,
     write_json_and_markdown,
 )
-from cnnzoo.bench.names import DEFAULT_MODELS, DEFAULT_VARIANTS, JAX_VARIANT_NAMES, TORCH_VARIANTS  # noqa: E402,F401
-from cnnzoo.bench.variants import (  # noqa: E402
+from cnnzoo.bench.names import DEFAULT_MODELS, DEFAULT_VARIANTS, JAX_VARIANT_NAMES, TORCH_VARIANTS
+from cnnzoo.bench.variants import (
     LEARNING_RATE,
     MEAN,
     STD,
@@ -74,10 +74,16 @@ from cnnzoo.bench.variants import (  # noqa: E402
     synthetic_data,
     timed,
 )
-from cnnzoo.config import default_config  # noqa: E402
-from cnnzoo.errors import first_line  # noqa: E402
-from cnnzoo.models import create_model  # noqa: E402
-from cnnzoo.training import TrainState, init_variables, make_eval_step, make_optimizer, make_train_step  # noqa: E402
+from cnnzoo.config import default_config
+from cnnzoo.errors import first_line
+from cnnzoo.models import create_model
+from cnnzoo.training import (
+    TrainState,
+    init_variables,
+    make_eval_step,
+    make_optimizer,
+    make_train_step,
+)
 
 JAX_VARIANTS = dict(zip(JAX_VARIANT_NAMES, (jnp.float32, jnp.bfloat16), strict=True))
 

@@ -26,7 +26,6 @@ every step; ``'expand'`` draws them once and trains on a fixed, larger set
 
 from __future__ import annotations
 
-
 import jax
 import jax.numpy as jnp
 import numpy as np

@@ -238,7 +238,7 @@ class Checkpoints:
         for manager in (self.last, self.best):
             try:
                 manager.close()
-            except Exception as e:  # noqa: BLE001
+            except Exception as e:
                 if _os_error(e) is None:
                     raise
 

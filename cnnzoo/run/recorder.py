@@ -116,7 +116,7 @@ class Recorder:
         """Records each replica's evaluation at ``step`` and keeps its best checkpoint."""
         from cnnzoo.training import replica
 
-        one_model = (lambda k: replica(state, k)) if self.several else (lambda k: state)  # noqa: E731
+        one_model = (lambda k: replica(state, k)) if self.several else (lambda k: state)
         self.last_eval = []
         for k, (result, log) in enumerate(zip(results, self.logs, strict=True)):
             record = {'step': step, 'split': self.split, 'epoch': step / self.spe,

@@ -358,7 +358,8 @@ def run_sweep(grid_path: str, workdir: str, *, seeds: Sequence[int] | None = Non
         raise ConfigError(f'--workdir {workdir} is a file, not a directory')
     for config in _distinct_data(job[1] for job in jobs):
         check_data_found(config)
-    from cnnzoo.run.loop import train_and_evaluate  # imports JAX's training stack: after the grid is known good
+    # Imports JAX's training stack: after the grid is known good.
+    from cnnzoo.run.loop import train_and_evaluate
 
     created = missing_parents(workdir)
     try:

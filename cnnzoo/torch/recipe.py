@@ -44,10 +44,10 @@ import torch
 from cnnzoo import data as data_lib
 from cnnzoo.data.augmentation import crop_flip_draws, preset_keys
 from cnnzoo.errors import ConfigError, RunError
+from cnnzoo.rngs import step_stream
 from cnnzoo.torch.losses import make_torch_loss
 from cnnzoo.torch.models import load_variables, torch_twin, twin_loss
 from cnnzoo.torch.ops import PAD, crop_flip, device, synchronize, to_model_input
-from cnnzoo.rngs import step_stream
 from cnnzoo.torch.optim import make_torch_optimizer, torch_optimizer
 from cnnzoo.training import steps_from_epochs
 from cnnzoo.training.steps import step_keys
