@@ -101,7 +101,7 @@ def test_both_frameworks_train_the_same_recipe(report):
 
     Not bitwise: see cnnzoo/torch/recipe.py for how fast float rounding separates the two runs.
     """
-    report, config, workdir = report
+    report, _config, _workdir = report
     jax_run, torch_run = report['runs']['jax'], report['runs']['torch']
     assert 0 < report['final_parameter_difference'] < 0.1
     assert [e['step'] for e in jax_run['evals']] == [e['step'] for e in torch_run['evals']] == [2, 4]

@@ -114,7 +114,7 @@ def test_the_training_set_is_counted_without_reading_an_image(arrays, tmp_path, 
 
 def test_cifar100_layout_reads_fine_labels(tmp_path):
     path = tmp_path / 'cifar-100-python.tar.gz'
-    x_train, y_train, x_test, y_test = write_cifar100(path)
+    x_train, _y_train, _x_test, y_test = write_cifar100(path)
     ds = load_dataset('cifar100', source='archive', archive=str(path), data_dir=str(tmp_path))
     np.testing.assert_array_equal(ds.train_images, x_train)
     np.testing.assert_array_equal(ds.test_labels, y_test)

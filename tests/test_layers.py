@@ -44,8 +44,8 @@ def test_batch_norm_default_is_flax_bit_for_bit(dtype):
     variables = {'params': {'scale': jnp.arange(1.0, 4.0), 'bias': jnp.array([0.5, -1.0, 2.0])},
                  'batch_stats': {'mean': jnp.array([0.1, 0.2, 0.3]), 'var': jnp.array([1.5, 2.0, 0.5])}}
     for train in (True, False):
-        kwargs = dict(use_running_average=not train, momentum=0.9, epsilon=1e-5, dtype=dtype,
-                      param_dtype=jnp.float32)
+        kwargs = {'use_running_average': not train, 'momentum': 0.9, 'epsilon': 1e-5, 'dtype': dtype,
+                  'param_dtype': jnp.float32}
         a, ua = BatchNorm(**kwargs).apply(variables, x, mutable=['batch_stats'])
         b, ub = nn.BatchNorm(**kwargs).apply(variables, x, mutable=['batch_stats'])
         assert a.dtype == b.dtype == dtype

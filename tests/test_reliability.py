@@ -49,8 +49,8 @@ BAD_VALUES = [
     ('model.dtype', 'bfloat16', 'config.model.dtype is set by the run (config.training.dtype)'),
     ('data.augment', 'fancy', "config.data.augment='fancy': choose one of none, crop_flip"),
     ('data.augment_mode', 'always', "config.data.augment_mode='always': choose one of online, expand"),
-    ('data.name', 'mnist', "config.data.name='mnist' with config.data.source='archive': the archive readers know "
-                           'cifar10, cifar100'),
+    ('data.name', 'mnist', ("config.data.name='mnist' with config.data.source='archive': the archive readers know "
+                            'cifar10, cifar100')),
     ('schedule.ratio', '5::2', "config.schedule.ratio='5::2'"),
     ('schedule.ratio', 'a:b:c', "config.schedule.ratio='a:b:c'"),
     ('schedule.ratio', '0:0:0', "config.schedule.ratio='0:0:0'"),
@@ -65,8 +65,8 @@ BAD_VALUES = [
     ('optimizer.momentum', '1.5', 'config.optimizer.momentum=1.5: must be in [0, 1)'),
     ('optimizer.weight_decay', '-1e-4', 'config.optimizer.weight_decay=-0.0001: must be >= 0'),
     ('training.label_smoothing', '1.0', 'config.training.label_smoothing=1.0: must be in [0, 1)'),
-    ('training.focal_gamma', '3.0', "config.training.focal_gamma=3.0 is read by training.loss=focal; "
-                                    "training.loss='cross_entropy' does not read it"),
+    ('training.focal_gamma', '3.0', ("config.training.focal_gamma=3.0 is read by training.loss=focal; "
+                                     "training.loss='cross_entropy' does not read it")),
     ('training.batch_size', '0', 'config.training.batch_size=0: must be > 0'),
     ('training.num_seeds', '0', 'config.training.num_seeds=0: must be > 0'),
     ('training.seed_devices', '2', 'config.training.seed_devices=2: must be > 0 and divide training.num_seeds=1'),

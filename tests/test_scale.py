@@ -232,7 +232,7 @@ def seeds_run(runs, tiny_cifar10, cache_dir, tmp_path_factory):
 def test_each_replica_is_the_run_of_its_seed(runs, seeds_run, tiny_cifar10, cache_dir, tmp_path):
     from cnnzoo.training import replica
 
-    config, workdir, summary = seeds_run
+    config, _workdir, summary = seeds_run
     one_config, root = runs
     stacked = summary['state']
     # The initialisations are bitwise those of the one-seed runs (vmap draws the same numbers).
@@ -257,7 +257,7 @@ def test_each_replica_directory_reads_as_a_one_seed_run(seeds_run):
     from cnnzoo.run.evaluate import evaluate_checkpoint
     from cnnzoo.run.workdir import read_run
 
-    config, workdir, summary = seeds_run
+    _config, workdir, summary = seeds_run
     assert [r['seed'] for r in summary['replicas']] == list(range(SEEDS))
     for k in range(SEEDS):
         directory = workdir / f'seed{k}'
@@ -309,7 +309,7 @@ def test_seeds_spread_over_devices_are_the_runs_of_their_seeds(runs, seeds_run, 
     from cnnzoo.training import replica
 
     one_config, root = runs
-    config, _, summary = seeds_run
+    _config, _, summary = seeds_run
     spread = {**SETTINGS, 'training.num_seeds': '2', 'training.seed_devices': '2'}
     out = train_on_devices(4, tmp_path, tiny_overrides(tiny_cifar10, cache_dir, **spread))
     assert '4 cpu device(s), 2 seeds in one program' in out

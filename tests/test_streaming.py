@@ -623,7 +623,7 @@ def test_workers_leave_nothing_in_dev_shm_however_the_stream_ends(tmp_path, endi
             if lines[-1].startswith('batch 2'):
                 break
         workers = data_workers(proc.pid)
-        if ending != 'finished' and ending != 'corrupt example':
+        if ending not in {'finished', 'corrupt example'}:
             assert sorted(workers) == [0, 1], workers
             named = shm_entries(prefix)  # while it runs: its queues' semaphores carry its name
             assert any(e.startswith('sem.') for e in named), (prefix, os.listdir('/dev/shm'))

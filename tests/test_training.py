@@ -154,7 +154,7 @@ def _setup(model=None, *, label_smoothing=0.0, dtype=jnp.float32, loss_fn=None):
 def test_train_step_updates_everything_and_is_pure():
     state, step, batch = _setup()
     new, metrics = step(state, batch, jax.random.PRNGKey(1))
-    again, metrics2 = step(state, batch, jax.random.PRNGKey(1))
+    again, _metrics2 = step(state, batch, jax.random.PRNGKey(1))
     assert int(new.step) == 1 and set(metrics) == {'loss', 'accuracy', 'learning_rate'}
     for a, b in zip(jax.tree_util.tree_leaves(new), jax.tree_util.tree_leaves(again)):
         np.testing.assert_array_equal(a, b)

@@ -341,10 +341,10 @@ def markdown_table(report: dict) -> str:
         f'JAX on {meta["jax_device"]}' + (f'; PyTorch on {meta["torch_device"]}, {f["torch_threads"]}'
                                           if meta.get('torch_device') else ''),
         f'CPU flags: {", ".join(meta.get("cpu_flags", [])) or "none of " + ", ".join(REPORTED_CPU_FLAGS)}',
-        f'batch {f["batch_size"]}, {"x".join(map(str, sizes[:1] * 2))} images, {f["warmup"]} warm-up + '
-        f'{f["steps"]} timed steps per variant in '
-        f'{f["rounds"]} interleaved rounds; load average {meta["loadavg_before"].split(" ")[0]} at start, '
-        f'{meta.get("loadavg_after", "n/a").split(" ")[0]} at end',
+        (f'batch {f["batch_size"]}, {"x".join(map(str, sizes[:1] * 2))} images, {f["warmup"]} warm-up + '
+         f'{f["steps"]} timed steps per variant in '
+         f'{f["rounds"]} interleaved rounds; load average {meta["loadavg_before"].split(" ")[0]} at start, '
+         f'{meta.get("loadavg_after", "n/a").split(" ")[0]} at end'),
         '',
         '| model | variant | precision | train img/s (median) | p10–p90 | ms/step | vs torch eager fp32 '
         '| first step (s) | eval img/s | memory (MiB) |' + (' MFU |' if mfu else ''),
@@ -367,12 +367,12 @@ def markdown_table(report: dict) -> str:
             f'| {_fmt(r.first_step_s, ".1f")} | {_fmt(r.eval_images_per_sec)} | {mem} |'
             + (f' {_fmt(100 * r.mfu if r.mfu else None, ".1f")}% |' if mfu else ''))
     if marked:
-        lines += ['', f'† {EMULATED_BF16}: PyTorch and XLA convert to float32 and back around each kernel, so '
-                      'the figure measures that emulation, not the framework\'s bfloat16 path.']
+        lines += ['', (f'† {EMULATED_BF16}: PyTorch and XLA convert to float32 and back around each kernel, so '
+                       'the figure measures that emulation, not the framework\'s bfloat16 path.')]
     if mfu:
-        lines += ['', f'MFU: XLA\'s cost analysis of the JAX float32 train step (FLOPs per step, the same for '
-                      f'every variant of a model) over the median step time, over {f["peak_flops"] / 1e12:.0f} '
-                      f'TFLOP/s ({f.get("peak_name") or "the peak given"}).']
+        lines += ['', (f'MFU: XLA\'s cost analysis of the JAX float32 train step (FLOPs per step, the same for '
+                       f'every variant of a model) over the median step time, over {f["peak_flops"] / 1e12:.0f} '
+                       f'TFLOP/s ({f.get("peak_name") or "the peak given"}).')]
     return '\n'.join(lines)
 
 

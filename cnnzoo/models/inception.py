@@ -120,7 +120,7 @@ def inception_b() -> tuple[Branch, ...]:
 
 
 def inception_c(c7: int) -> tuple[Branch, ...]:
-    row, col = dict(kernel=(1, 7), padding=(0, 3)), dict(kernel=(7, 1), padding=(3, 0))
+    row, col = {'kernel': (1, 7), 'padding': (0, 3)}, {'kernel': (7, 1), 'padding': (3, 0)}
     return (Branch('branch1x1', (Conv(192, 1),)),
             Branch('branch7x7', (Conv(c7, 1), Conv(c7, **row), Conv(192, **col))),
             Branch('branch7x7dbl', (Conv(c7, 1), Conv(c7, **col), Conv(c7, **row), Conv(c7, **col),
