@@ -162,7 +162,7 @@ def test_workdir_holding_a_run_is_refused(report):
     (['--config', EXPERIMENT, '--config.training.nope=1'], 'nope'),
 ])
 def test_script_bad_flags_are_one_line(args, message):
-    proc = subprocess.run([sys.executable, SCRIPT, *args], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run([sys.executable, SCRIPT, *args], capture_output=True, check=False, text=True, timeout=120)
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert lines[0].startswith('error: ') and message in proc.stderr

@@ -104,7 +104,7 @@ def test_train_script_reports_bad_input_in_one_line(tmp_path):
     result = subprocess.run(
         [sys.executable, os.path.join(ROOT, 'scripts', 'train.py'), '--config',
          os.path.join(ROOT, 'experiments', 'resnet20_cifar10.py'), '--workdir', str(tmp_path / 'w'),
-         '--config.training.batch_sise=3'], capture_output=True, text=True, timeout=120)
+         '--config.training.batch_sise=3'], capture_output=True, check=False, text=True, timeout=120)
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith('error:') and 'batch_sise' in lines[0]

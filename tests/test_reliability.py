@@ -101,7 +101,7 @@ def test_bad_value_on_the_command_line_is_exit_2_and_one_line(key, value, tmp_pa
     overrides = tiny_overrides(str(tmp_path / 'missing.tar.gz'), str(tmp_path / 'data'), **{key: value})
     cmd = [sys.executable, TRAIN, '--config', EXPERIMENT, '--workdir', str(tmp_path / 'run')]
     result = subprocess.run(cmd + [f'--config.{k}={v}' for k, v in overrides], capture_output=True, text=True,
-                            timeout=120)
+                            check=False, timeout=120)
     assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f'error: config.{key}='), result.stderr
@@ -114,7 +114,8 @@ def test_batch_that_does_not_divide_over_the_devices_is_refused(tmp_path):
             f"c = apply_overrides(load_config_file({EXPERIMENT!r}), [('training.batch_size', '15')])\n"
             "check_config(c)\n")
     env = env_with_devices(2, JAX_PLATFORMS='cpu')
-    result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, env=env, timeout=120)
+    result = subprocess.run([sys.executable, '-c', code], capture_output=True, check=False, text=True, env=env,
+                            timeout=120)
     assert result.returncode == 1
     assert 'config.training.batch_size=15 does not divide over 2 devices' in result.stderr
 
@@ -172,7 +173,7 @@ def test_warmup_in_epochs_is_refused_in_seconds_on_the_command_line(tiny_cifar10
                                **{'training.num_steps': '5', 'schedule.warmup_epochs': '1.0'})
     cmd = [sys.executable, TRAIN, '--config', EXPERIMENT, '--workdir', str(tmp_path / 'run')]
     result = subprocess.run(cmd + [f'--config.{k}={v}' for k, v in overrides], capture_output=True, text=True,
-                            timeout=120)
+                            check=False, timeout=120)
     assert result.returncode == 2
     assert result.stderr == ('error: config.schedule.warmup_epochs=1.0 is 10 steps, longer than the whole run '
                              '(5 steps)\n')
@@ -325,7 +326,8 @@ def test_finished_run_started_again_writes_nothing_and_a_lost_evaluation_is_redo
 
 
 def _tmpfs_usable():
-    probe = subprocess.run(['unshare', '--user', '--map-root-user', '--mount', 'true'], capture_output=True)
+    probe = subprocess.run(['unshare', '--user', '--map-root-user', '--mount', 'true'], capture_output=True,
+                           check=False)
     return probe.returncode == 0
 
 
@@ -343,7 +345,7 @@ def test_full_disk_during_a_save_is_one_line_and_leaves_no_partial_checkpoint(ti
         script = (f'mount -t tmpfs -o size=2500k tmpfs {tmp_path / "disk"} || exit 99; "$@"; status=$?; '
                   f'echo LISTING; ls {workdir / "checkpoints"}; exit $status')
         cmd = ['unshare', '--user', '--map-root-user', '--mount', 'sh', '-c', script, 'sh', *train]
-        result = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+        result = subprocess.run(cmd, capture_output=True, check=False, text=True, timeout=300)
         assert result.returncode == 1, result.stdout + result.stderr
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1, result.stderr

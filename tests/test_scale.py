@@ -57,7 +57,7 @@ def train_on_devices(devices: int, workdir, overrides) -> str:
     env = env_with_devices(devices)
     cmd = [sys.executable, TRAIN, '--config', EXPERIMENT, '--workdir', str(workdir)]
     result = subprocess.run(cmd + [f'--config.{k}={v}' for k, v in overrides], env=env, capture_output=True,
-                            text=True, timeout=600)
+                            check=False, text=True, timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
     return result.stdout
 
@@ -195,7 +195,7 @@ def test_a_one_process_checkpoint_resumes_in_two_processes(runs, tiny_cifar10, c
 def test_process_id_out_of_range_is_one_line_and_exit_2(tmp_path):
     cmd = [sys.executable, TRAIN, '--config', EXPERIMENT, '--workdir', str(tmp_path / 'run'),
            '--coordinator', '127.0.0.1:1', '--num-processes', '2', '--process-id', '2']
-    result = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(cmd, capture_output=True, check=False, text=True, timeout=120)
     assert result.returncode == 2 and result.stderr == 'error: --process-id 2: must be in 0..1 for --num-processes 2\n'
     assert not (tmp_path / 'run').exists()
 
@@ -205,7 +205,7 @@ def test_a_coordinator_that_never_answers_is_a_bounded_wait_and_one_line(tmp_pat
            '--coordinator', f'127.0.0.1:{free_port()}', '--num-processes', '2', '--process-id', '1',
            '--distributed-timeout', '3']
     started = time.monotonic()
-    result = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(cmd, capture_output=True, check=False, text=True, timeout=120)
     assert result.returncode == 1, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and 'did not answer within 3 s' in lines[0], result.stderr
@@ -330,7 +330,7 @@ def test_a_batch_that_does_not_divide_over_the_devices_is_one_line(tiny_cifar10,
     cmd = [sys.executable, TRAIN, '--config', EXPERIMENT, '--workdir', str(tmp_path / 'run')]
     overrides = tiny_overrides(tiny_cifar10, cache_dir, **{'training.batch_size': '30'})
     result = subprocess.run(cmd + [f'--config.{k}={v}' for k, v in overrides], env=env, capture_output=True,
-                            text=True, timeout=120)
+                            check=False, text=True, timeout=120)
     assert result.returncode == 2
     assert result.stderr == ('error: config.training.batch_size=30 does not divide over 4 devices; '
                              'use a multiple of 4\n')
