@@ -8,6 +8,7 @@ comparison script writes its table and refuses bad flags in one line.
 
 import json
 import os
+import pathlib
 import subprocess
 import sys
 
@@ -144,7 +145,7 @@ def test_report_files(report, tmp_path):
     with open(json_path) as f:
         body = json.load(f)
     assert set(body['runs']) == {'jax', 'torch'} and body['config']['model']['bn_running_var'] == 'unbiased'
-    table = open(md_path).read()
+    table = pathlib.Path(md_path).read_text()
     assert '| resnet20 | jax |' in table and '| resnet20 | torch |' in table
     assert markdown(report) in table
 

@@ -39,7 +39,7 @@ def test_uninterrupted_run_writes_everything(reference):
     summary, workdir = reference
     assert summary['step'] == TOTAL_STEPS and summary['stopped_by'] is None
     assert int(summary['state'].step) == TOTAL_STEPS
-    records = [json.loads(line) for line in open(workdir / 'metrics.jsonl')]
+    records = [json.loads(line) for line in (workdir / 'metrics.jsonl').read_text().splitlines()]
     train = [r for r in records if r['split'] == 'train']
     evals = [r for r in records if r['split'] == 'test']
     assert [r['step'] for r in evals] == [10, 20, 30]
@@ -66,7 +66,7 @@ def test_sigkill_mid_epoch_then_resume_is_bitwise_identical(reference, tiny_cifa
     assert int(state.step) == TOTAL_STEPS
     assert_bitwise_equal(state.checkpoint_items(), reference[0]['state'].checkpoint_items())
     # the metrics of the killed stretch were written once, not twice
-    steps = [json.loads(line)['step'] for line in open(tmp_path / 'metrics.jsonl')
+    steps = [json.loads(line)['step'] for line in (tmp_path / 'metrics.jsonl').read_text().splitlines()
              if json.loads(line)['split'] == 'train']
     assert len(steps) == len(set(steps))
 
@@ -224,7 +224,7 @@ def test_a_run_written_before_the_replica_axis_restores_resumes_and_evaluates(tm
         copies[name] = tmp_path / name
         shutil.copytree(stored, copies[name], ignore=shutil.ignore_patterns('README.md'))
     old = copies['once']
-    recorded = [json.loads(line) for line in open(old / 'metrics.jsonl')]
+    recorded = [json.loads(line) for line in (old / 'metrics.jsonl').read_text().splitlines()]
 
     where = [('data.archive', archive), ('data.data_dir', cache_dir)]
     best = evaluate_checkpoint(str(old), which='best', overrides=where)
@@ -259,7 +259,7 @@ def test_a_run_written_before_the_replica_axis_restores_resumes_and_evaluates(tm
 
     def records(workdir):
         return [{k: v for k, v in json.loads(line).items() if k != 'images_per_sec'}
-                for line in open(workdir / 'metrics.jsonl')]
+                for line in (workdir / 'metrics.jsonl').read_text().splitlines()]
 
     kept = [{k: v for k, v in r.items() if k != 'images_per_sec'} for r in recorded]
     assert records(copies['once'])[:len(kept)] == kept  # the old run's records stay as they were
@@ -283,7 +283,7 @@ def test_a_run_in_the_checkpoint_format_of_6dc0e5e_restores_resumes_and_evaluate
     old = tmp_path / name
     shutil.copytree(os.path.join(os.path.dirname(__file__), 'data', name), old)
     seed_dirs = [old] if seeds == 1 else [old / f'seed{k}' for k in range(seeds)]
-    recorded = [[json.loads(line) for line in open(d / 'metrics.jsonl')] for d in seed_dirs]
+    recorded = [[json.loads(line) for line in (d / 'metrics.jsonl').read_text().splitlines()] for d in seed_dirs]
 
     extra = {'training.num_seeds': str(seeds), 'training.keep_checkpoints': '1', 'training.checkpoint_every_steps': '4'}
     four = tiny_config(archive, cache_dir, **{'training.num_steps': '4', **extra})
@@ -305,7 +305,7 @@ def test_a_run_in_the_checkpoint_format_of_6dc0e5e_restores_resumes_and_evaluate
     summary = train_and_evaluate(eight, str(old), extend=True)
     assert summary['step'] == 8 and summary['stopped_by'] is None
     for directory, records in zip(seed_dirs, recorded, strict=True):
-        after = [json.loads(line) for line in open(directory / 'metrics.jsonl')]
+        after = [json.loads(line) for line in (directory / 'metrics.jsonl').read_text().splitlines()]
         assert after[:len(records)] == records
         assert [r['step'] for r in after if r['split'] == 'train'] == list(range(1, 9))
         assert all(np.isfinite(r['loss']) for r in after)
@@ -354,7 +354,7 @@ def test_a_stop_between_two_records_resumes_to_the_records_and_state_of_an_unint
 
     def records(workdir):
         return [{k: v for k, v in json.loads(line).items() if k != 'images_per_sec'}
-                for line in open(workdir / 'metrics.jsonl')]
+                for line in (workdir / 'metrics.jsonl').read_text().splitlines()]
 
     assert records(tmp_path / 'run') == records(tmp_path / 'whole')
     assert [r['step'] for r in records(tmp_path / 'run') if r['split'] == 'train'] == [5, 10, 15, 20, 25, 30]

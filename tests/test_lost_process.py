@@ -6,6 +6,7 @@ with small stand-in children: what it passes through, what it turns into one lin
 
 import json
 import os
+import pathlib
 import re
 import signal
 import sys
@@ -67,7 +68,7 @@ def assert_lost(survivor, lost: int, since: float, earlier: str = '') -> str:
     assert not re.search(r'^[IWEF]\d{4} \d\d:', out, re.MULTILINE), out  # no line of JAX's C++ logging
     assert took < BOUND_S
     log = re.search(r'details: (\S+)\)$', errors[0]).group(1)
-    assert re.search(r'(coordination|distributed) service', open(log).read())  # the full story is kept
+    assert re.search(r'(coordination|distributed) service', pathlib.Path(log).read_text())  # the full story is kept
     return errors[0]
 
 

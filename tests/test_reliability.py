@@ -8,6 +8,7 @@ and end compared with the session's uninterrupted ``reference`` run.
 import errno
 import json
 import os
+import pathlib
 import re
 import shutil
 import signal
@@ -409,7 +410,7 @@ def test_extend_continues_bitwise_like_the_longer_run(schedule, tiny_cifar10, ca
     assert int(state.step) == TOTAL_STEPS
     assert_bitwise_equal(state.checkpoint_items(), longer['state'].checkpoint_items())
     assert _metrics(tmp_path / 'extended') == _metrics(tmp_path / 'longer')
-    history = [json.loads(line) for line in open(os.path.join(workdir, 'config_history.jsonl'))]
+    history = [json.loads(line) for line in pathlib.Path(workdir, 'config_history.jsonl').read_text().splitlines()]
     assert history == [{'step': 20, 'changes': {'training.num_epochs': [2.0, 3.0]}}]
 
 

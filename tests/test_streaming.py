@@ -204,7 +204,7 @@ def test_tfds_image_dataset_through_mock_data_trains_a_few_steps(tmp_path, capsy
     with tfds.testing.mock_data(num_examples=24):
         summary = train_and_evaluate(config, str(tmp_path / 'run'))
     assert summary['step'] == 4
-    records = [json.loads(line) for line in open(tmp_path / 'run' / 'metrics.jsonl')]
+    records = [json.loads(line) for line in (tmp_path / 'run' / 'metrics.jsonl').read_text().splitlines()]
     assert all(np.isfinite(r['loss']) for r in records)
     out = capsys.readouterr().out
     assert 'of 28x28 streamed' in out  # the size is the data's own (grey, made RGB)

@@ -119,7 +119,7 @@ def supervise(*, process_id: int | None, num_processes: int | None, workdir: str
     the child's own when it ended on its own, :data:`LOST_PROCESS` when the run lost a process or
     the child, having moved on before, was silent for ``stall_s`` seconds (0: never)."""
     command = [sys.executable, *sys.orig_argv[1:]]
-    log = tempfile.NamedTemporaryFile(prefix='cnnzoo-stderr-', suffix='.log', delete=False)
+    log = tempfile.NamedTemporaryFile(prefix='cnnzoo-stderr-', suffix='.log', delete=False)  # noqa: SIM115 - `with log:` below
     beats, beats_w = os.pipe()
     os.set_blocking(beats_w, False)
     try:

@@ -222,6 +222,11 @@ def has_best(workdir: str) -> bool:
     return bool(_steps(os.path.join(workdir, 'best')))
 
 
+def _read(path: str) -> str:
+    with open(path) as f:
+        return f.read()
+
+
 @contextlib.contextmanager
 def provisional_files(workdir: str):
     """Undoes what the block created if it fails before the run's first checkpoint.
@@ -236,7 +241,7 @@ def provisional_files(workdir: str):
     created = missing_parents(workdir)
     before = set(os.listdir(workdir)) if not created else set()
     config_path = os.path.join(workdir, CONFIG)
-    old_config = open(config_path).read() if os.path.isfile(config_path) else None
+    old_config = _read(config_path) if os.path.isfile(config_path) else None
     try:
         os.makedirs(workdir, exist_ok=True)
     except OSError as e:
@@ -257,7 +262,7 @@ def provisional_files(workdir: str):
                     else:
                         with contextlib.suppress(OSError):
                             os.remove(target)
-                if old_config is not None and open(config_path).read() != old_config:
+                if old_config is not None and _read(config_path) != old_config:
                     atomic_write(config_path, old_config)
         raise
 
@@ -316,7 +321,7 @@ class MetricsLog:
         if not write:  # another process of a multi-process run writes; this one only reads
             return
         atomic_write(self.path, ''.join(json.dumps(r) + '\n' for r in self.records))
-        self._file = open(self.path, 'a')
+        self._file = open(self.path, 'a')  # noqa: SIM115 - open while the run records; close() closes it
         from tensorboardX import SummaryWriter  # light: protobuf only, no TensorFlow
 
         tb_dir = os.path.join(workdir, 'tb')
