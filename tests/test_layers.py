@@ -28,7 +28,7 @@ def test_relu_is_jax_nn_relu_bitwise(dtype):
     bits = np.uint16 if dtype == jnp.bfloat16 else np.uint32
     for f in (lambda v: v, jax.jit):  # eager and compiled
         np.testing.assert_array_equal(np.asarray(f(relu)(x)).view(bits), np.asarray(f(jax.nn.relu)(x)).view(bits))
-        grad = lambda act: f(jax.vmap(jax.grad(lambda v: act(v).astype(jnp.float32))))(x)  # noqa: E731
+        grad = lambda act: f(jax.vmap(jax.grad(lambda v: act(v).astype(jnp.float32))))(x)  # noqa: B023, E731 - used in this iteration
         np.testing.assert_array_equal(np.asarray(grad(relu), np.float32), np.asarray(grad(jax.nn.relu), np.float32))
     assert ACTIVATIONS['relu'] is relu
 

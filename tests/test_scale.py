@@ -290,11 +290,13 @@ def test_killed_seeds_run_resumes_bitwise(seeds_run, tiny_cifar10, cache_dir, tm
     finally:
         ckpts.close()
     assert_bitwise_equal(summary['state'], resumed)
+
+    def records(directory, k):
+        lines = (directory / f'seed{k}' / 'metrics.jsonl').read_text().splitlines()
+        return [{key: v for key, v in json.loads(line).items() if key != 'images_per_sec'} for line in lines]
+
     for k in range(SEEDS):
-        def records(directory):
-            lines = (directory / f'seed{k}' / 'metrics.jsonl').read_text().splitlines()
-            return [{key: v for key, v in json.loads(line).items() if key != 'images_per_sec'} for line in lines]
-        assert records(tmp_path) == records(workdir)
+        assert records(tmp_path, k) == records(workdir, k)
 
 
 def test_the_report_reads_the_replicas_as_seeds_of_one_point(seeds_run):

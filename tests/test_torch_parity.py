@@ -250,7 +250,7 @@ def test_train_outputs_and_running_statistics_match(pair):
         load_variables(twin, variables, model)
         counts = {}  # BN module name -> values per channel in its input
 
-        def count(name):
+        def count(name, counts=counts):  # this twin's counts, bound now
             return lambda module, args: counts.__setitem__(name, args[0].numel() // args[0].shape[1])
 
         for name, m in twin.named_modules():

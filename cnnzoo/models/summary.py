@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 
@@ -47,7 +49,7 @@ def summary_rows(names, *, sizes=(32, 224), num_classes=(10, 1000)):
         for size, classes in zip(sizes, num_classes):
             model = create_model(name, num_classes=classes)
             x = jax.ShapeDtypeStruct((1, max(size, init_size), max(size, init_size), 3), jnp.float32)
-            variables = jax.eval_shape(lambda x: model.init(jax.random.key(0), x, train=False), x)
+            variables = jax.eval_shape(functools.partial(model.init, train=False), jax.random.key(0), x)
             row[f'params_{classes}'] = count_params(variables['params'])
             try:
                 flops = forward_flops(model, size, init_size=max(size, init_size))

@@ -46,4 +46,4 @@ def __getattr__(name):
 
 
 __all__ = ['KEY_MAPS', 'ConversionError', 'Layer', 'flax_to_torch', 'head_layers', 'init_from_state_dict',
-           'key_map', 'load_torch_checkpoint', 'torch_to_flax', *_LAZY]
+           'key_map', 'load_torch_checkpoint', 'torch_to_flax', *_LAZY]  # noqa: PLE0604 - the lazy names from their table
