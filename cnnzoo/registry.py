@@ -48,14 +48,14 @@ class Registry:
         self.what, self.key = what, key
         self._entries: dict[str, Entry] = {}
 
-    def add(self, name: str, value: Any, *, help: str, params: Sequence[str] = (), **meta) -> Any:  # noqa: A002
+    def add(self, name: str, value: Any, *, help: str, params: Sequence[str] = (), **meta) -> Any:
         """Registers ``value`` as ``name``; returns ``value``."""
         if name in self._entries:
             raise ValueError(f'{self.what} {name!r} is registered twice')
         self._entries[name] = Entry(name, value, help, tuple(params), dict(meta))
         return value
 
-    def register(self, name: str, *, help: str | None = None, params: Sequence[str] = (),  # noqa: A002
+    def register(self, name: str, *, help: str | None = None, params: Sequence[str] = (),
                  **meta) -> Callable[[Callable], Callable]:
         """A decorator: registers the function as ``name``; its help is ``help`` or its docstring's
         first line."""

@@ -77,7 +77,7 @@ def test_torch_batches_are_the_jax_steps_batches(tiny_cifar10, cache_dir, preset
 
 def test_other_presets_are_refused_in_one_line(tiny_cifar10, cache_dir):
     config = tiny_config(tiny_cifar10, cache_dir, **{'data.augment': 'cutout'})
-    with pytest.raises(ValueError, match="config.data.augment='cutout'.*offers none, crop_flip"):
+    with pytest.raises(ValueError, match=r"config.data.augment='cutout'.*offers none, crop_flip"):
         TorchRun(config, build(config))
 
 

@@ -72,7 +72,7 @@ def test_batch_norm_unbiased_running_variance_is_pytorchs():
 
 
 def test_batch_norm_running_var_choice_is_checked():
-    with pytest.raises(ValueError, match="running_var must be one of .*'biased', 'unbiased'.*got 'torch'"):
+    with pytest.raises(ValueError, match=r"running_var must be one of .*'biased', 'unbiased'.*got 'torch'"):
         BatchNorm(use_running_average=False, running_var='torch').init(jax.random.PRNGKey(0), jnp.ones((2, 3)))
     with pytest.raises(ValueError, match="bn_running_var='torch': choose one of biased, unbiased"):
         create_model('resnet20', num_classes=10, bn_running_var='torch').init(

@@ -292,7 +292,7 @@ def test_evaluate_latest_falls_back_and_a_missing_step_lists_the_steps(killed_at
     checkpoints.close()
     for step in left:
         _empty_metadata(str(workdir / 'checkpoints' / str(step)))
-    with pytest.raises(RunError, match='no checkpoint in .* can be restored'):
+    with pytest.raises(RunError, match=r'no checkpoint in .* can be restored'):
         train_and_evaluate(tiny_config(tiny_cifar10, cache_dir), str(workdir))
 
 

@@ -236,7 +236,7 @@ def test_unprepared_tfds_data_is_prepared_through_the_builder_or_refused_in_one_
         source = TfdsSource('mnist', 'train', str(tmp_path), network_check=lambda: True)
         assert len(source) == 6 and calls == [False, False] and source.num_classes == 10
         monkeypatch.setattr(tfds, 'data_source', lambda *a, **k: (_ for _ in ()).throw(FileNotFoundError('gone')))
-        with pytest.raises(DataError, match='not prepared as ArrayRecord .* no network: prepare it with `tfds build mnist') as e:
+        with pytest.raises(DataError, match=r'not prepared as ArrayRecord .* no network: prepare it with `tfds build mnist') as e:
             TfdsSource('mnist', 'train', str(tmp_path), network_check=lambda: False)
         assert '\n' not in str(e.value)
         monkeypatch.setattr(tfds_data, 'builder_available', lambda: False)

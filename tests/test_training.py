@@ -68,12 +68,12 @@ def test_sgd_follows_pytorch_convention(nesterov):
     for g in grads:
         updates, state = tx.update(g, state, p)
         p = optax.apply_updates(p, updates)
-        for k in ref:
-            d = np.asarray(g[k], np.float64) + wd * ref[k]
+        for k, r in ref.items():
+            d = np.asarray(g[k], np.float64) + wd * r
             buf[k] = mom * buf[k] + d
-            ref[k] = ref[k] - lr * ((d + mom * buf[k]) if nesterov else buf[k])
-    for k in ref:
-        np.testing.assert_allclose(p[k], ref[k], rtol=1e-6)
+            ref[k] = r - lr * ((d + mom * buf[k]) if nesterov else buf[k])
+    for k, r in ref.items():
+        np.testing.assert_allclose(p[k], r, rtol=1e-6)
 
 
 def test_adamw_decay_is_decoupled_and_masked():

@@ -300,7 +300,7 @@ def _find_cached(name: str, data_dir: str) -> str | None:
             with np.load(path) as z:
                 if {'x_train', 'y_train', 'x_test', 'y_test', 'names'} <= set(z.files):
                     return path
-        except Exception:  # noqa: BLE001 - a damaged copy is passed over
+        except Exception:  # noqa: BLE001, S112 - a damaged copy is passed over
             continue
     return None
 

@@ -82,7 +82,7 @@ _claimed_by = None  # the pid that last claimed: a forked child claims anew, und
 def claim_shared_memory() -> str:
     """Before this process starts grain workers: removes what dead runs left in /dev/shm (once per
     process) and names this process's semaphores for it; returns :func:`owner_prefix`."""
-    global _claimed_by
+    global _claimed_by  # noqa: PLW0603 - once per process, and anew in a forked child
     from multiprocessing import process
 
     owner = owner_prefix()

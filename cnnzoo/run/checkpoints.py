@@ -38,6 +38,7 @@ import threading
 import time
 import traceback
 import warnings
+from typing import Self
 
 import jax
 import orbax.checkpoint as ocp
@@ -88,7 +89,7 @@ class Checkpoints:
             options=ocp.CheckpointManagerOptions(max_to_keep=1, create=True, best_fn=_accuracy,
                                                  best_mode='max', cleanup_tmp_directories=True))
 
-    def __enter__(self) -> Checkpoints:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import os
+from typing import Self
 
 import numpy as np
 
@@ -54,7 +55,7 @@ class Recorder:
         if window and 'window' in window:  # the window a checkpoint kept (none before windows were kept)
             self.window = copy.deepcopy(window['window'])
 
-    def __enter__(self) -> Recorder:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc) -> None:
