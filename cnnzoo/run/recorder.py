@@ -51,7 +51,7 @@ class Recorder:
             self.logs.append(MetricsLog(directory, resume_step=start_step, write=is_primary()))
         self.best_accuracy = [log.best_eval_accuracy() for log in self.logs]
         self.last_eval = [log.eval_at(start_step) for log in self.logs] if start_step else [None] * len(self.seeds)
-        self.window = {'loss': [], 'accuracy': []}  # per step: a list of R values each
+        self.window: dict[str, list] = {'loss': [], 'accuracy': []}  # per step: a list of R values each
         if window and 'window' in window:  # the window a checkpoint kept (none before windows were kept)
             self.window = copy.deepcopy(window['window'])
 
