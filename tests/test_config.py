@@ -57,6 +57,10 @@ def test_missing_file_and_missing_get_config(tmp_path):
     (tmp_path / 'empty.py').write_text('x = 1\n')
     with pytest.raises(ConfigError, match='get_config'):
         load_config_file(str(tmp_path / 'empty.py'))
+    # A file Python cannot load as a module (no .py suffix) was an AttributeError traceback.
+    (tmp_path / 'experiment.txt').write_text('def get_config():\n    return None\n')
+    with pytest.raises(ConfigError, match='not a Python file'):
+        load_config_file(str(tmp_path / 'experiment.txt'))
 
 
 def test_overrides_parse_types_and_refuse_unknown_keys():
