@@ -435,3 +435,18 @@ def test_an_os_error_that_stops_a_command_is_one_line_and_status_1(tmp_path, cap
     assert run_cli(write_into_a_missing_directory) == 1
     err = capsys.readouterr().err
     assert err == f'error: No such file or directory: {tmp_path / "missing" / "metrics.jsonl"}\n'
+
+
+def test_supervise_leaves_no_log_or_pipe_when_the_child_cannot_start(tmp_path, monkeypatch):
+    from cnnzoo.run import supervise as supervise_lib
+
+    def cannot_start(*args, **kwargs):
+        raise OSError('exec failed')
+
+    monkeypatch.setattr(supervise_lib.tempfile, 'tempdir', str(tmp_path))
+    monkeypatch.setattr(supervise_lib.subprocess, 'Popen', cannot_start)
+    open_fds = len(os.listdir('/proc/self/fd'))
+    with pytest.raises(OSError, match='exec failed'):
+        supervise_lib.supervise(process_id=None, num_processes=None, workdir=str(tmp_path / 'run'))
+    assert os.listdir(tmp_path) == []  # the temporary stderr log is gone
+    assert len(os.listdir('/proc/self/fd')) == open_fds  # and both ends of the beat pipe are closed

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import copy
 import os
-from typing import Self
+from typing import Any, Self
 
 import numpy as np
 
@@ -50,7 +50,7 @@ class Recorder:
                 self.bests.append(ckpts)
             self.logs.append(MetricsLog(directory, resume_step=start_step, write=is_primary()))
         self.best_accuracy = [log.best_eval_accuracy() for log in self.logs]
-        self.last_eval = [log.eval_at(start_step) for log in self.logs] if start_step else [None] * len(self.seeds)
+        self.last_eval: list[dict[str, Any] | None] = [log.eval_at(start_step) for log in self.logs] if start_step else [None] * len(self.seeds)
         self.window: dict[str, list] = {'loss': [], 'accuracy': []}  # per step: a list of R values each
         if window and 'window' in window:  # the window a checkpoint kept (none before windows were kept)
             self.window = copy.deepcopy(window['window'])

@@ -34,6 +34,7 @@ import functools
 import json
 import os
 import shutil
+from typing import IO, Any
 
 from cnnzoo import config as config_lib
 from cnnzoo.errors import ConfigError, RunError
@@ -96,7 +97,7 @@ class WorkdirLock:
 
     def __init__(self, workdir: str):
         self.path = os.path.join(workdir, LOCK)
-        self._hold = None
+        self._hold: contextlib.AbstractContextManager[Any] | None = None
 
     def acquire(self) -> WorkdirLock:
         """Takes the lock, or raises a one-line RunError naming the process that holds it."""
@@ -317,7 +318,8 @@ class MetricsLog:
     def __init__(self, workdir: str, *, resume_step: int, write: bool = True):
         self.path = os.path.join(workdir, METRICS)
         self.records = read_records(workdir, until=resume_step)
-        self._file = self._tb = None
+        self._file: IO[str] | None = None
+        self._tb: Any = None  # a tensorboardX SummaryWriter, opened with _file
         if not write:  # another process of a multi-process run writes; this one only reads
             return
         atomic_write(self.path, ''.join(json.dumps(r) + '\n' for r in self.records))
