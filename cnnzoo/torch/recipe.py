@@ -120,7 +120,7 @@ class TorchRun:
         self.test_labels = torch.from_numpy(ds.test_labels.astype(np.int64)).to(dev)
         self.mean = torch.tensor(ds.mean, dtype=self.float_dtype, device=dev)
         self.std = torch.tensor(ds.std, dtype=self.float_dtype, device=dev)
-        self._epoch = None
+        self._epoch: int | None = None  # the epoch whose order and draws are loaded
 
     def _start_epoch(self, epoch: int):
         c, s = self.config, self.setup
