@@ -297,8 +297,8 @@ def _add_flops(results: Sequence[Result], peak_flops: float | None) -> None:
 def _time_interleaved(built: Sequence[Variant], *, steps: int, rounds: int, log) -> list[Result]:
     rounds = max(1, min(rounds, steps))
     per_round = [steps // rounds + (1 if i < steps % rounds else 0) for i in range(rounds)]
-    train = {id(v): [] for v in built}
-    evals = {id(v): [] for v in built}
+    train: dict[int, list[float]] = {id(v): [] for v in built}
+    evals: dict[int, list[float]] = {id(v): [] for v in built}
     alive = list(built)
     for phase, store, run in (('train', train, lambda v: v.train_step), ('eval', evals, lambda v: v.eval_step)):
         for n in per_round:
