@@ -79,6 +79,16 @@ def test_batch_norm_running_var_choice_is_checked():
             jax.random.PRNGKey(0), jnp.ones((1, 32, 32, 3)), train=False)
 
 
+def test_batch_norm_refuses_a_mask_in_one_line_and_takes_mask_none():
+    bn, x = BatchNorm(use_running_average=False), jnp.arange(6.0).reshape(2, 3)
+    variables = bn.init(jax.random.PRNGKey(0), x)
+    unmasked, _ = bn.apply(variables, x, mutable=['batch_stats'])
+    passed_none, _ = bn.apply(variables, x, mask=None, mutable=['batch_stats'])
+    np.testing.assert_array_equal(passed_none, unmasked)
+    with pytest.raises(ValueError, match='takes no mask'):
+        bn.apply(variables, x, mask=jnp.ones((2, 3), bool), mutable=['batch_stats'])
+
+
 # (input shape, kernel shape, stride, padding): each form of layers.conv_general_dilated (other
 # convolutions go to lax.conv_general_dilated unchanged).
 CONV_CASES = [
