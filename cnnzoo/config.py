@@ -25,12 +25,15 @@ import ast
 import importlib.util
 import json
 import os
-from collections.abc import Sequence
+import types
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import ml_collections
 
-from cnnzoo.errors import ConfigError, first_line
+from cnnzoo.errors import ConfigError as ConfigError  # re-exported: cnnzoo.config.ConfigError
+from cnnzoo.errors import first_line
+from cnnzoo.registry import Registry
 
 
 def default_config() -> ml_collections.ConfigDict:
@@ -135,15 +138,17 @@ def default_config() -> ml_collections.ConfigDict:
     return c
 
 
-def load_experiment_module(path: str):
+def load_experiment_module(path: str) -> types.ModuleType:
     """Runs an experiment file as a module (its ``get_config``, ``get_sweep``); errors are one line."""
     if not os.path.isfile(path):
         raise ConfigError(f'config file not found: {path}')
     spec = importlib.util.spec_from_file_location(f'cnnzoo_experiment_{abs(hash(path))}', path)
+    if spec is None or spec.loader is None:  # a path without a .py suffix finds no loader
+        raise ConfigError(f'{path}: not a Python file (an experiment is a .py file with get_config())')
     module = importlib.util.module_from_spec(spec)
     try:
         spec.loader.exec_module(module)
-    except Exception as e:  # noqa: BLE001 - any failure of a user's file is reported in one line
+    except Exception as e:  # any failure of a user's file is reported in one line
         raise ConfigError(f'{path}: {first_line(e, typed=True)}') from e
     return module
 
@@ -237,7 +242,8 @@ def _same_kind(old: Any, new: Any) -> bool:
     return isinstance(new, type(old))
 
 
-def apply_overrides(config: ml_collections.ConfigDict, overrides: Sequence[tuple[str, str]]):
+def apply_overrides(config: ml_collections.ConfigDict,
+                    overrides: Sequence[tuple[str, str]]) -> ml_collections.ConfigDict:
     for dotted, text in overrides:
         set_override(config, dotted, text)
         # num_epochs and num_steps are two spellings of one duration: the last one stated wins.
@@ -249,7 +255,7 @@ def apply_overrides(config: ml_collections.ConfigDict, overrides: Sequence[tuple
     return config
 
 
-def named_keys() -> dict:
+def named_keys() -> dict[str, Registry]:
     """``{'training.loss': LOSSES, ...}``: the keys whose values are registered names, and each one's
     :class:`cnnzoo.registry.Registry` (the allowed values, their help and the keys each one reads)."""
     from cnnzoo.data.presets import AUGMENT_MODES, AUGMENTATIONS
@@ -273,7 +279,8 @@ def get_key(config: ml_collections.ConfigDict, dotted: str) -> Any:
 
 def validate(config: ml_collections.ConfigDict) -> None:
     """Checks what the schema's types cannot: names and ranges. Raises a one-line ConfigError."""
-    from cnnzoo.data.resolver import check_data  # the data section's own checks (its source decides them)
+    # The data section's own checks (its source decides them).
+    from cnnzoo.data.resolver import check_data
     from cnnzoo.training.schedules import check_schedule
 
     named = named_keys()
@@ -293,7 +300,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
         raise ConfigError('config.model.name must be a model name (see scripts/models.py or list_models())')
 
 
-def _check_unread(config: ml_collections.ConfigDict, registry) -> None:
+def _check_unread(config: ml_collections.ConfigDict, registry: Registry) -> None:
     """Refuses a key that some entries of ``registry`` read (a criterion's parameter), set away from
     its default while the config's entry does not read it: the value would be silently ignored
     (``--config.training.focal_gamma=3`` without ``--config.training.loss=focal``)."""
@@ -310,7 +317,7 @@ def _check_unread(config: ml_collections.ConfigDict, registry) -> None:
                               f'{registry.key}={chosen.name!r} does not read it (leave it at {default!r})')
 
 
-def _ranges(config):
+def _ranges(config: ml_collections.ConfigDict) -> tuple[tuple[str, Any, bool, str], ...]:
     """``(key, value, within range, what is allowed)`` for every numeric key with a range."""
     o, s, t = config.optimizer, config.schedule, config.training
     positive, non_negative, fraction = '> 0', '>= 0', 'in [0, 1)'
@@ -348,7 +355,7 @@ def _ranges(config):
     )
 
 
-def flatten(tree, prefix: str = '') -> dict[str, Any]:
+def flatten(tree: ml_collections.ConfigDict | Mapping[str, Any], prefix: str = '') -> dict[str, Any]:
     """``{'seed': 0, 'data.name': 'cifar10', ...}``: every leaf of a config, or of its dict (JSON)
     form, as dotted keys in the tree's order; lists become tuples (JSON has no tuples)."""
     items = tree.items(preserve_field_references=False) if isinstance(tree, ml_collections.ConfigDict) else tree.items()
@@ -373,14 +380,12 @@ def from_json(text: str) -> ml_collections.ConfigDict:
     return config
 
 
-def _merge(node: ml_collections.ConfigDict, values: dict, prefix: str) -> None:
+def _merge(node: ml_collections.ConfigDict, values: dict[str, Any], prefix: str) -> None:
     for key, value in values.items():
         if isinstance(value, dict) and key in node and isinstance(node[key], ml_collections.ConfigDict):
             _merge(node[key], value, f'{prefix}{key}.')
             continue
-        if key in node and isinstance(node[key], tuple) and isinstance(value, list):
-            value = tuple(value)
-        elif isinstance(value, list):
+        if isinstance(value, list):  # JSON has no tuples; the schema's sequences are tuples
             value = tuple(value)
         if key not in node and node.is_locked:
             raise ConfigError(f'unknown config key in saved config: {prefix}{key}')

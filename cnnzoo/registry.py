@@ -23,9 +23,11 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from cnnzoo.errors import ConfigError
+
+F = TypeVar('F', bound=Callable[..., Any])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,7 +40,7 @@ class Entry:
     value: Any
     help: str
     params: tuple[str, ...] = ()
-    meta: dict = dataclasses.field(default_factory=dict)
+    meta: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 class Registry:
@@ -48,21 +50,22 @@ class Registry:
         self.what, self.key = what, key
         self._entries: dict[str, Entry] = {}
 
-    def add(self, name: str, value: Any, *, help: str, params: Sequence[str] = (), **meta) -> Any:  # noqa: A002
+    def add(self, name: str, value: Any, *, help: str, params: Sequence[str] = (), **meta: Any) -> Any:
         """Registers ``value`` as ``name``; returns ``value``."""
         if name in self._entries:
             raise ValueError(f'{self.what} {name!r} is registered twice')
         self._entries[name] = Entry(name, value, help, tuple(params), dict(meta))
         return value
 
-    def register(self, name: str, *, help: str | None = None, params: Sequence[str] = (),  # noqa: A002
-                 **meta) -> Callable[[Callable], Callable]:
+    def register(self, name: str, *, help: str | None = None, params: Sequence[str] = (),
+                 **meta: Any) -> Callable[[F], F]:
         """A decorator: registers the function as ``name``; its help is ``help`` or its docstring's
         first line."""
 
-        def add(fn: Callable) -> Callable:
+        def add(fn: F) -> F:
             text = help or next(iter((fn.__doc__ or '').strip().splitlines()), '')
-            return self.add(name, fn, help=text.strip(), params=params, **meta)
+            self.add(name, fn, help=text.strip(), params=params, **meta)
+            return fn
 
         return add
 

@@ -71,10 +71,10 @@ def stop_in(phase: str) -> None:
     if kind == 'compile':
         real_compile = RunControl.compile
 
-        def compile(self, compile_fn):
+        def compile_then_stop(self, compile_fn):
             return real_compile(self, lambda: (stop(1.0), compile_fn())[1])
 
-        RunControl.compile = compile
+        RunControl.compile = compile_then_stop
     elif kind == 'step':
         real_make_feed = loop.make_feed
 

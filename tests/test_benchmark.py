@@ -1,6 +1,7 @@
 """The JAX/PyTorch speed benchmark runs end to end and reports well-formed figures (never timing claims)."""
 
 import math
+import pathlib
 
 import jax
 import numpy as np
@@ -34,8 +35,8 @@ def test_benchmark_reports_every_variant(tmp_path):
     assert '1.00x' in rows[1]  # the reference variant against itself
 
     json_path, md_path = write_report(report, str(tmp_path / 'run'))
-    assert open(md_path).read().count('| resnet20 |') == 2
-    assert '"loadavg_before"' in open(json_path).read()
+    assert pathlib.Path(md_path).read_text().count('| resnet20 |') == 2
+    assert '"loadavg_before"' in pathlib.Path(json_path).read_text()
 
 
 def test_a_variant_that_fails_is_a_row_not_a_crash(monkeypatch):

@@ -223,10 +223,10 @@ def test_train_help_shows_the_named_model_as_model_name(capsys):
 
     assert train_main(['--config.model.name=resnet18', '--help']) == 0
     text = capsys.readouterr().out
-    line = next(l for l in text.splitlines() if l.strip().startswith('model.name '))
+    line = next(line for line in text.splitlines() if line.strip().startswith('model.name '))
     assert "'resnet18' (given; default 'resnet20')" in line
     assert train_main(['--help']) == 0
-    plain = next(l for l in capsys.readouterr().out.splitlines() if l.strip().startswith('model.name '))
+    plain = next(line for line in capsys.readouterr().out.splitlines() if line.strip().startswith('model.name '))
     assert 'given' not in plain and "'resnet20'" in plain
 
 

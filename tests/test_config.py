@@ -57,6 +57,10 @@ def test_missing_file_and_missing_get_config(tmp_path):
     (tmp_path / 'empty.py').write_text('x = 1\n')
     with pytest.raises(ConfigError, match='get_config'):
         load_config_file(str(tmp_path / 'empty.py'))
+    # A file Python cannot load as a module (no .py suffix) was an AttributeError traceback.
+    (tmp_path / 'experiment.txt').write_text('def get_config():\n    return None\n')
+    with pytest.raises(ConfigError, match='not a Python file'):
+        load_config_file(str(tmp_path / 'experiment.txt'))
 
 
 def test_overrides_parse_types_and_refuse_unknown_keys():
@@ -104,7 +108,7 @@ def test_train_script_reports_bad_input_in_one_line(tmp_path):
     result = subprocess.run(
         [sys.executable, os.path.join(ROOT, 'scripts', 'train.py'), '--config',
          os.path.join(ROOT, 'experiments', 'resnet20_cifar10.py'), '--workdir', str(tmp_path / 'w'),
-         '--config.training.batch_sise=3'], capture_output=True, text=True, timeout=120)
+         '--config.training.batch_sise=3'], capture_output=True, check=False, text=True, timeout=120)
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith('error:') and 'batch_sise' in lines[0]

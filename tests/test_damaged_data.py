@@ -12,6 +12,7 @@ PyTorch checkpoint's in tests/test_torch_parity.py (test_a_torch_checkpoint_..._
 
 import json
 import os
+import pathlib
 import shutil
 
 import numpy as np
@@ -131,7 +132,7 @@ def _flags(**extra):
 def _damage_a_record(path):
     """Flips a byte inside the first record of an ArrayRecord shard: the index at its end stays
     whole (a run's checks before training pass), and reading that record fails."""
-    raw = bytearray(open(path, 'rb').read())
+    raw = bytearray(pathlib.Path(path).read_bytes())
     raw[200] ^= 0xFF
     with open(path, 'wb') as f:
         f.write(bytes(raw))

@@ -12,8 +12,18 @@ import numpy as np
 import pytest
 from conftest import write_cifar10_python_archive
 
-from cnnzoo.data import (AUGMENTATIONS, DataError, augment, epoch_permutation, expansion, load_dataset, normalize,
-                         online_preset, read_archive, take_batch)
+from cnnzoo.data import (
+    AUGMENTATIONS,
+    DataError,
+    augment,
+    epoch_permutation,
+    expansion,
+    load_dataset,
+    normalize,
+    online_preset,
+    read_archive,
+    take_batch,
+)
 
 # preset -> the copies augment_mode='expand' adds, for the presets that can expand a set
 EXPANSION_COPIES = {e.name: e.meta['expand'] for e in AUGMENTATIONS.entries() if 'expand' in e.meta}
@@ -104,7 +114,7 @@ def test_the_training_set_is_counted_without_reading_an_image(arrays, tmp_path, 
 
 def test_cifar100_layout_reads_fine_labels(tmp_path):
     path = tmp_path / 'cifar-100-python.tar.gz'
-    x_train, y_train, x_test, y_test = write_cifar100(path)
+    x_train, _y_train, _x_test, y_test = write_cifar100(path)
     ds = load_dataset('cifar100', source='archive', archive=str(path), data_dir=str(tmp_path))
     np.testing.assert_array_equal(ds.train_images, x_train)
     np.testing.assert_array_equal(ds.test_labels, y_test)
@@ -254,7 +264,7 @@ def test_second_load_comes_from_the_cache(arrays, tmp_path, monkeypatch):
     path, _ = arrays
     first = load_dataset('cifar10', source='archive', archive=str(path), data_dir=str(tmp_path))
     assert os.listdir(tmp_path / 'cnnzoo-cache')
-    import cnnzoo.data.datasets as datasets
+    from cnnzoo.data import datasets
 
     def fail(*args, **kwargs):
         raise AssertionError('the archive was decoded again')

@@ -27,7 +27,7 @@ ARCHIVE = 'cifar-10-python.tar.gz'
 class _Handler(http.server.BaseHTTPRequestHandler):
     """``/<variant>/<file>``: the archive as the variant serves it (see :func:`served`)."""
 
-    def do_GET(self):  # noqa: N802 - http.server's name
+    def do_GET(self):  # http.server's name
         variant, _, name = self.path.strip('/').partition('/')
         body = self.server.files.get(name)
         if body is None or variant == 'missing':

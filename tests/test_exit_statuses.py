@@ -14,8 +14,8 @@ import os
 import pytest
 from tiny_run import EXPERIMENT
 
-from cnnzoo.data import datasets
 from cnnzoo.cli import main
+from cnnzoo.data import datasets
 from cnnzoo.run.signals import StopSignals
 from cnnzoo.run.workdir import WorkdirLock
 

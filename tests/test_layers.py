@@ -28,7 +28,7 @@ def test_relu_is_jax_nn_relu_bitwise(dtype):
     bits = np.uint16 if dtype == jnp.bfloat16 else np.uint32
     for f in (lambda v: v, jax.jit):  # eager and compiled
         np.testing.assert_array_equal(np.asarray(f(relu)(x)).view(bits), np.asarray(f(jax.nn.relu)(x)).view(bits))
-        grad = lambda act: f(jax.vmap(jax.grad(lambda v: act(v).astype(jnp.float32))))(x)  # noqa: E731
+        grad = lambda act: f(jax.vmap(jax.grad(lambda v: act(v).astype(jnp.float32))))(x)  # noqa: B023, E731 - used in this iteration
         np.testing.assert_array_equal(np.asarray(grad(relu), np.float32), np.asarray(grad(jax.nn.relu), np.float32))
     assert ACTIVATIONS['relu'] is relu
 
@@ -44,8 +44,8 @@ def test_batch_norm_default_is_flax_bit_for_bit(dtype):
     variables = {'params': {'scale': jnp.arange(1.0, 4.0), 'bias': jnp.array([0.5, -1.0, 2.0])},
                  'batch_stats': {'mean': jnp.array([0.1, 0.2, 0.3]), 'var': jnp.array([1.5, 2.0, 0.5])}}
     for train in (True, False):
-        kwargs = dict(use_running_average=not train, momentum=0.9, epsilon=1e-5, dtype=dtype,
-                      param_dtype=jnp.float32)
+        kwargs = {'use_running_average': not train, 'momentum': 0.9, 'epsilon': 1e-5, 'dtype': dtype,
+                  'param_dtype': jnp.float32}
         a, ua = BatchNorm(**kwargs).apply(variables, x, mutable=['batch_stats'])
         b, ub = nn.BatchNorm(**kwargs).apply(variables, x, mutable=['batch_stats'])
         assert a.dtype == b.dtype == dtype
@@ -72,11 +72,21 @@ def test_batch_norm_unbiased_running_variance_is_pytorchs():
 
 
 def test_batch_norm_running_var_choice_is_checked():
-    with pytest.raises(ValueError, match="running_var must be one of .*'biased', 'unbiased'.*got 'torch'"):
+    with pytest.raises(ValueError, match=r"running_var must be one of .*'biased', 'unbiased'.*got 'torch'"):
         BatchNorm(use_running_average=False, running_var='torch').init(jax.random.PRNGKey(0), jnp.ones((2, 3)))
     with pytest.raises(ValueError, match="bn_running_var='torch': choose one of biased, unbiased"):
         create_model('resnet20', num_classes=10, bn_running_var='torch').init(
             jax.random.PRNGKey(0), jnp.ones((1, 32, 32, 3)), train=False)
+
+
+def test_batch_norm_refuses_a_mask_in_one_line_and_takes_mask_none():
+    bn, x = BatchNorm(use_running_average=False), jnp.arange(6.0).reshape(2, 3)
+    variables = bn.init(jax.random.PRNGKey(0), x)
+    unmasked, _ = bn.apply(variables, x, mutable=['batch_stats'])
+    passed_none, _ = bn.apply(variables, x, mask=None, mutable=['batch_stats'])
+    np.testing.assert_array_equal(passed_none, unmasked)
+    with pytest.raises(ValueError, match='takes no mask'):
+        bn.apply(variables, x, mask=jnp.ones((2, 3), bool), mutable=['batch_stats'])
 
 
 # (input shape, kernel shape, stride, padding): each form of layers.conv_general_dilated (other

@@ -6,9 +6,9 @@ with small stand-in children: what it passes through, what it turns into one lin
 
 import json
 import os
+import pathlib
 import re
 import signal
-import subprocess
 import sys
 import time
 
@@ -65,10 +65,10 @@ def assert_lost(survivor, lost: int, since: float, earlier: str = '') -> str:
     assert len(errors) == 1 and f'lost process {lost} of 2' in errors[0], out
     assert 'run the same commands again' in errors[0]
     assert 'Traceback' not in out and 'Check failure' not in out, out
-    assert not re.search(r'^[IWEF]\d{4} \d\d:', out, re.M), out  # no line of JAX's C++ logging
+    assert not re.search(r'^[IWEF]\d{4} \d\d:', out, re.MULTILINE), out  # no line of JAX's C++ logging
     assert took < BOUND_S
     log = re.search(r'details: (\S+)\)$', errors[0]).group(1)
-    assert re.search(r'(coordination|distributed) service', open(log).read())  # the full story is kept
+    assert re.search(r'(coordination|distributed) service', pathlib.Path(log).read_text())  # the full story is kept
     return errors[0]
 
 

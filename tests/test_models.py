@@ -6,8 +6,19 @@ import numpy as np
 import pytest
 from conftest import EXHAUSTIVE, distinct_networks, registry_params, shortened
 
-from cnnzoo.models import (ACTIVATIONS, BasicBlock, Bottleneck, cifar_fields, count_params, create_model,
-                           get_activation, list_models, min_input_size, register_model, registry)
+from cnnzoo.models import (
+    ACTIVATIONS,
+    BasicBlock,
+    Bottleneck,
+    cifar_fields,
+    count_params,
+    create_model,
+    get_activation,
+    list_models,
+    min_input_size,
+    register_model,
+    registry,
+)
 from cnnzoo.models.registry import natural_key
 from cnnzoo.training import AUX_COLLECTION
 

@@ -3,6 +3,7 @@ shows is accepted by the command line as written (through `--dry-run`, which run
 and reads, trains and writes nothing), and every `--help` it shows works."""
 
 import os
+import pathlib
 import re
 import shlex
 
@@ -17,9 +18,9 @@ README = os.path.join(ROOT, 'README.md')
 def readme_commands():
     """``(command, args)`` for each cnnzoo command line in the README's bash blocks, continuation
     lines joined, ``scripts/X.py`` read as ``cnnzoo X`` and the shell's parts around it dropped."""
-    text = open(README, encoding='utf-8').read()
+    text = pathlib.Path(README).read_text(encoding='utf-8')
     commands = []
-    for block in re.findall(r'```bash\n(.*?)```', text, flags=re.S):
+    for block in re.findall(r'```bash\n(.*?)```', text, flags=re.DOTALL):
         for line in block.replace('\\\n', ' ').splitlines():
             words, part = [], []
             for word in shlex.split(line.replace('$i', '0'), comments=True) + [';']:

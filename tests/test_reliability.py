@@ -8,6 +8,7 @@ and end compared with the session's uninterrupted ``reference`` run.
 import errno
 import json
 import os
+import pathlib
 import re
 import shutil
 import signal
@@ -17,8 +18,16 @@ import threading
 
 import pytest
 from conftest import env_with_devices
-from tiny_run import (EXPERIMENT, TOTAL_STEPS, TRAIN, assert_bitwise_equal, restore, run_script, tiny_config,
-                      tiny_overrides)
+from tiny_run import (
+    EXPERIMENT,
+    TOTAL_STEPS,
+    TRAIN,
+    assert_bitwise_equal,
+    restore,
+    run_script,
+    tiny_config,
+    tiny_overrides,
+)
 
 from cnnzoo.config import ConfigError
 from cnnzoo.errors import RunError
@@ -41,8 +50,8 @@ BAD_VALUES = [
     ('model.dtype', 'bfloat16', 'config.model.dtype is set by the run (config.training.dtype)'),
     ('data.augment', 'fancy', "config.data.augment='fancy': choose one of none, crop_flip"),
     ('data.augment_mode', 'always', "config.data.augment_mode='always': choose one of online, expand"),
-    ('data.name', 'mnist', "config.data.name='mnist' with config.data.source='archive': the archive readers know "
-                           'cifar10, cifar100'),
+    ('data.name', 'mnist', ("config.data.name='mnist' with config.data.source='archive': the archive readers know "
+                            'cifar10, cifar100')),
     ('schedule.ratio', '5::2', "config.schedule.ratio='5::2'"),
     ('schedule.ratio', 'a:b:c', "config.schedule.ratio='a:b:c'"),
     ('schedule.ratio', '0:0:0', "config.schedule.ratio='0:0:0'"),
@@ -57,8 +66,8 @@ BAD_VALUES = [
     ('optimizer.momentum', '1.5', 'config.optimizer.momentum=1.5: must be in [0, 1)'),
     ('optimizer.weight_decay', '-1e-4', 'config.optimizer.weight_decay=-0.0001: must be >= 0'),
     ('training.label_smoothing', '1.0', 'config.training.label_smoothing=1.0: must be in [0, 1)'),
-    ('training.focal_gamma', '3.0', "config.training.focal_gamma=3.0 is read by training.loss=focal; "
-                                    "training.loss='cross_entropy' does not read it"),
+    ('training.focal_gamma', '3.0', ("config.training.focal_gamma=3.0 is read by training.loss=focal; "
+                                     "training.loss='cross_entropy' does not read it")),
     ('training.batch_size', '0', 'config.training.batch_size=0: must be > 0'),
     ('training.num_seeds', '0', 'config.training.num_seeds=0: must be > 0'),
     ('training.seed_devices', '2', 'config.training.seed_devices=2: must be > 0 and divide training.num_seeds=1'),
@@ -93,7 +102,7 @@ def test_bad_value_on_the_command_line_is_exit_2_and_one_line(key, value, tmp_pa
     overrides = tiny_overrides(str(tmp_path / 'missing.tar.gz'), str(tmp_path / 'data'), **{key: value})
     cmd = [sys.executable, TRAIN, '--config', EXPERIMENT, '--workdir', str(tmp_path / 'run')]
     result = subprocess.run(cmd + [f'--config.{k}={v}' for k, v in overrides], capture_output=True, text=True,
-                            timeout=120)
+                            check=False, timeout=120)
     assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f'error: config.{key}='), result.stderr
@@ -106,7 +115,8 @@ def test_batch_that_does_not_divide_over_the_devices_is_refused(tmp_path):
             f"c = apply_overrides(load_config_file({EXPERIMENT!r}), [('training.batch_size', '15')])\n"
             "check_config(c)\n")
     env = env_with_devices(2, JAX_PLATFORMS='cpu')
-    result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, env=env, timeout=120)
+    result = subprocess.run([sys.executable, '-c', code], capture_output=True, check=False, text=True, env=env,
+                            timeout=120)
     assert result.returncode == 1
     assert 'config.training.batch_size=15 does not divide over 2 devices' in result.stderr
 
@@ -164,7 +174,7 @@ def test_warmup_in_epochs_is_refused_in_seconds_on_the_command_line(tiny_cifar10
                                **{'training.num_steps': '5', 'schedule.warmup_epochs': '1.0'})
     cmd = [sys.executable, TRAIN, '--config', EXPERIMENT, '--workdir', str(tmp_path / 'run')]
     result = subprocess.run(cmd + [f'--config.{k}={v}' for k, v in overrides], capture_output=True, text=True,
-                            timeout=120)
+                            check=False, timeout=120)
     assert result.returncode == 2
     assert result.stderr == ('error: config.schedule.warmup_epochs=1.0 is 10 steps, longer than the whole run '
                              '(5 steps)\n')
@@ -282,7 +292,7 @@ def test_evaluate_latest_falls_back_and_a_missing_step_lists_the_steps(killed_at
     checkpoints.close()
     for step in left:
         _empty_metadata(str(workdir / 'checkpoints' / str(step)))
-    with pytest.raises(RunError, match='no checkpoint in .* can be restored'):
+    with pytest.raises(RunError, match=r'no checkpoint in .* can be restored'):
         train_and_evaluate(tiny_config(tiny_cifar10, cache_dir), str(workdir))
 
 
@@ -317,7 +327,8 @@ def test_finished_run_started_again_writes_nothing_and_a_lost_evaluation_is_redo
 
 
 def _tmpfs_usable():
-    probe = subprocess.run(['unshare', '--user', '--map-root-user', '--mount', 'true'], capture_output=True)
+    probe = subprocess.run(['unshare', '--user', '--map-root-user', '--mount', 'true'], capture_output=True,
+                           check=False)
     return probe.returncode == 0
 
 
@@ -335,7 +346,7 @@ def test_full_disk_during_a_save_is_one_line_and_leaves_no_partial_checkpoint(ti
         script = (f'mount -t tmpfs -o size=2500k tmpfs {tmp_path / "disk"} || exit 99; "$@"; status=$?; '
                   f'echo LISTING; ls {workdir / "checkpoints"}; exit $status')
         cmd = ['unshare', '--user', '--map-root-user', '--mount', 'sh', '-c', script, 'sh', *train]
-        result = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+        result = subprocess.run(cmd, capture_output=True, check=False, text=True, timeout=300)
         assert result.returncode == 1, result.stdout + result.stderr
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1, result.stderr
@@ -399,7 +410,7 @@ def test_extend_continues_bitwise_like_the_longer_run(schedule, tiny_cifar10, ca
     assert int(state.step) == TOTAL_STEPS
     assert_bitwise_equal(state.checkpoint_items(), longer['state'].checkpoint_items())
     assert _metrics(tmp_path / 'extended') == _metrics(tmp_path / 'longer')
-    history = [json.loads(line) for line in open(os.path.join(workdir, 'config_history.jsonl'))]
+    history = [json.loads(line) for line in pathlib.Path(workdir, 'config_history.jsonl').read_text().splitlines()]
     assert history == [{'step': 20, 'changes': {'training.num_epochs': [2.0, 3.0]}}]
 
 
@@ -424,3 +435,18 @@ def test_an_os_error_that_stops_a_command_is_one_line_and_status_1(tmp_path, cap
     assert run_cli(write_into_a_missing_directory) == 1
     err = capsys.readouterr().err
     assert err == f'error: No such file or directory: {tmp_path / "missing" / "metrics.jsonl"}\n'
+
+
+def test_supervise_leaves_no_log_or_pipe_when_the_child_cannot_start(tmp_path, monkeypatch):
+    from cnnzoo.run import supervise as supervise_lib
+
+    def cannot_start(*args, **kwargs):
+        raise OSError('exec failed')
+
+    monkeypatch.setattr(supervise_lib.tempfile, 'tempdir', str(tmp_path))
+    monkeypatch.setattr(supervise_lib.subprocess, 'Popen', cannot_start)
+    open_fds = len(os.listdir('/proc/self/fd'))
+    with pytest.raises(OSError, match='exec failed'):
+        supervise_lib.supervise(process_id=None, num_processes=None, workdir=str(tmp_path / 'run'))
+    assert os.listdir(tmp_path) == []  # the temporary stderr log is gone
+    assert len(os.listdir('/proc/self/fd')) == open_fds  # and both ends of the beat pipe are closed

@@ -30,7 +30,7 @@ def test_the_registries_name_every_source_and_loader_with_help():
     with pytest.raises(ConfigError) as e:
         _config(**{'data.source': 'ftp'})
     assert str(e.value).startswith("config.data.source='ftp': ") and 'auto, archive, tfds, folder' in str(e.value)
-    with pytest.raises(ConfigError, match="config.data.loader='disk': .*auto, device, grain"):
+    with pytest.raises(ConfigError, match=r"config.data.loader='disk': .*auto, device, grain"):
         _config(**{'data.loader': 'disk'})
 
 
@@ -74,14 +74,14 @@ def test_the_resolver_opens_what_the_run_consumes(tmp_path):
 
 
 def test_what_is_missing_is_one_line_from_the_source_that_knows(tmp_path):
-    with pytest.raises(DataError, match='image folder .*nowhere not found'):
+    with pytest.raises(DataError, match=r'image folder .*nowhere not found'):
         resolver.check_found(_config(**{'data.source': 'folder', 'data.folder': str(tmp_path / 'nowhere')}).data)
     with pytest.raises(DataError, match='archive not found'):
         resolver.check_found(_config(**{'data.archive': str(tmp_path / 'none.tar.gz')}).data)
     resolver.check_found(_config(**{'data.source': 'tfds', 'data.name': 'mnist'}).data)  # the run finds it
-    with pytest.raises(ConfigError, match='needs --config.data.folder=PATH'):
+    with pytest.raises(ConfigError, match=re.escape('needs --config.data.folder=PATH')):
         resolver.check_ready(_config(**{'data.source': 'folder'}).data)
-    with pytest.raises(ConfigError, match="config.data.name='mnist' with config.data.source='auto'"):
+    with pytest.raises(ConfigError, match=re.escape("config.data.name='mnist' with config.data.source='auto'")):
         _config(**{'data.name': 'mnist'})
     with pytest.raises(ConfigError, match='loader=device holds CIFAR on the device; mnist streams'):
         _config(**{'data.source': 'tfds', 'data.name': 'mnist', 'data.loader': 'device'})

@@ -4,8 +4,15 @@ import numpy as np
 import pytest
 
 from cnnzoo.config import apply_overrides, default_config
-from cnnzoo.training import (make_schedule, parse_ratio, piecewise_by_ratio, piecewise_constant, ratio_boundaries,
-                             steps_from_epochs, with_warmup)
+from cnnzoo.training import (
+    make_schedule,
+    parse_ratio,
+    piecewise_by_ratio,
+    piecewise_constant,
+    ratio_boundaries,
+    steps_from_epochs,
+    with_warmup,
+)
 
 
 def values(schedule, steps):

@@ -83,7 +83,7 @@ def test_random_resized_crops_stay_within_the_image_and_the_ranges():
     rng = np.random.default_rng(1)
     for _ in range(300):
         top, left, h, w = image_ops.random_resized_crop_box(rng, 500, 375)
-        assert 0 <= top and top + h <= 375 and 0 <= left and left + w <= 500
+        assert top >= 0 and top + h <= 375 and left >= 0 and left + w <= 500
         assert 0.08 * 0.9 <= h * w / (500 * 375) <= 1.0  # rounding to whole pixels
         assert 3 / 4 * 0.9 <= w / h <= 4 / 3 * 1.1
 
@@ -204,7 +204,7 @@ def test_tfds_image_dataset_through_mock_data_trains_a_few_steps(tmp_path, capsy
     with tfds.testing.mock_data(num_examples=24):
         summary = train_and_evaluate(config, str(tmp_path / 'run'))
     assert summary['step'] == 4
-    records = [json.loads(line) for line in open(tmp_path / 'run' / 'metrics.jsonl')]
+    records = [json.loads(line) for line in (tmp_path / 'run' / 'metrics.jsonl').read_text().splitlines()]
     assert all(np.isfinite(r['loss']) for r in records)
     out = capsys.readouterr().out
     assert 'of 28x28 streamed' in out  # the size is the data's own (grey, made RGB)
@@ -236,7 +236,7 @@ def test_unprepared_tfds_data_is_prepared_through_the_builder_or_refused_in_one_
         source = TfdsSource('mnist', 'train', str(tmp_path), network_check=lambda: True)
         assert len(source) == 6 and calls == [False, False] and source.num_classes == 10
         monkeypatch.setattr(tfds, 'data_source', lambda *a, **k: (_ for _ in ()).throw(FileNotFoundError('gone')))
-        with pytest.raises(DataError, match='not prepared as ArrayRecord .* no network: prepare it with `tfds build mnist') as e:
+        with pytest.raises(DataError, match=r'not prepared as ArrayRecord .* no network: prepare it with `tfds build mnist') as e:
             TfdsSource('mnist', 'train', str(tmp_path), network_check=lambda: False)
         assert '\n' not in str(e.value)
         monkeypatch.setattr(tfds_data, 'builder_available', lambda: False)
@@ -624,7 +624,7 @@ def test_workers_leave_nothing_in_dev_shm_however_the_stream_ends(tmp_path, endi
             if lines[-1].startswith('batch 2'):
                 break
         workers = data_workers(proc.pid)
-        if ending != 'finished' and ending != 'corrupt example':
+        if ending not in {'finished', 'corrupt example'}:
             assert sorted(workers) == [0, 1], workers
             named = shm_entries(prefix)  # while it runs: its queues' semaphores carry its name
             assert any(e.startswith('sem.') for e in named), (prefix, os.listdir('/dev/shm'))

@@ -325,7 +325,7 @@ def test_vmap_seeds_trains_each_points_seeds_as_one_program(tiny_cifar10, cache_
         assert records(tmp_path / 'runs' / key)[-1]['accuracy'] == entry['final_accuracy']
     assert sweep_main(args) == 0 and capsys.readouterr().out.count('done, skipped') == 2
     text, _ = write_report(str(tmp_path / 'runs'))
-    assert re.search(r'^\| relu \| relu \| 2 \| \d+\.\d+ ± \d+\.\d+ \|', text, re.M), text  # two seeds
+    assert re.search(r'^\| relu \| relu \| 2 \| \d+\.\d+ ± \d+\.\d+ \|', text, re.MULTILINE), text  # two seeds
     # Seeds that are not s, s+1, ... cannot share a program: one line at --list time.
     assert sweep_main([*args[:4], '--seeds', '0,2', '--vmap-seeds', '--list']) == 2
     assert '--vmap-seeds trains seeds s, s+1' in capsys.readouterr().err
@@ -388,3 +388,13 @@ def test_bars_are_labelled_with_the_points_names_and_the_figures_say_which_sprea
     assert [t.get_text() for t in bars.get_yticklabels()] == ['resnet20', 'plain20']  # not 'resnet', 'plain'
     assert 'bars = ±1 sample std over seeds' in bars.get_title()
     assert 'band = min–max over seeds' in dict(figures)['curves']._suptitle.get_text()
+
+
+def test_report_lists_a_run_whose_config_has_no_seed_after_the_seeded_ones(tmp_path):
+    # a config.json written by hand may lack the seed: sorting the seeds compared None with an int
+    for run, config in (('a/seed1', {'seed': 1}), ('b', {}), ('a/seed0', {'seed': 0})):
+        os.makedirs(tmp_path / run)
+        with open(tmp_path / run / 'config.json', 'w') as f:
+            json.dump(config, f)
+    text, _ = write_report(str(tmp_path), plots=False)
+    assert '(seeds 0, 1, None)' in text, text

@@ -11,8 +11,18 @@ import optax
 import pytest
 
 from cnnzoo.config import apply_overrides, default_config
-from cnnzoo.training import (AUX_COLLECTION, LOSSES, TrainState, cross_entropy, decay_mask, init_variables,
-                             make_eval_step, make_loss, make_optimizer, make_train_step)
+from cnnzoo.training import (
+    AUX_COLLECTION,
+    LOSSES,
+    TrainState,
+    cross_entropy,
+    decay_mask,
+    init_variables,
+    make_eval_step,
+    make_loss,
+    make_optimizer,
+    make_train_step,
+)
 
 
 class TinyNet(nn.Module):
@@ -58,12 +68,12 @@ def test_sgd_follows_pytorch_convention(nesterov):
     for g in grads:
         updates, state = tx.update(g, state, p)
         p = optax.apply_updates(p, updates)
-        for k in ref:
-            d = np.asarray(g[k], np.float64) + wd * ref[k]
+        for k, r in ref.items():
+            d = np.asarray(g[k], np.float64) + wd * r
             buf[k] = mom * buf[k] + d
-            ref[k] = ref[k] - lr * ((d + mom * buf[k]) if nesterov else buf[k])
-    for k in ref:
-        np.testing.assert_allclose(p[k], ref[k], rtol=1e-6)
+            ref[k] = r - lr * ((d + mom * buf[k]) if nesterov else buf[k])
+    for k, r in ref.items():
+        np.testing.assert_allclose(p[k], r, rtol=1e-6)
 
 
 def test_adamw_decay_is_decoupled_and_masked():
@@ -144,7 +154,7 @@ def _setup(model=None, *, label_smoothing=0.0, dtype=jnp.float32, loss_fn=None):
 def test_train_step_updates_everything_and_is_pure():
     state, step, batch = _setup()
     new, metrics = step(state, batch, jax.random.PRNGKey(1))
-    again, metrics2 = step(state, batch, jax.random.PRNGKey(1))
+    again, _metrics2 = step(state, batch, jax.random.PRNGKey(1))
     assert int(new.step) == 1 and set(metrics) == {'loss', 'accuracy', 'learning_rate'}
     for a, b in zip(jax.tree_util.tree_leaves(new), jax.tree_util.tree_leaves(again)):
         np.testing.assert_array_equal(a, b)

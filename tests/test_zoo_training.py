@@ -23,7 +23,13 @@ from conftest import distinct_networks, registry_params, shortened
 from cnnzoo.config import default_config
 from cnnzoo.data import augment, epoch_permutation, load_dataset, normalize, take_batch
 from cnnzoo.models import cifar_fields, create_model, list_models, min_input_size
-from cnnzoo.training import TrainState, cross_entropy, init_variables, make_optimizer, make_train_step
+from cnnzoo.training import (
+    TrainState,
+    cross_entropy,
+    init_variables,
+    make_optimizer,
+    make_train_step,
+)
 
 BATCH = 8
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import jax
 import numpy as np
 
-from cnnzoo.bench.environment import loadavg, environment, write_json_and_markdown
+from cnnzoo.bench.environment import environment, loadavg, write_json_and_markdown
 from cnnzoo.errors import ConfigError
 from cnnzoo.run.workdir import has_checkpoint
 
@@ -82,10 +82,10 @@ def markdown(report: dict) -> str:
     steps = next(iter(runs.values()))['evals'][-1]['step']
     lines = [
         f'JAX on {meta["jax_device"]}; PyTorch on {meta.get("torch_device", "n/a")}, {meta["flags"]["torch_threads"]}',
-        f'{config["model"]["name"]} ({", ".join(f"{k}={v}" for k, v in config["model"].items() if k != "name") or "registry defaults"}), '
-        f'{steps} steps of batch {t["batch_size"]}, {t["dtype"]}, optimizer {config["optimizer"]["name"]} '
-        f'lr {config["optimizer"]["learning_rate"]}, schedule {config["schedule"]["name"]}, '
-        f'augment {config["data"]["augment"]}, seed {config["seed"]}',
+        (f'{config["model"]["name"]} ({", ".join(f"{k}={v}" for k, v in config["model"].items() if k != "name") or "registry defaults"}), '
+         f'{steps} steps of batch {t["batch_size"]}, {t["dtype"]}, optimizer {config["optimizer"]["name"]} '
+         f'lr {config["optimizer"]["learning_rate"]}, schedule {config["schedule"]["name"]}, '
+         f'augment {config["data"]["augment"]}, seed {config["seed"]}'),
         '',
         '| model | framework | seconds | train img/s | test accuracy (final) | best | load at start → end |',
         '|---|---|---|---|---|---|---|',
@@ -104,8 +104,8 @@ def markdown(report: dict) -> str:
             cells = ' | '.join(f'{100 * b[step]["accuracy"]:.2f}%' for b in by_step)
             lines.append(f'| {step} | {by_step[0][step]["epoch"]:.2f} | {cells} |')
     if 'final_parameter_difference' in report:
-        lines += ['', f'Final parameters, PyTorch against JAX: max over tensors of ||a - b|| / ||b|| = '
-                      f'{report["final_parameter_difference"]:.3g}']
+        lines += ['', (f'Final parameters, PyTorch against JAX: max over tensors of ||a - b|| / ||b|| = '
+                       f'{report["final_parameter_difference"]:.3g}')]
     return '\n'.join(lines)
 
 

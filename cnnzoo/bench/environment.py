@@ -8,6 +8,7 @@ import json
 import os
 import platform
 import sys
+from typing import Any
 
 import jax
 import numpy as np
@@ -69,7 +70,7 @@ def environment(**flags) -> dict:
     import jaxlib
     import optax
 
-    meta = {
+    meta: dict[str, Any] = {
         'date': datetime.datetime.now().astimezone().isoformat(timespec='seconds'),
         'command': ' '.join([os.path.basename(sys.executable), *sys.argv]),
         'flags': flags,

@@ -20,6 +20,7 @@ import os
 import platform
 import sys
 import time
+from typing import Any
 
 import numpy as np
 
@@ -55,9 +56,14 @@ def train_step_rate(config, image_size: int, *, steps: int, log=print) -> dict:
 
     from cnnzoo.data import normalize, to_float
     from cnnzoo.models import create_model
-    from cnnzoo.training import compute_dtype
     from cnnzoo.rngs import step_stream
-    from cnnzoo.training import TrainState, init_variables, make_optimizer, make_train_step
+    from cnnzoo.training import (
+        TrainState,
+        compute_dtype,
+        init_variables,
+        make_optimizer,
+        make_train_step,
+    )
 
     t = config.training
     fields = {k: v for k, v in config.model.items() if k != 'name'}
@@ -102,7 +108,7 @@ def run(config, *, workers: list[int], batches: int, warmup: int, train_step: bo
 
         raise ConfigError('the input benchmark measures the streaming path: use --config.data.loader=grain')
     log = lambda text: print(text, file=sys.stderr, flush=True)  # noqa: E731
-    report = {'meta': {'command': ' '.join(sys.argv), 'loadavg_before': loadavg(), 'cpus': os.cpu_count(),
+    report: dict[str, Any] = {'meta': {'command': ' '.join(sys.argv), 'loadavg_before': loadavg(), 'cpus': os.cpu_count(),
                        'cpu': platform.processor() or platform.machine(), 'data': stream.name,
                        'preset': stream.preset, 'image_size': stream.image_size, 'train_images': stream.num_train}}
     log(f'{stream.name}: {stream.num_train} training images, preset {stream.preset} at {stream.image_size}, '

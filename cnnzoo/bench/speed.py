@@ -50,11 +50,11 @@ from collections.abc import Sequence
 # would leave PyTorch, in the same process, a quarter. Only effective before JAX's first use.
 os.environ.setdefault('XLA_PYTHON_CLIENT_PREALLOCATE', 'false')
 
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
+import jax
+import jax.numpy as jnp
 
-from cnnzoo import data as data_lib  # noqa: E402
-from cnnzoo.bench.environment import (  # noqa: E402
+from cnnzoo import data as data_lib
+from cnnzoo.bench.environment import (
     REPORTED_CPU_FLAGS,
     bf16_native_on_cpu,
     environment,
@@ -62,8 +62,8 @@ from cnnzoo.bench.environment import (  # noqa: E402
     loadavg,
     write_json_and_markdown,
 )
-from cnnzoo.bench.names import DEFAULT_MODELS, DEFAULT_VARIANTS, JAX_VARIANT_NAMES, TORCH_VARIANTS  # noqa: E402,F401
-from cnnzoo.bench.variants import (  # noqa: E402
+from cnnzoo.bench.names import DEFAULT_MODELS, DEFAULT_VARIANTS, JAX_VARIANT_NAMES, TORCH_VARIANTS
+from cnnzoo.bench.variants import (
     LEARNING_RATE,
     MEAN,
     STD,
@@ -74,10 +74,16 @@ from cnnzoo.bench.variants import (  # noqa: E402
     synthetic_data,
     timed,
 )
-from cnnzoo.config import default_config  # noqa: E402
-from cnnzoo.errors import first_line  # noqa: E402
-from cnnzoo.models import create_model  # noqa: E402
-from cnnzoo.training import TrainState, init_variables, make_eval_step, make_optimizer, make_train_step  # noqa: E402
+from cnnzoo.config import default_config
+from cnnzoo.errors import first_line
+from cnnzoo.models import create_model
+from cnnzoo.training import (
+    TrainState,
+    init_variables,
+    make_eval_step,
+    make_optimizer,
+    make_train_step,
+)
 
 JAX_VARIANTS = dict(zip(JAX_VARIANT_NAMES, (jnp.float32, jnp.bfloat16), strict=True))
 
@@ -291,8 +297,8 @@ def _add_flops(results: Sequence[Result], peak_flops: float | None) -> None:
 def _time_interleaved(built: Sequence[Variant], *, steps: int, rounds: int, log) -> list[Result]:
     rounds = max(1, min(rounds, steps))
     per_round = [steps // rounds + (1 if i < steps % rounds else 0) for i in range(rounds)]
-    train = {id(v): [] for v in built}
-    evals = {id(v): [] for v in built}
+    train: dict[int, list[float]] = {id(v): [] for v in built}
+    evals: dict[int, list[float]] = {id(v): [] for v in built}
     alive = list(built)
     for phase, store, run in (('train', train, lambda v: v.train_step), ('eval', evals, lambda v: v.eval_step)):
         for n in per_round:
@@ -335,10 +341,10 @@ def markdown_table(report: dict) -> str:
         f'JAX on {meta["jax_device"]}' + (f'; PyTorch on {meta["torch_device"]}, {f["torch_threads"]}'
                                           if meta.get('torch_device') else ''),
         f'CPU flags: {", ".join(meta.get("cpu_flags", [])) or "none of " + ", ".join(REPORTED_CPU_FLAGS)}',
-        f'batch {f["batch_size"]}, {"x".join(map(str, sizes[:1] * 2))} images, {f["warmup"]} warm-up + '
-        f'{f["steps"]} timed steps per variant in '
-        f'{f["rounds"]} interleaved rounds; load average {meta["loadavg_before"].split(" ")[0]} at start, '
-        f'{meta.get("loadavg_after", "n/a").split(" ")[0]} at end',
+        (f'batch {f["batch_size"]}, {"x".join(map(str, sizes[:1] * 2))} images, {f["warmup"]} warm-up + '
+         f'{f["steps"]} timed steps per variant in '
+         f'{f["rounds"]} interleaved rounds; load average {meta["loadavg_before"].split(" ")[0]} at start, '
+         f'{meta.get("loadavg_after", "n/a").split(" ")[0]} at end'),
         '',
         '| model | variant | precision | train img/s (median) | p10–p90 | ms/step | vs torch eager fp32 '
         '| first step (s) | eval img/s | memory (MiB) |' + (' MFU |' if mfu else ''),
@@ -361,12 +367,12 @@ def markdown_table(report: dict) -> str:
             f'| {_fmt(r.first_step_s, ".1f")} | {_fmt(r.eval_images_per_sec)} | {mem} |'
             + (f' {_fmt(100 * r.mfu if r.mfu else None, ".1f")}% |' if mfu else ''))
     if marked:
-        lines += ['', f'† {EMULATED_BF16}: PyTorch and XLA convert to float32 and back around each kernel, so '
-                      'the figure measures that emulation, not the framework\'s bfloat16 path.']
+        lines += ['', (f'† {EMULATED_BF16}: PyTorch and XLA convert to float32 and back around each kernel, so '
+                       'the figure measures that emulation, not the framework\'s bfloat16 path.')]
     if mfu:
-        lines += ['', f'MFU: XLA\'s cost analysis of the JAX float32 train step (FLOPs per step, the same for '
-                      f'every variant of a model) over the median step time, over {f["peak_flops"] / 1e12:.0f} '
-                      f'TFLOP/s ({f.get("peak_name") or "the peak given"}).']
+        lines += ['', (f'MFU: XLA\'s cost analysis of the JAX float32 train step (FLOPs per step, the same for '
+                       f'every variant of a model) over the median step time, over {f["peak_flops"] / 1e12:.0f} '
+                       f'TFLOP/s ({f.get("peak_name") or "the peak given"}).')]
     return '\n'.join(lines)
 
 

@@ -22,6 +22,8 @@ class Exit(SystemExit):
     """A parser ended the command before it ran (it printed the help): :func:`run_cli` returns
     ``code`` as the exit status; elsewhere it ends the process as argparse's own exit does."""
 
+    code: int  # always a status here (SystemExit allows a message or None)
+
 
 class _Formatter(argparse.RawDescriptionHelpFormatter):
     """argparse's layout at the help's fixed width; a description and an epilog (the examples, the
@@ -65,9 +67,10 @@ def take_overrides(argv: Sequence[str], prog: str) -> tuple[list[tuple[str, str]
             continue
         key, has_value, value = arg[len(OVERRIDE_PREFIX):].partition('=')
         if not has_value:
-            value = next(args, None)
-            if value is None or value.startswith('--'):
+            following = next(args, None)
+            if following is None or following.startswith('--'):
                 raise ConfigError(f'{OVERRIDE_PREFIX}{key}: expected one argument ({prog} --help)')
+            value = following
         overrides.append((key, value))
     return overrides, rest
 
@@ -162,7 +165,9 @@ class Parser(argparse.ArgumentParser):
 
 def _name(action: argparse.Action) -> str:
     """How the help names an argument: its long flag, or a positional's METAVAR."""
-    return action.option_strings[-1] if action.option_strings else action.metavar or action.dest.upper()
+    if action.option_strings:
+        return action.option_strings[-1]
+    return action.metavar if isinstance(action.metavar, str) and action.metavar else action.dest.upper()
 
 
 # ---- value types: a refused value is ``--flag 'text': what was expected`` ------------------------

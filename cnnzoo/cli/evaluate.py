@@ -58,6 +58,7 @@ def evaluate_main(argv: Sequence[str]) -> int:
                               '--torch-checkpoint')
         which = 'best' if args.checkpoint is None else args.checkpoint
         print(api.evaluate(args.workdir, which, text_overrides=args.overrides))
+        return None
 
     return run_cli(main)
 

@@ -47,18 +47,19 @@ def key_docs() -> dict[str, str]:
         dotted = _dotted(node.targets[0])
         if dotted is None:
             continue
-        above, row = [], node.lineno - 1
+        above: list[str] = []
+        row = node.lineno - 1
         while row in full_line:
             above.insert(0, comments[row])
             row -= 1
-        beside = [comments[r] for r in range(node.lineno, node.end_lineno + 1) if r in comments and r not in full_line]
+        beside = [comments[r] for r in range(node.lineno, (node.end_lineno or node.lineno) + 1) if r in comments and r not in full_line]
         docs[dotted] = (node.lineno, ' '.join(above + beside))
     return {key: doc for key, (_, doc) in sorted(docs.items(), key=lambda item: item[1][0])}
 
 
 def _dotted(target: ast.expr) -> str | None:
     """``c.data.name`` -> ``'data.name'``; anything but an attribute chain on a name -> None."""
-    parts = []
+    parts: list[str] = []
     while isinstance(target, ast.Attribute):
         parts.insert(0, target.attr)
         target = target.value

@@ -131,9 +131,9 @@ def distributed_args(args: argparse.Namespace) -> dict:
     def given(value, default):
         return default if value is None else value
 
-    kwargs = dict(coordinator=args.coordinator, num_processes=args.num_processes, process_id=args.process_id,
-                  timeout_s=given(args.distributed_timeout, DEFAULT_TIMEOUT_S),
-                  heartbeat_s=given(args.heartbeat_timeout, DEFAULT_HEARTBEAT_S))
+    kwargs = {'coordinator': args.coordinator, 'num_processes': args.num_processes, 'process_id': args.process_id,
+              'timeout_s': given(args.distributed_timeout, DEFAULT_TIMEOUT_S),
+              'heartbeat_s': given(args.heartbeat_timeout, DEFAULT_HEARTBEAT_S)}
     check_flags(**kwargs)
     return kwargs
 

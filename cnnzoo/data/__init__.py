@@ -19,7 +19,7 @@ _EXPORTS = {
     'take_batch': 'pipeline',
     'DataError': None,  # cnnzoo.errors'
 }
-__all__ = sorted(_EXPORTS)
+__all__ = sorted(_EXPORTS)  # noqa: PLE0605 - made from the lazy table, so the two cannot drift
 
 
 def __getattr__(name: str):

@@ -26,6 +26,7 @@ import io
 import pickle
 import tarfile
 import zlib
+from typing import Any
 
 import numpy as np
 
@@ -83,12 +84,12 @@ class _BatchUnpickler(pickle.Unpickler):
     """``pickle.Unpickler`` that resolves only the names in :func:`_numpy_globals` (dicts, lists,
     bytes, strings and numbers need none): any other name is refused before it is looked up."""
 
-    _allowed = None
+    _allowed: dict[tuple[str, str], Any] | None = None
 
     def find_class(self, module: str, name: str):
         if _BatchUnpickler._allowed is None:
             _BatchUnpickler._allowed = _numpy_globals()
-        allowed = self._allowed.get((module, name))
+        allowed = _BatchUnpickler._allowed.get((module, name))
         if allowed is None:
             raise _Refused(f'it names {module}.{name}, which a CIFAR batch does not hold')
         return allowed

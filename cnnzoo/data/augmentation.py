@@ -26,7 +26,6 @@ every step; ``'expand'`` draws them once and trains on a fixed, larger set
 
 from __future__ import annotations
 
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -80,8 +79,9 @@ def gaussian_blur(rng, x, prob: float = 0.5, sigma_range=(0.1, 2.0)):
     taps = (taps / taps.sum(axis=1, keepdims=True))[:, :, None, None, None]  # (B, 3, 1, 1, 1)
     p = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)), mode='edge')
     h, w = x.shape[1:3]
-    rows = sum(taps[:, k] * p[:, k:k + h, :, :] for k in range(3))
-    blurred = sum(taps[:, k] * rows[:, :, k:k + w, :] for k in range(3))
+    rows = taps[:, 0] * p[:, 0:h, :, :] + taps[:, 1] * p[:, 1:h + 1, :, :] + taps[:, 2] * p[:, 2:h + 2, :, :]
+    blurred = (taps[:, 0] * rows[:, :, 0:w, :] + taps[:, 1] * rows[:, :, 1:w + 1, :]
+               + taps[:, 2] * rows[:, :, 2:w + 2, :])
     apply = jax.random.bernoulli(apply_rng, prob, (b, 1, 1, 1))
     return jnp.where(apply, blurred, x)
 

@@ -54,8 +54,8 @@ class Dataset:
     test_labels: np.ndarray
     num_classes: int
     class_names: tuple[str, ...]
-    mean: tuple[float, float, float]
-    std: tuple[float, float, float]
+    mean: tuple[float, ...]  # one value a channel (three for CIFAR)
+    std: tuple[float, ...]
     eval_split: str = 'test'
 
     # What the loop reads of any data it trains on (a streamed set has the same).
@@ -189,10 +189,12 @@ def train_set_size(name: str, *, source: str = 'auto', archive: str | None = Non
     if found:
         if not os.path.isfile(found):
             return None
-        size = _cached_train_size(found, name, data_dir)
-        if size is None:
+        cached = _cached_train_size(found, name, data_dir)
+        if cached is None:
             stat = os.stat(found)
             size = _counted_train_size(os.path.abspath(found), name, stat.st_size, stat.st_mtime_ns)
+        else:
+            size = cached
     elif source == 'archive':
         return None
     return size - validation_size if 0 <= validation_size < size else None
@@ -300,7 +302,7 @@ def _find_cached(name: str, data_dir: str) -> str | None:
             with np.load(path) as z:
                 if {'x_train', 'y_train', 'x_test', 'y_test', 'names'} <= set(z.files):
                     return path
-        except Exception:  # noqa: BLE001 - a damaged copy is passed over
+        except Exception:  # noqa: BLE001, S112 - a damaged copy is passed over
             continue
     return None
 

@@ -64,7 +64,7 @@ def to_array(image: Image.Image) -> np.ndarray:
 def resize(image: Image.Image, width: int, height: int) -> Image.Image:
     if image.size == (width, height):
         return image
-    return image.resize((width, height), Image.BILINEAR)
+    return image.resize((width, height), Image.Resampling.BILINEAR)
 
 
 def resize_shorter_side(image: Image.Image, size: int) -> Image.Image:
@@ -118,7 +118,7 @@ def random_resized_crop_box(rng: np.random.Generator, width: int, height: int,
 def random_resized_crop_flip(image: Image.Image, rng: np.random.Generator, size: int) -> Image.Image:
     top, left, h, w = random_resized_crop_box(rng, *image.size)
     image = resize(image.crop((left, top, left + w, top + h)), size, size)
-    return image.transpose(Image.FLIP_LEFT_RIGHT) if rng.random() < 0.5 else image
+    return image.transpose(Image.Transpose.FLIP_LEFT_RIGHT) if rng.random() < 0.5 else image
 
 
 def eval_resize(size: int) -> int:

@@ -199,7 +199,9 @@ class Loader:
     def check(self, data, training, source: Source) -> None:
         raise NotImplementedError
 
-    def open(self, source: Source, config, **where):
+    def open(self, source: Source, config, *, training: bool = True, image_size: int = 0, process_index: int = 0,
+             process_count: int = 1):
+        """What :func:`open_data` returns for this loader (its keywords are :func:`open_data`'s)."""
         raise NotImplementedError
 
 
@@ -219,7 +221,7 @@ class Held(Loader):
             raise ConfigError(f'config.data.image_size={data.image_size} resizes in the streaming path only '
                               '(data.loader=grain); CIFAR on the device stays 32x32')
 
-    def open(self, source: Source, config, **where):
+    def open(self, source: Source, config, **where):  # the whole set: none of open_data's keywords apply
         return source.held(config.data, seed=config.seed)
 
 

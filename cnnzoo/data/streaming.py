@@ -40,7 +40,9 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+from collections.abc import Sequence
 from functools import partial
+from typing import Any
 
 import grain
 import numpy as np
@@ -80,6 +82,7 @@ class HostTransform:
         image = image_ops.decode(record['image'], record['where'])
         if self.preset == 'imagenet':
             if self.train:
+                assert rng is not None, 'a training transform is a random map: grain passes its rng'
                 image = image_ops.random_resized_crop_flip(image, rng, self.size)
             else:
                 image = image_ops.center_crop(image_ops.resize_shorter_side(image, image_ops.eval_resize(self.size)),
@@ -112,8 +115,8 @@ class Stream:
     and ``jax.process_count()`` in a run; tests pass others).
     """
 
-    train: object
-    eval: object
+    train: Sequence[Any]  # random-access sources of records (an archive's, a folder's): len and [i]
+    eval: Sequence[Any]
     num_classes: int
     class_names: tuple
     preset: str
@@ -229,11 +232,12 @@ class TrainBatches:
         # batch instead; the global batches, hence the shares, are those of the one-process order.
         same_workers = (saved is not None and int(saved['workers']) == stream.workers
                         and int(saved.get('processes', 1)) == stream.process_count)
-        self.origin = int(saved['origin']) if same_workers else start
+        kept = saved if same_workers else None
+        self.origin = int(kept['origin']) if kept is not None else start
         self.taken = start
         self._iterator = iter(stream.iterate(dataset[self.origin:], place))
-        if same_workers:
-            self._iterator.set_state(saved['grain'])
+        if kept is not None:
+            self._iterator.set_state(kept['grain'])
 
     def __iter__(self):
         return self

@@ -58,7 +58,7 @@ def remove_orphans(directory: str = SHM_DIR) -> list[str]:
     process of this pid namespace that no longer runs; returns their names. Unlinking takes only
     the name: a process that still maps a segment (a worker that has not yet noticed its parent's
     end) keeps its memory until it ends."""
-    removed = []
+    removed: list[str] = []
     namespace = str(_pid_namespace())
     try:
         entries = os.listdir(directory)
@@ -82,7 +82,7 @@ _claimed_by = None  # the pid that last claimed: a forked child claims anew, und
 def claim_shared_memory() -> str:
     """Before this process starts grain workers: removes what dead runs left in /dev/shm (once per
     process) and names this process's semaphores for it; returns :func:`owner_prefix`."""
-    global _claimed_by
+    global _claimed_by  # noqa: PLW0603 - once per process, and anew in a forked child
     from multiprocessing import process
 
     owner = owner_prefix()
@@ -92,7 +92,7 @@ def claim_shared_memory() -> str:
         _claimed_by = os.getpid()
     # multiprocessing names a semaphore '<semprefix>-<random>' (synchronize.SemLock._make_name); the
     # prefix is the process's own setting, '/mp' by default
-    process.current_process()._config['semprefix'] = f'/{owner}'
+    process.current_process()._config['semprefix'] = f'/{owner}'  # type: ignore[attr-defined]  # private, not in the stubs
     return owner
 
 
@@ -105,7 +105,7 @@ def start_worker(worker_index: int = 0, worker_count: int = 0, *, segments: str)
     exit_with_parent()
     _name_process(f'cnnzoo-data-{worker_index}')
     # SharedMemory(create=True) takes its name from this module function (psm_<random> by default)
-    shared_memory._make_filename = lambda: f'/{segments}{secrets.token_hex(4)}'
+    shared_memory._make_filename = lambda: f'/{segments}{secrets.token_hex(4)}'  # type: ignore[attr-defined]  # private, not in the stubs
 
 
 def _name_process(name: str) -> None:

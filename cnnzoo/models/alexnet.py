@@ -53,8 +53,15 @@ from typing import Any, Literal
 import flax.linen as nn
 import jax.numpy as jnp
 
-from cnnzoo.models.layers import (Activation, adaptive_avg_pool, conv_general_dilated, get_activation,
-                                  torch_default_bias_init, torch_default_kernel_init, torch_max_pool)
+from cnnzoo.models.layers import (
+    Activation,
+    adaptive_avg_pool,
+    conv_general_dilated,
+    get_activation,
+    torch_default_bias_init,
+    torch_default_kernel_init,
+    torch_max_pool,
+)
 from cnnzoo.models.normalization import LocalResponseNorm
 from cnnzoo.models.registry import check_fields, register_model
 

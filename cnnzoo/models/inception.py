@@ -120,11 +120,15 @@ def inception_b() -> tuple[Branch, ...]:
 
 
 def inception_c(c7: int) -> tuple[Branch, ...]:
-    row, col = dict(kernel=(1, 7), padding=(0, 3)), dict(kernel=(7, 1), padding=(3, 0))
+    def row(width: int) -> Conv:  # 1x7, the map size kept
+        return Conv(width, (1, 7), padding=(0, 3))
+
+    def col(width: int) -> Conv:  # 7x1
+        return Conv(width, (7, 1), padding=(3, 0))
+
     return (Branch('branch1x1', (Conv(192, 1),)),
-            Branch('branch7x7', (Conv(c7, 1), Conv(c7, **row), Conv(192, **col))),
-            Branch('branch7x7dbl', (Conv(c7, 1), Conv(c7, **col), Conv(c7, **row), Conv(c7, **col),
-                                    Conv(192, **row))),
+            Branch('branch7x7', (Conv(c7, 1), row(c7), col(192))),
+            Branch('branch7x7dbl', (Conv(c7, 1), col(c7), row(c7), col(c7), row(192))),
             Branch('branch_pool', (Conv(192, 1),), pool='avg'))
 
 
@@ -161,7 +165,8 @@ MIXED = (
 
 # The stems: a named convolution, or 'maxpool' (3x3/2, unpadded). Table 1 / torchvision for
 # 'imagenet' (299 -> 149 -> 147 -> 147 -> 73 -> 73 -> 71 -> 35); the CIFAR one keeps 32x32.
-STEMS = {
+StemLayer = tuple[str, Conv] | Literal['maxpool']
+STEMS: dict[str, tuple[StemLayer, ...]] = {
     'imagenet': (('Conv2d_1a_3x3', Conv(32, 3, stride=2)),
                  ('Conv2d_2a_3x3', Conv(32, 3)),
                  ('Conv2d_2b_3x3', Conv(64, 3, padding=1)),
@@ -302,7 +307,7 @@ class InceptionV3(nn.Module):
 
         x = x.astype(self.dtype)
         for i, layer in enumerate(STEMS[self.stem]):
-            if layer == 'maxpool':
+            if isinstance(layer, str):  # 'maxpool'
                 x = max_pool(x, f'stem max-pool after {STEMS[self.stem][i - 1][0]}')
             else:
                 name, spec = layer
@@ -311,7 +316,8 @@ class InceptionV3(nn.Module):
         for name, branches in self.mixed:
             x = InceptionModule(branches, conv_block=conv_block, name=name)(x, train=train)
             if name == self.aux_after and self.aux_logits and (train or self.is_initializing()):
-                aux = InceptionAux(self.num_classes, pool=tuple(self.aux_pool), source=name,
+                window, stride = self.aux_pool  # a list from a JSON config, too
+                aux = InceptionAux(self.num_classes, pool=(window, stride), source=name,
                                    conv_block=conv_block, dtype=self.dtype, name='AuxLogits')(x, train=train)
                 if train:
                     self.sow(AUX_COLLECTION, 'aux_logits',

@@ -24,6 +24,7 @@ from __future__ import annotations
 from typing import Literal
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 from flax.linen.normalization import _canonicalize_axes, _compute_stats, _normalize
 
@@ -59,7 +60,9 @@ class BatchNorm(nn.BatchNorm):
     running_var: RunningVar = 'biased'
 
     @nn.compact
-    def __call__(self, x, use_running_average: bool | None = None):
+    def __call__(self, x, use_running_average: bool | None = None, *, mask: jax.Array | None = None):
+        if mask is not None:
+            raise ValueError('cnnzoo BatchNorm takes no mask: every position of the batch counts')
         if self.running_var not in RUNNING_VARS:
             raise ValueError(f'BatchNorm running_var must be one of {RUNNING_VARS}, got {self.running_var!r}')
         if self.axis_name is not None or self.axis_index_groups is not None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 
@@ -28,7 +30,10 @@ def forward_flops(model, image_size: int, batch: int = 1, *, init_size: int | No
     variables = jax.eval_shape(lambda x: model.init(jax.random.key(0), x, train=False),
                                shape(init_size or image_size))
     lowered = jax.jit(lambda v, x: model.apply(v, x, train=False)).lower(variables, shape(image_size))
-    return float(lowered.cost_analysis()['flops']) / batch
+    analysis = lowered.cost_analysis()
+    if analysis is None:
+        raise RuntimeError(f'XLA gives no cost analysis on the {jax.default_backend()} backend, so no FLOPs count')
+    return float(analysis['flops']) / batch
 
 
 def summary_rows(names, *, sizes=(32, 224), num_classes=(10, 1000)):
@@ -47,7 +52,7 @@ def summary_rows(names, *, sizes=(32, 224), num_classes=(10, 1000)):
         for size, classes in zip(sizes, num_classes):
             model = create_model(name, num_classes=classes)
             x = jax.ShapeDtypeStruct((1, max(size, init_size), max(size, init_size), 3), jnp.float32)
-            variables = jax.eval_shape(lambda x: model.init(jax.random.key(0), x, train=False), x)
+            variables = jax.eval_shape(functools.partial(model.init, train=False), jax.random.key(0), x)
             row[f'params_{classes}'] = count_params(variables['params'])
             try:
                 flops = forward_flops(model, size, init_size=max(size, init_size))

@@ -28,7 +28,13 @@ from typing import Any, Literal
 import flax.linen as nn
 import jax.numpy as jnp
 
-from cnnzoo.models.layers import Activation, adaptive_avg_pool, conv_general_dilated, conv_init, get_activation
+from cnnzoo.models.layers import (
+    Activation,
+    adaptive_avg_pool,
+    conv_general_dilated,
+    conv_init,
+    get_activation,
+)
 from cnnzoo.models.normalization import BatchNorm, LocalResponseNorm, RunningVar
 from cnnzoo.models.registry import check_fields, register_model
 

@@ -38,6 +38,7 @@ import threading
 import time
 import traceback
 import warnings
+from typing import Any, Self
 
 import jax
 import orbax.checkpoint as ocp
@@ -62,7 +63,7 @@ class Restored:
     (``records``; None in a best checkpoint or one written before windows were kept) and a streamed
     run's data iterator state (``data``; None for data held on the device)."""
 
-    state: object
+    state: Any  # a TrainState
     records: dict | None = None
     data: dict | None = None
 
@@ -88,7 +89,7 @@ class Checkpoints:
             options=ocp.CheckpointManagerOptions(max_to_keep=1, create=True, best_fn=_accuracy,
                                                  best_mode='max', cleanup_tmp_directories=True))
 
-    def __enter__(self) -> Checkpoints:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -150,7 +151,7 @@ class Checkpoints:
                 if restored is not None:
                     return restored
             return None
-        if which not in self.last.all_steps():
+        if isinstance(which, str) or which not in self.last.all_steps():
             steps = sorted(self.last.all_steps()) + [f'{s} (best)' for s in self.best.all_steps()]
             raise RunError(f'{self.workdir} has no checkpoint at step {which}; it has: '
                            f'{", ".join(map(str, steps)) or "none"}')
@@ -238,7 +239,7 @@ class Checkpoints:
         for manager in (self.last, self.best):
             try:
                 manager.close()
-            except Exception as e:  # noqa: BLE001
+            except Exception as e:
                 if _os_error(e) is None:
                     raise
 
@@ -290,9 +291,8 @@ def quiet_failed_saves() -> None:
     happened. Those records and echoes (exceptions raised in orbax's or asyncio's own frames, and only
     those) are dropped from then on; the failure itself is reported in one line by
     :meth:`Checkpoints._save_failed`. Installed once, however often called."""
-    if getattr(quiet_failed_saves, 'installed', False):
+    if _ORBAX_FILTER in logging.getLogger('absl').filters:
         return
-    quiet_failed_saves.installed = True
     logging.getLogger('absl').addFilter(_ORBAX_FILTER)
     logging.getLogger('asyncio').addFilter(_TEARDOWN_FILTER)
     logging.getLogger('absl').addFilter(_TEARDOWN_FILTER)
@@ -314,7 +314,7 @@ def quiet_failed_saves() -> None:
                                                                 quiet_thread_hook)
 
 
-def _os_error(error: BaseException) -> str | None:
+def _os_error(error: BaseException | None) -> str | None:
     """``'[Errno 28] No space left on device: PATH'``-like text when ``error`` is, or wraps, an OS
     error; None otherwise."""
     seen = set()

@@ -48,8 +48,12 @@ def stop_flags(mesh, number: int = 0) -> jax.Array:
     devices hold ``number``: a step's input that says which signal (0: none) this process received."""
     devices = mesh.devices.size
     sharding = NamedSharding(mesh, P(mesh.axis_names))
-    return jax.make_array_from_callback((devices,), sharding,
-                                        lambda index: np.full(len(range(devices)[index[0]]), number, np.int32))
+
+    def part(index: tuple[slice, ...] | None) -> np.ndarray:
+        assert index is not None  # jax's stubs allow None; a sharded array's part always has an index
+        return np.full(len(range(devices)[index[0]]), number, np.int32)
+
+    return jax.make_array_from_callback((devices,), sharding, part)
 
 
 class RunControl:

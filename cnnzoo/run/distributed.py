@@ -59,7 +59,7 @@ def check_flags(*, coordinator: str | None = None, num_processes: int | None = N
     if any(v is not None for v in explicit) and any(v is None for v in explicit):
         raise ConfigError('--coordinator, --num-processes and --process-id go together (or use '
                           '--distributed alone where JAX detects the cluster)')
-    if coordinator is not None:
+    if coordinator is not None and num_processes is not None and process_id is not None:  # all or none
         if not re.fullmatch(r'[^\s:]+:\d{1,5}', coordinator):
             raise ConfigError(f'--coordinator {coordinator!r}: expected HOST:PORT, e.g. 10.0.0.1:1234')
         if num_processes < 1:

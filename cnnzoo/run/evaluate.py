@@ -6,6 +6,7 @@ import dataclasses
 import os
 
 import chex
+import ml_collections
 
 from cnnzoo import config as config_lib
 from cnnzoo.errors import ConfigError, RunError
@@ -23,7 +24,7 @@ class RestoredRun:
     what it is made of (its data, its model, ...), the restored state and which checkpoint it is, in
     words (:func:`describe_checkpoint`)."""
 
-    config: object
+    config: ml_collections.ConfigDict
     setup: Setup
     restored: Restored
     checkpoint: str

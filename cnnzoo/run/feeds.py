@@ -163,11 +163,9 @@ class DeviceFeed:
 
     def state(self):
         """Nothing to keep: the order is the step's and the seed's."""
-        return None
 
     def close(self):
         """Nothing to release: the arrays go with the feed."""
-        pass
 
 
 class StreamFeed:

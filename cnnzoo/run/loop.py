@@ -89,7 +89,8 @@ class InFlight:
     def __init__(self, limit: int = MAX_STEPS_IN_FLIGHT, wait=jax.block_until_ready):
         if limit < 1:
             raise ValueError(f'limit {limit}: at least one step must be allowed in flight')
-        self.limit, self._wait, self._pending = limit, wait, []
+        self.limit, self._wait = limit, wait
+        self._pending: list = []
 
     def add(self, outputs):
         """Records a dispatched step's outputs; returns once at most ``limit`` steps are unfinished,

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import os
+from typing import Any, Self
 
 import numpy as np
 
@@ -49,12 +50,12 @@ class Recorder:
                 self.bests.append(ckpts)
             self.logs.append(MetricsLog(directory, resume_step=start_step, write=is_primary()))
         self.best_accuracy = [log.best_eval_accuracy() for log in self.logs]
-        self.last_eval = [log.eval_at(start_step) for log in self.logs] if start_step else [None] * len(self.seeds)
-        self.window = {'loss': [], 'accuracy': []}  # per step: a list of R values each
+        self.last_eval: list[dict[str, Any] | None] = [log.eval_at(start_step) for log in self.logs] if start_step else [None] * len(self.seeds)
+        self.window: dict[str, list] = {'loss': [], 'accuracy': []}  # per step: a list of R values each
         if window and 'window' in window:  # the window a checkpoint kept (none before windows were kept)
             self.window = copy.deepcopy(window['window'])
 
-    def __enter__(self) -> Recorder:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -116,7 +117,7 @@ class Recorder:
         """Records each replica's evaluation at ``step`` and keeps its best checkpoint."""
         from cnnzoo.training import replica
 
-        one_model = (lambda k: replica(state, k)) if self.several else (lambda k: state)  # noqa: E731
+        one_model = (lambda k: replica(state, k)) if self.several else (lambda k: state)
         self.last_eval = []
         for k, (result, log) in enumerate(zip(results, self.logs, strict=True)):
             record = {'step': step, 'split': self.split, 'epoch': step / self.spe,

@@ -142,5 +142,5 @@ def use_compilation_cache() -> None:
     compilation may time and pick other convolution algorithms, and a hit keeps the earlier picks
     (README, "Bitwise, on a CPU and on a GPU").
     """
-    if not jax.config.jax_compilation_cache_dir:
+    if not jax.config.jax_compilation_cache_dir:  # type: ignore[attr-defined]  # set at run time, not in jax's stubs
         jax.config.update('jax_compilation_cache_dir', compilation_cache_dir())

@@ -39,7 +39,7 @@ class StopSignals:
         self._outer = None
         self._first_at = 0.0
 
-    def __enter__(self) -> StopSignals:
+    def __enter__(self) -> StopSignals:  # noqa: PYI034 - the outer instance where one is active
         if StopSignals._active is not None:
             self._outer = StopSignals._active
             return self._outer

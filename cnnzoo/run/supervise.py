@@ -67,21 +67,23 @@ _TASK_LOST = (re.compile(rb'Task (\d+) heartbeat timeout'),
               re.compile(rb'stopped sending heartbeats\):\s*([\d, ]+)'))
 
 
-_beat = {'fd': None, 'at': 0.0}
+class _Beat:
+    fd: int | None = None  # the pipe to the parent; -1 outside a supervised child
+    at = 0.0  # time.monotonic() of the last beat sent
 
 
 def beat() -> None:
     """In the child of :func:`supervise`: tells the parent that the run moved on (the loop calls it
     when a step has finished, after each evaluation batch and after a save). Never blocks: a full pipe
     or a parent gone drops the beat. Anywhere else it does nothing."""
-    if _beat['fd'] is None:  # set by supervise() in its child's environment only
-        _beat['fd'] = int(os.environ.get(BEAT_ENV) or -1)
+    if _Beat.fd is None:  # set by supervise() in its child's environment only
+        _Beat.fd = int(os.environ.get(BEAT_ENV) or -1)
     now = time.monotonic()
-    if _beat['fd'] < 0 or now - _beat['at'] < _BEAT_EVERY_S:
+    if _Beat.fd < 0 or now - _Beat.at < _BEAT_EVERY_S:
         return
-    _beat['at'] = now
+    _Beat.at = now
     try:
-        os.write(_beat['fd'], b'.')
+        os.write(_Beat.fd, b'.')
     except OSError:  # BlockingIOError (the parent reads late), BrokenPipeError (it is gone)
         pass
 
@@ -119,12 +121,17 @@ def supervise(*, process_id: int | None, num_processes: int | None, workdir: str
     the child's own when it ended on its own, :data:`LOST_PROCESS` when the run lost a process or
     the child, having moved on before, was silent for ``stall_s`` seconds (0: never)."""
     command = [sys.executable, *sys.orig_argv[1:]]
-    log = tempfile.NamedTemporaryFile(prefix='cnnzoo-stderr-', suffix='.log', delete=False)
+    log = tempfile.NamedTemporaryFile(prefix='cnnzoo-stderr-', suffix='.log', delete=False)  # noqa: SIM115 - `with log:` below
     beats, beats_w = os.pipe()
     os.set_blocking(beats_w, False)
     try:
         child = subprocess.Popen(command, env={**os.environ, CHILD_ENV: str(os.getpid()), BEAT_ENV: str(beats_w)},
                                  stderr=subprocess.PIPE, process_group=0, pass_fds=(beats_w,))
+    except BaseException:  # the child did not start: nothing will read the log or the beats
+        log.close()
+        os.unlink(log.name)
+        os.close(beats)
+        raise
     finally:
         os.close(beats_w)
     # In its own process group the child hears a terminal's Ctrl-C once, from here, not twice.
@@ -155,8 +162,8 @@ def supervise(*, process_id: int | None, num_processes: int | None, workdir: str
             signal.signal(sig, handler)
     text = b''.join(held)
     if stalled:
-        line = stall_message(stall_s, process_id, num_processes, _keep_log(log.name, workdir, process_id))
-        print(f'error: {line}', file=sys.stderr, flush=True)
+        message = stall_message(stall_s, process_id, num_processes, _keep_log(log.name, workdir, process_id))
+        print(f'error: {message}', file=sys.stderr, flush=True)
         return LOST_PROCESS
     if -status in forwarded and not _LOST_SIGNS.search(text):  # a repeated stop signal, acting as usual
         return 128 - status
@@ -177,7 +184,10 @@ def _watch(child: subprocess.Popen, beats: int, take, stall_s: int) -> bool:
     """Passes the child's stderr to ``take`` line by line until it ends, and hears its beats; ends
     the child's process group when it has been silent for ``stall_s`` seconds since its last beat
     (from its first one on). Returns whether it did."""
-    stderr, pending, last_beat, stalled, drained_by = child.stderr.fileno(), b'', None, False, 0.0
+    assert child.stderr is not None  # started with stderr=PIPE
+    stderr, pending, stalled, drained_by = child.stderr.fileno(), b'', False, 0.0
+    last_beat: float | None = None
+    wait: float | None
     with selectors.DefaultSelector() as selector:
         selector.register(stderr, selectors.EVENT_READ)
         selector.register(beats, selectors.EVENT_READ)

@@ -34,6 +34,7 @@ import functools
 import json
 import os
 import shutil
+from typing import IO, Any
 
 from cnnzoo import config as config_lib
 from cnnzoo.errors import ConfigError, RunError
@@ -96,7 +97,7 @@ class WorkdirLock:
 
     def __init__(self, workdir: str):
         self.path = os.path.join(workdir, LOCK)
-        self._hold = None
+        self._hold: contextlib.AbstractContextManager[Any] | None = None
 
     def acquire(self) -> WorkdirLock:
         """Takes the lock, or raises a one-line RunError naming the process that holds it."""
@@ -222,6 +223,11 @@ def has_best(workdir: str) -> bool:
     return bool(_steps(os.path.join(workdir, 'best')))
 
 
+def _read(path: str) -> str:
+    with open(path) as f:
+        return f.read()
+
+
 @contextlib.contextmanager
 def provisional_files(workdir: str):
     """Undoes what the block created if it fails before the run's first checkpoint.
@@ -236,7 +242,7 @@ def provisional_files(workdir: str):
     created = missing_parents(workdir)
     before = set(os.listdir(workdir)) if not created else set()
     config_path = os.path.join(workdir, CONFIG)
-    old_config = open(config_path).read() if os.path.isfile(config_path) else None
+    old_config = _read(config_path) if os.path.isfile(config_path) else None
     try:
         os.makedirs(workdir, exist_ok=True)
     except OSError as e:
@@ -257,7 +263,7 @@ def provisional_files(workdir: str):
                     else:
                         with contextlib.suppress(OSError):
                             os.remove(target)
-                if old_config is not None and open(config_path).read() != old_config:
+                if old_config is not None and _read(config_path) != old_config:
                     atomic_write(config_path, old_config)
         raise
 
@@ -312,11 +318,12 @@ class MetricsLog:
     def __init__(self, workdir: str, *, resume_step: int, write: bool = True):
         self.path = os.path.join(workdir, METRICS)
         self.records = read_records(workdir, until=resume_step)
-        self._file = self._tb = None
+        self._file: IO[str] | None = None
+        self._tb: Any = None  # a tensorboardX SummaryWriter, opened with _file
         if not write:  # another process of a multi-process run writes; this one only reads
             return
         atomic_write(self.path, ''.join(json.dumps(r) + '\n' for r in self.records))
-        self._file = open(self.path, 'a')
+        self._file = open(self.path, 'a')  # noqa: SIM115 - open while the run records; close() closes it
         from tensorboardX import SummaryWriter  # light: protobuf only, no TensorFlow
 
         tb_dir = os.path.join(workdir, 'tb')

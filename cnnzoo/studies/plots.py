@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable
+from typing import Any
 
 import matplotlib
 
@@ -63,7 +64,7 @@ def grid_axes(points: list[PointSummary], keys: list[str]) -> tuple[list[str], d
     axes = list(keys)
     for key in sorted(keys, key=lambda k: len({repr(c[k]) for c in coords.values()})):
         others = [a for a in axes if a != key]
-        seen = {}
+        seen: dict[tuple[str, ...], str] = {}
         determined = all(seen.setdefault(tuple(repr(c[a]) for a in others), repr(c[key])) == repr(c[key])
                          for c in coords.values())
         if determined and others:
@@ -176,7 +177,7 @@ def learning_curves(directory, points, axes, coords, study) -> str:
             ax.grid(alpha=0.3)
         if facet is not None:
             row[0].set_title(f'{label(facet)} = {coords[group[0].name][facet]}', loc='left', fontsize=10)
-        legend = {}
+        legend: dict[str, Any] = {}  # label -> artist: one entry a label across the row
         for ax in row:
             legend.update(zip(*reversed(ax.get_legend_handles_labels())))
         row[1].legend(legend.values(), legend.keys(), loc='upper left', bbox_to_anchor=(1.02, 1.0), fontsize=8,
@@ -191,7 +192,7 @@ def error_against(directory, points, coords, axis, others, study) -> str:
     """Final test error against the one numeric axis, one line per value of the others; returns the
     PNG path."""
     fig, ax = plt.subplots(figsize=(7, 4.2))
-    groups = {}
+    groups: dict[tuple, list[PointSummary]] = {}
     for p in points:
         key = tuple(coords[p.name][o] for o in others)
         groups.setdefault(key, []).append(p)

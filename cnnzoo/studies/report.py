@@ -119,7 +119,8 @@ def write_report(root: str, *, plots: bool = True,
     keys = varying_keys(points)
     name = study_name(root, manifest)
     header, rows = table_rows(points, keys)
-    seeds = sorted({r.config.get('seed') for p in points for r in p.runs})
+    # A config.json without a seed (written by hand) sorts last instead of failing the comparison.
+    seeds = sorted({r.config.get('seed') for p in points for r in p.runs}, key=lambda s: (s is None, s or 0))
     lines = [f'# {name}', '',
              (f'{len(points)} points, {runs} runs (seeds {", ".join(map(str, seeds))}) under `{root}`; '
               'made by `cnnzoo report` from each run\'s `config.json` and `metrics.jsonl`.'), '',

@@ -82,6 +82,8 @@ import sys
 import time
 from collections.abc import Sequence
 
+import ml_collections
+
 from cnnzoo.config import apply_overrides, literal_text, load_config_file, load_experiment_module
 from cnnzoo.errors import ConfigError, DataError, RunError, first_line
 from cnnzoo.run.signals import StopSignals
@@ -105,7 +107,7 @@ class Point:
 
     name: str
     overrides: dict
-    config: object
+    config: ml_collections.ConfigDict
 
 
 @dataclasses.dataclass
@@ -114,7 +116,7 @@ class Run:
     point: Point
     seed: int
     directory: str
-    config: object
+    config: ml_collections.ConfigDict
 
     @property
     def key(self) -> str:
@@ -358,7 +360,8 @@ def run_sweep(grid_path: str, workdir: str, *, seeds: Sequence[int] | None = Non
         raise ConfigError(f'--workdir {workdir} is a file, not a directory')
     for config in _distinct_data(job[1] for job in jobs):
         check_data_found(config)
-    from cnnzoo.run.loop import train_and_evaluate  # imports JAX's training stack: after the grid is known good
+    # Imports JAX's training stack: after the grid is known good.
+    from cnnzoo.run.loop import train_and_evaluate
 
     created = missing_parents(workdir)
     try:

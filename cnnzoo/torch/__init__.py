@@ -12,8 +12,14 @@ twins (``create_torch_model``, ``torch_twin``, ``load_variables``, ``twin_variab
 on demand: the comparison tools, and ``cnnzoo.run.setup`` when ``config.init.torch_checkpoint`` is set.
 """
 
-from cnnzoo.torch.convert import (ConversionError, flax_to_torch, head_layers, init_from_state_dict,
-                                  load_torch_checkpoint, torch_to_flax)
+from cnnzoo.torch.convert import (
+    ConversionError,
+    flax_to_torch,
+    head_layers,
+    init_from_state_dict,
+    load_torch_checkpoint,
+    torch_to_flax,
+)
 from cnnzoo.torch.keymaps import KEY_MAPS, Layer, key_map
 
 _LAZY = {
@@ -39,5 +45,6 @@ def __getattr__(name):
     raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
 
 
-__all__ = ['KEY_MAPS', 'ConversionError', 'Layer', 'flax_to_torch', 'head_layers', 'init_from_state_dict',
+# The lazy names come from their table (the noqa), so the two cannot drift.
+__all__ = ['KEY_MAPS', 'ConversionError', 'Layer', 'flax_to_torch', 'head_layers', 'init_from_state_dict',  # noqa: PLE0604
            'key_map', 'load_torch_checkpoint', 'torch_to_flax', *_LAZY]

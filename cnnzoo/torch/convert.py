@@ -28,6 +28,7 @@ averages as torch does. See ``README.md`` (PyTorch bridge).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
@@ -106,9 +107,10 @@ def _to_torch(layer: Layer, leaves: dict[tuple[str, str], np.ndarray]) -> dict[s
     return out
 
 
-def _leaves(variables) -> dict[tuple[str, ...], object]:
-    """``{(collection, *module path, leaf): value}`` over the params and batch_stats collections."""
-    flat = {}
+def _leaves(variables) -> dict[tuple[str, ...], Any]:
+    """``{(collection, *module path, leaf): value}`` over the params and batch_stats collections
+    (arrays, numpy's or jax's, or the ``ShapeDtypeStruct``s of a traced template)."""
+    flat: dict[tuple[str, ...], Any] = {}
 
     def walk(node, path):
         if isinstance(node, Mapping):
@@ -122,8 +124,8 @@ def _leaves(variables) -> dict[tuple[str, ...], object]:
     return flat
 
 
-def _nest(flat: dict[tuple[str, ...], np.ndarray]) -> dict:
-    out = {'params': {}, 'batch_stats': {}}
+def _nest(flat: dict[tuple[str, ...], Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {'params': {}, 'batch_stats': {}}
     for path, value in flat.items():
         node = out
         for part in path[:-1]:

@@ -105,7 +105,7 @@ class InceptionV3(nn.Module):
         self.order = []  # the forward order of this module's children
         channels, pools = 3, 0
         for entry in flax_inception.STEMS[stem]:
-            if entry == 'maxpool':
+            if isinstance(entry, str):  # 'maxpool'
                 pools += 1
                 name, module = f'maxpool{pools}', nn.MaxPool2d(3, 2)
             else:

@@ -35,6 +35,8 @@ Key maps are computed from the flax module's fields, without PyTorch, so that co
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
+from typing import Any
 
 from cnnzoo.models import alexnet as flax_alexnet
 from cnnzoo.models import googlenet as flax_googlenet
@@ -222,7 +224,7 @@ def inception_v3_key_map(model: flax_inception.InceptionV3) -> list[Layer]:
 
 
 # flax Module class -> key map. Adding a family: its function above and one entry here.
-KEY_MAPS = {
+KEY_MAPS: dict[type, Callable[[Any], list[Layer]]] = {  # each function takes its own class
     ResNet: resnet_key_map,
     VGG: vgg_key_map,
     flax_alexnet.AlexNet: alexnet_key_map,

@@ -65,7 +65,7 @@ class _PilTorchTransform:
             short, long = min(w, h), max(w, h)
             if short != self.resize_to:
                 scaled = int(self.resize_to * long / short)
-                image = image.resize((self.resize_to, scaled) if w <= h else (scaled, self.resize_to), Image.BILINEAR)
+                image = image.resize((self.resize_to, scaled) if w <= h else (scaled, self.resize_to), Image.Resampling.BILINEAR)
             x = torch.from_numpy(np.array(image, dtype=np.uint8)).permute(2, 0, 1)
             _, h, w = x.shape
             if h < s or w < s:  # torchvision pads a too-small image with zeros, centred
@@ -76,7 +76,7 @@ class _PilTorchTransform:
             x = x[:, top:top + s, left:left + s]
         else:
             if image.size != (s, s):
-                image = image.resize((s, s), Image.BILINEAR)
+                image = image.resize((s, s), Image.Resampling.BILINEAR)
             x = torch.from_numpy(np.array(image, dtype=np.uint8)).permute(2, 0, 1)
         x = x.float() / 255.0
         mean = torch.tensor(self.mean, dtype=torch.float32)[:, None, None]

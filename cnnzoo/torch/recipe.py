@@ -44,10 +44,10 @@ import torch
 from cnnzoo import data as data_lib
 from cnnzoo.data.augmentation import crop_flip_draws, preset_keys
 from cnnzoo.errors import ConfigError, RunError
+from cnnzoo.rngs import step_stream
 from cnnzoo.torch.losses import make_torch_loss
 from cnnzoo.torch.models import load_variables, torch_twin, twin_loss
 from cnnzoo.torch.ops import PAD, crop_flip, device, synchronize, to_model_input
-from cnnzoo.rngs import step_stream
 from cnnzoo.torch.optim import make_torch_optimizer, torch_optimizer
 from cnnzoo.training import steps_from_epochs
 from cnnzoo.training.steps import step_keys
@@ -120,7 +120,7 @@ class TorchRun:
         self.test_labels = torch.from_numpy(ds.test_labels.astype(np.int64)).to(dev)
         self.mean = torch.tensor(ds.mean, dtype=self.float_dtype, device=dev)
         self.std = torch.tensor(ds.std, dtype=self.float_dtype, device=dev)
-        self._epoch = None
+        self._epoch: int | None = None  # the epoch whose order and draws are loaded
 
     def _start_epoch(self, epoch: int):
         c, s = self.config, self.setup

@@ -21,7 +21,7 @@ _EXPORTS = {
     'in_sequence': 'replicas', 'over_replicas': 'replicas', 'replica': 'replicas', 'replica_axes': 'replicas',
     'replica_count': 'replicas', 'stack_replicas': 'replicas',
 }
-__all__ = sorted(_EXPORTS)
+__all__ = sorted(_EXPORTS)  # noqa: PLE0605 - made from the lazy table, so the two cannot drift
 
 
 def __getattr__(name: str):
