@@ -13,7 +13,6 @@ import types
 
 import numpy as np
 import pytest
-
 from conftest import EXHAUSTIVE
 
 from cnnzoo.errors import ConfigError

@@ -25,7 +25,6 @@ import numpy as np
 import optax
 import pytest
 import torch
-
 from conftest import EXHAUSTIVE
 
 from cnnzoo.config import default_config, load_config_file
