@@ -62,6 +62,7 @@ def main():
     parser.add_argument('--batch-size', type=int, default=128)
     parser.add_argument('--validation-size', type=int, default=1000)
     parser.add_argument('--model-stages', default='', help='e.g. "(1, 1, 1)" for a quick trial of this script')
+    parser.add_argument('--rows', default='a,b,c', help='which comparisons to run (default all: a,b,c)')
     args = parser.parse_args()
     work = tempfile.mkdtemp(prefix='cnnzoo-scale-')
     cache = os.path.join(work, 'xla_cache')
@@ -82,10 +83,32 @@ def main():
         log(f'load before: {f.read().strip()}; {os.cpu_count()} cores; {platform.platform()}')
     train(os.path.join(work, 'warm-data'), {**base, 'training.num_steps': 1}, env=cached, log=log)  # decode once
 
+    rows = args.rows.split(',')
+    a, b, c = {}, {}, {}
     # (a) K seeds in one program against K runs one after another (sharing a compilation cache, as
     # by default: the first compiles, the others find its programs).
-    out, vmapped_wall = train(os.path.join(work, 'vmapped'), {**base, 'training.num_seeds': args.seeds},
-                              env={'JAX_COMPILATION_CACHE_DIR': os.path.join(work, 'cache-a')}, log=log)
+    if 'a' in rows:
+        a = row_a(args, base, work, log)
+    if 'b' in rows:
+        b = row_b(base, work, cached, log)
+    if 'c' in rows:
+        c = row_c(args, base, work, cached, log)
+    with open('/proc/loadavg') as f:
+        log(f'load after: {f.read().strip()}')
+
+    result = {'command': ' '.join(sys.argv), 'a': a, 'b': b, 'c': c}
+    with open(args.out + '.json', 'w') as f:
+        json.dump(result, f, indent=2)
+    with open(args.out + '.log', 'w') as f:
+        f.write('\n'.join(lines))
+    print(json.dumps(result, indent=2))
+    shutil.rmtree(work, ignore_errors=True)
+
+
+def row_a(args, base, work, log):
+    """(a) K seeds in one program against K one-seed runs one after another."""
+    _, vmapped_wall = train(os.path.join(work, 'vmapped'), {**base, 'training.num_seeds': args.seeds},
+                            env={'JAX_COMPILATION_CACHE_DIR': os.path.join(work, 'cache-a')}, log=log)
     vmapped = [steady_rate(os.path.join(work, 'vmapped', f'seed{k}')) for k in range(args.seeds)]
     sequential, sequential_walls = [], []
     for k in range(args.seeds):
@@ -98,15 +121,25 @@ def main():
          'vmapped_images_per_sec_per_seed': statistics.mean(vmapped),
          'sequential_images_per_sec_per_run': statistics.mean(sequential),
          'vmapped_wall_seconds': vmapped_wall, 'sequential_wall_seconds': sum(sequential_walls)}
+    return a
 
-    # (b) one device with both cores against two devices with one core each.
+
+def row_b(base, work, cached, log):
+    """(b) one device with both cores against two devices with one core each."""
     b = {}
-    for name, flags in (('1 device x 2 threads', ''),
-                        ('2 devices x 1 thread', f'--xla_force_host_platform_device_count=2 {ONE_THREAD}')):
+    # JAX_NUM_CPU_DEVICES=1 keeps the first run on one device, whatever the command line's default
+    # layout (cnnzoo.run.cpu_layout); the third run is that default, whatever it picks.
+    for name, env in (('1 device x 2 threads', {'JAX_NUM_CPU_DEVICES': '1'}),
+                      ('2 devices x 1 thread', {'XLA_FLAGS': f'--xla_force_host_platform_device_count=2 {ONE_THREAD}'}),
+                      ('command-line default', {})):
         directory = os.path.join(work, f'devices-{len(b)}')
-        train(directory, base, env={**cached, 'XLA_FLAGS': flags}, log=log)
+        train(directory, base, env={**cached, **env}, log=log)
         b[name] = steady_rate(directory)
+    return b
 
+
+def row_c(args, base, work, cached, log):
+    """(c) time to the first step of a resume, the compilation cache on and off."""
     # (c) time to first step of a resume: a run checkpointed at half its steps is rewound there (as
     # a kill right after that checkpoint leaves it) and resumed twice, from a copy each time: with
     # the cache its first run filled, and with the cache off.
@@ -122,16 +155,7 @@ def main():
         out, wall = train(directory, overrides, env=env, log=log)
         assert f'resuming at step {args.steps // 2}' in out
         c[name] = {'first_step_seconds': first_step_seconds(out), 'process_wall_seconds': wall}
-    with open('/proc/loadavg') as f:
-        log(f'load after: {f.read().strip()}')
-
-    result = {'command': ' '.join(sys.argv), 'a': a, 'b': b, 'c': c}
-    with open(args.out + '.json', 'w') as f:
-        json.dump(result, f, indent=2)
-    with open(args.out + '.log', 'w') as f:
-        f.write('\n'.join(lines))
-    print(json.dumps(result, indent=2))
-    shutil.rmtree(work, ignore_errors=True)
+    return c
 
 
 if __name__ == '__main__':
