@@ -127,8 +127,9 @@ def row_a(args, base, work, log):
 def row_b(base, work, cached, log):
     """(b) one device with both cores against two devices with one core each."""
     b = {}
-    # JAX_NUM_CPU_DEVICES=1 keeps the first run on one device, whatever the command line's default
-    # layout (cnnzoo.run.cpu_layout); the third run is that default, whatever it picks.
+    # JAX_NUM_CPU_DEVICES=1 keeps the first run on one device whatever the command line would pick;
+    # the third run is the command line's own layout (one device: issue 31.2's default layout
+    # measured slower, results/cpu/scale/layout_chunked.log, where it was still on and took two).
     for name, env in (('1 device x 2 threads', {'JAX_NUM_CPU_DEVICES': '1'}),
                       ('2 devices x 1 thread', {'XLA_FLAGS': f'--xla_force_host_platform_device_count=2 {ONE_THREAD}'}),
                       ('command-line default', {})):

@@ -51,12 +51,11 @@ def tiny_config(archive, cache_dir, **extra):
     return apply_overrides(load_config_file(EXPERIMENT), tiny_overrides(archive, cache_dir, **extra))
 
 
-def run_script(workdir, overrides, *, signal_at_step=None, sig=signal.SIGKILL, env=None):
-    """Runs scripts/train.py (in ``env``, else this process's environment); with ``signal_at_step``,
-    sends ``sig`` once that step is logged."""
+def run_script(workdir, overrides, *, signal_at_step=None, sig=signal.SIGKILL):
+    """Runs scripts/train.py; with ``signal_at_step``, sends ``sig`` once that step is logged."""
     cmd = [sys.executable, TRAIN, '--config', EXPERIMENT, '--workdir', str(workdir)]
     cmd += [f'--config.{k}={v}' for k, v in overrides]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines = []
     for line in proc.stdout:
         lines.append(line)

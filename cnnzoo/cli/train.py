@@ -151,9 +151,6 @@ def train_main(argv: Sequence[str]) -> int:
             from cnnzoo.run.determinism import enable_deterministic_gpu_ops
 
             enable_deterministic_gpu_ops()
-        from cnnzoo.run.cpu_layout import choose_cpu_layout
-
-        choose_cpu_layout(config, joins=joins(args))  # also before JAX starts: XLA reads the layout then
         if joins(args):
             kwargs, stall_s = distributed_args(args), stall_timeout(args)
             from cnnzoo.run.signals import StopSignals
