@@ -67,11 +67,11 @@ def profile(model_name: str, steps: int, batch_size: int) -> dict:
     import jax
     from jax.profiler import ProfileData
 
-    from cnnzoo.bench.speed import make_variant
+    from cnnzoo.bench.speed import JaxVariant
     from cnnzoo.bench.variants import synthetic_data
 
     images, labels = synthetic_data(4 * batch_size)
-    variant = make_variant(model_name, 'jax-fp32', batch_size=batch_size, images=images, labels=labels, warmup=2)
+    variant = JaxVariant(model_name, 'jax-fp32', batch_size=batch_size, images=images, labels=labels, warmup=2)
     classes = hlo_classes(variant._train.as_text(), batch_size)
     trace_dir = tempfile.mkdtemp(prefix='cnnzoo-profile-')
     walls = []

@@ -59,8 +59,8 @@ _NHWC = ('NHWC', 'HWIO', 'NHWC')
 def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilation=None,
                          dimension_numbers=None, feature_group_count=1, batch_group_count=1,
                          precision=None, preferred_element_type=None):
-    """``lax.conv_general_dilated``, with three forms that XLA's CPU backend runs far too slowly
-    computed another way. Pass it as ``nn.Conv(..., conv_general_dilated=conv_general_dilated)``.
+    """``lax.conv_general_dilated``, with forms that XLA's CPU backend runs far too slowly computed
+    another way. Pass it as ``nn.Conv(..., conv_general_dilated=conv_general_dilated)``.
 
     - A kernel larger than the input in every spatial dimension (a 3x3 convolution on a 2x2 or 1x1
       map, as in the last stage of VGG's CIFAR head, or an ImageNet ResNet on 32x32 images): XLA
@@ -79,6 +79,11 @@ def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None, r
       gradients took 3-8x as long as the same layer as a matrix product over the (strided) pixels
       (583 against 186 ms for 128x32x32x16 -> 96 forward and backward; results/cpu/depthwise.log).
       Also taken only on the CPU.
+
+    - Any other convolution with one group (the 3x3 layers of every ResNet, VGG's, GoogLeNet's):
+      forward and input gradient are XLA's, but on the CPU the weight gradient is a sum over chunks
+      of the batch of patches x output gradient (``_weight_grad_by_chunks``), 1.5-11x faster per
+      ResNet layer than XLA's (results/cpu/profile/conv_shapes_2threads.md).
 
     All are the same function, up to the order in which floats are added. Anything else (dilation,
     several channels per group, another layout) goes to ``lax.conv_general_dilated`` unchanged.
