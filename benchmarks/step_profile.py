@@ -72,7 +72,7 @@ def profile(model_name: str, steps: int, batch_size: int) -> dict:
 
     images, labels = synthetic_data(4 * batch_size)
     variant = JaxVariant(model_name, 'jax-fp32', batch_size=batch_size, images=images, labels=labels, warmup=2)
-    classes = hlo_classes(variant._train.as_text(), batch_size)
+    classes = hlo_classes(variant._train.as_text() or '', batch_size)
     trace_dir = tempfile.mkdtemp(prefix='cnnzoo-profile-')
     walls = []
     with jax.profiler.trace(trace_dir):
