@@ -14,7 +14,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..', 'tests'))
-from tiny_run import TRAIN, free_port, process_command, tiny_overrides  # noqa: E402
+from tiny_run import TRAIN, free_port, process_command, tiny_overrides
 
 freeze = sys.argv[1:2] == ['--freeze']
 if freeze:

@@ -103,7 +103,7 @@ def main(argv=None) -> None:
     trees = {'before': os.path.abspath(args.before), 'after': os.path.abspath(args.after)}
     report = {'command': ' '.join([sys.executable, *sys.argv]), 'loadavg_before': loadavg(), 'cpus': os.cpu_count(),
               'trees': {name: subprocess.run(['git', '-C', tree, 'rev-parse', '--short', 'HEAD'], capture_output=True,
-                                             text=True).stdout.strip() for name, tree in trees.items()},
+                                             text=True, check=False).stdout.strip() for name, tree in trees.items()},
               'rounds': []}
     for r in range(args.rounds):
         for name, tree in trees.items():

@@ -15,7 +15,8 @@ print('| model | ' + ' | '.join(VARIANTS) + ' | JAX fp32 / torch eager fp32 | be
       '| load start → end | run |')
 print('|---|' + '---|' * (len(VARIANTS) + 4))
 for path in sys.argv[1:]:
-    report = json.load(open(path))
+    with open(path) as f:
+        report = json.load(f)
     rates = {r['variant']: r['train_images_per_sec'] for r in report['results'] if not r['error']}
     model = report['results'][0]['model']
     best_jax = max(v for k, v in rates.items() if k.startswith('jax'))

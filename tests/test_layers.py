@@ -97,6 +97,9 @@ CONV_CASES = [
     ((4, 9, 9, 12), (1, 1, 12, 7), 1, 0),  # 1x1, matrix product on the CPU
     ((4, 9, 9, 12), (1, 1, 12, 7), 2, 0),  # 1x1 projection shortcut, strided, odd size
     ((4, 2, 2, 12), (3, 3, 12, 7), 1, 1),  # kernel larger than the image: im2col product
+    ((5, 9, 9, 6), (3, 3, 6, 7), 1, 1),  # 3x3: XLA's, weight gradient by chunks on the CPU
+    ((4, 9, 9, 6), (3, 3, 6, 7), 2, 1),  # 3x3, strided, odd size
+    ((3, 11, 11, 4), (5, 5, 4, 3), 2, 2),  # 5x5, strided
 ]
 
 
@@ -138,3 +141,43 @@ def test_conv_forms_on_the_cpu_leave_no_grouped_or_1x1_convolution():
         assert 'convolution(' not in hlo, (x_shape, w_shape)
     x, w = jnp.ones((4, 9, 9, 12)), jnp.ones((3, 3, 12, 8))
     assert 'convolution(' in jax.jit(lambda x, w: _conv(conv_general_dilated, x, w, 1, 1)).lower(x, w).compile().as_text()
+
+
+@pytest.mark.parametrize('chunk_bytes', [1, 9 * 9 * 9 * 6 * 4 * 2, 2 ** 30])  # one image, two, the whole batch
+@pytest.mark.parametrize('dtype', [jnp.float32, jnp.bfloat16])
+def test_weight_gradient_by_chunks_is_xlas(monkeypatch, chunk_bytes, dtype):
+    """The CPU's weight gradient (a sum over chunks of the batch of patches x output gradient) equals
+    XLA's to float32 rounding, for any chunk size, including one that does not divide the batch
+    evenly into the byte budget (6 images in chunks of 1, 2 or 3, or all 6); in bfloat16 it keeps the dtype."""
+    from cnnzoo.models import layers
+
+    monkeypatch.setattr(layers, 'WEIGHT_GRAD_CHUNK_BYTES', chunk_bytes)
+    x = jax.random.normal(jax.random.PRNGKey(0), (6, 9, 9, 6)).astype(dtype)
+    w = jax.random.normal(jax.random.PRNGKey(1), (3, 3, 6, 7)).astype(dtype)
+    cot = jax.random.normal(jax.random.PRNGKey(2), (6, 9, 9, 7)).astype(dtype)
+
+    def grads(conv_fn):
+        return jax.jit(jax.vjp(lambda x, w: _conv(conv_fn, x, w, 1, 1), x, w)[1])(cot)
+
+    for ours, xla in zip(grads(layers.conv_general_dilated), grads(jax.lax.conv_general_dilated), strict=True):
+        assert ours.dtype == xla.dtype == dtype
+        tol = 1e-5 if dtype == jnp.float32 else 2e-2
+        np.testing.assert_allclose(np.asarray(ours, np.float32), np.asarray(xla, np.float32), rtol=tol,
+                                   atol=tol * float(jnp.max(jnp.abs(xla.astype(jnp.float32)))))
+
+
+def test_weight_gradient_on_the_cpu_is_no_convolution():
+    """On the CPU a 3x3 layer's forward and input gradient are XLA's convolutions and its weight
+    gradient is not one (two convolutions in the compiled gradient, not three)."""
+    from cnnzoo.models.layers import conv_general_dilated
+
+    assert jax.default_backend() == 'cpu'
+    x, w = jnp.ones((8, 9, 9, 6)), jnp.ones((3, 3, 6, 7))
+    def loss(x, w):
+        return jnp.sum(_conv(conv_general_dilated, x, w, 1, 1) ** 2)
+
+    hlo = jax.jit(jax.grad(loss, argnums=(0, 1))).lower(x, w).compile().as_text()
+    assert hlo.count('convolution(') == 2
+    reference = jax.jit(jax.grad(lambda x, w: jnp.sum(_conv(jax.lax.conv_general_dilated, x, w, 1, 1) ** 2),
+                                 argnums=(0, 1))).lower(x, w).compile().as_text()
+    assert reference.count('convolution(') == 3

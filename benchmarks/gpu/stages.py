@@ -48,6 +48,7 @@ STARTED = time.time()  # before any import: the tta stage counts from here
 
 import argparse  # noqa: E402
 import contextlib  # noqa: E402
+import itertools  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
 import re  # noqa: E402
@@ -79,7 +80,7 @@ def log(text: str) -> None:
 
 
 def data_flags(args) -> list[str]:
-    return [f'--config.data.source=archive', f'--config.data.archive={args.archive}',
+    return ['--config.data.source=archive', f'--config.data.archive={args.archive}',
             f'--config.data.data_dir={os.path.join(args.work, "data")}', '--config.training.progress_bar=False']
 
 
@@ -91,7 +92,7 @@ def deadline(seconds: float):
 
     def fire():
         state['fired'] = True
-        log(f'budget spent: SIGTERM to stop at the next step boundary')
+        log('budget spent: SIGTERM to stop at the next step boundary')
         os.kill(os.getpid(), signal.SIGTERM)
 
     timer = threading.Timer(max(1.0, seconds), fire)
@@ -236,8 +237,10 @@ def stage_tta(args) -> None:
              '', f'| framework | time to {target} (s, from the process start) | step | final accuracy | best |',
              '|---|---|---|---|---|']
     j = body['jax']
-    fmt = (lambda v: f'{100 * v:.2f}%' if v is not None else '–')
-    lines.append(f'| JAX | {j["seconds_to_target"] and round(j["seconds_to_target"], 1) or "not reached"} '
+    def fmt(v):
+        return f'{100 * v:.2f}%' if v is not None else '–'
+
+    lines.append(f'| JAX | {(j["seconds_to_target"] and round(j["seconds_to_target"], 1)) or "not reached"} '
                  f'| {j["step_at_target"] or "–"} | {fmt(j["final_accuracy"])} | {fmt(j["best_accuracy"])} |')
     if torch_status == 0:
         lines.append('| PyTorch | see tta_torch.md (wall time from its first step) | | | |')
@@ -287,7 +290,7 @@ def stage_seeds(args) -> None:
         log(f'K={k}: {per_seed or 0:.0f} images/s per seed, {wall:.0f}s')
     one = rows[0]['images_per_sec_per_seed']
     full_at = None
-    for a, b in zip(rows, rows[1:]):
+    for a, b in itertools.pairwise(rows):
         if a['images_per_sec_all'] and b['images_per_sec_all'] and b['images_per_sec_all'] < 1.1 * a['images_per_sec_all']:
             full_at = a['k']
             break
@@ -296,7 +299,7 @@ def stage_seeds(args) -> None:
     for r in rows:
         ratio = r['images_per_sec_per_seed'] / one if one and r['images_per_sec_per_seed'] else None
         lines.append(f'| {r["k"]} | {r["images_per_sec_per_seed"] or 0:.0f} | {r["images_per_sec_all"] or 0:.0f} '
-                     f'| {ratio and f"{ratio:.2f}" or "–"} | {r["wall_seconds"]:.0f} |')
+                     f'| {(ratio and f"{ratio:.2f}") or "–"} | {r["wall_seconds"]:.0f} |')
     lines += ['', f'GPU full at K = {full_at}: doubling K past it adds under 10% images/s' if full_at
               else 'GPU not full at the largest K measured (each doubling added 10% or more)']
     write_outputs(args.out, 'seeds', {'rows': rows, 'full_at_k': full_at}, '\n'.join(lines))
@@ -304,7 +307,7 @@ def stage_seeds(args) -> None:
 
 # --- he2016
 
-def stage_he2016(args) -> None:
+def stage_he2016(args) -> int | None:
     from cnnzoo.cli.report import report_main
     from cnnzoo.cli.sweep import sweep_main
 
@@ -342,7 +345,8 @@ def stage_he2016(args) -> None:
             records = read_records(os.path.join(workdir, run, 'metrics.jsonl'))
             if not records:
                 continue
-            config = json.load(open(os.path.join(workdir, run, 'config.json')))
+            with open(os.path.join(workdir, run, 'config.json')) as f:
+                config = json.load(f)
             total = config['training']['num_steps']
             done = any(r['split'] != 'train' and r['step'] == total for r in records)
             (finished if done else unfinished).append(run)
@@ -362,12 +366,17 @@ def stage_he2016(args) -> None:
         log(f'{resume_path} is {os.path.getsize(resume_path) / 2**20:.1f} MiB, over what comes back: removed')
         os.remove(resume_path)
         resume_path = None
-    table = open(os.path.join(workdir, 'report.md')).read() if report_status == 0 else 'no report'
+    if report_status == 0:
+        with open(os.path.join(workdir, 'report.md')) as f:
+            table = f.read()
+    else:
+        table = 'no report'
     write_outputs(args.out, 'he2016', {'sweep_exit_status': status, 'stopped_by_budget': stopped['fired'],
                                        'finished': finished, 'unfinished': unfinished,
                                        'resume_tar': bool(resume_path)},
                   f'finished: {", ".join(finished) or "none"}; unfinished: {", ".join(unfinished) or "none"}\n\n'
                   + table)
+    return None
 
 
 # --- resume
@@ -668,7 +677,9 @@ def resume_table(body: dict, *, smoke: bool) -> str:
                + ('equal' if records['equal'] else f'differs from step {records["first_differing_step"]}') + ' |'
                if state else f'{row.get("error", "–")} | – | – | – |'))
     speed, changes, pool = body['speed'], body['switch_changes_the_numbers'], body['max_pool']
-    fmt = (lambda v: f'{v:.1f}' if v else '–')
+    def fmt(v):
+        return f'{v:.1f}' if v else '–'
+
     how = ('beside the other processes: no measurement' if smoke else
            'each alone on the GPU, the median of the logging windows past the first')
     lines += ['', f'Speed of the uninterrupted runs ({how}): {fmt(speed["steps_per_second_without"])} steps/s '

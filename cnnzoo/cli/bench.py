@@ -36,7 +36,12 @@ example:
 
 
 def compare_pytorch_parser() -> Parser:
-    from cnnzoo.bench.names import DEFAULT_MODELS, DEFAULT_VARIANTS, JAX_VARIANT_NAMES, TORCH_VARIANTS
+    from cnnzoo.bench.names import (
+        DEFAULT_MODELS,
+        DEFAULT_VARIANTS,
+        JAX_VARIANT_NAMES,
+        TORCH_VARIANTS,
+    )
 
     parser = Parser('compare-pytorch', description=COMPARE_PYTORCH, epilog=COMPARE_PYTORCH_EXAMPLES,
                     script='compare_pytorch.py')

@@ -22,7 +22,6 @@ import textwrap
 import tokenize
 import typing
 
-
 from cnnzoo import config as config_lib
 from cnnzoo.cli.common import WIDTH
 

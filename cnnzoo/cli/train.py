@@ -154,7 +154,12 @@ def train_main(argv: Sequence[str]) -> int:
         if joins(args):
             kwargs, stall_s = distributed_args(args), stall_timeout(args)
             from cnnzoo.run.signals import StopSignals
-            from cnnzoo.run.supervise import can_supervise, die_with_parent, is_supervised_child, supervise
+            from cnnzoo.run.supervise import (
+                can_supervise,
+                die_with_parent,
+                is_supervised_child,
+                supervise,
+            )
 
             if can_supervise(argv):  # a lost process must end the others in one line (cnnzoo.run.supervise)
                 return supervise(process_id=kwargs['process_id'], num_processes=kwargs['num_processes'],

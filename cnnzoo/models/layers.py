@@ -59,8 +59,8 @@ _NHWC = ('NHWC', 'HWIO', 'NHWC')
 def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilation=None,
                          dimension_numbers=None, feature_group_count=1, batch_group_count=1,
                          precision=None, preferred_element_type=None):
-    """``lax.conv_general_dilated``, with three forms that XLA's CPU backend runs far too slowly
-    computed another way. Pass it as ``nn.Conv(..., conv_general_dilated=conv_general_dilated)``.
+    """``lax.conv_general_dilated``, with forms that XLA's CPU backend runs far too slowly computed
+    another way. Pass it as ``nn.Conv(..., conv_general_dilated=conv_general_dilated)``.
 
     - A kernel larger than the input in every spatial dimension (a 3x3 convolution on a 2x2 or 1x1
       map, as in the last stage of VGG's CIFAR head, or an ImageNet ResNet on 32x32 images): XLA
@@ -79,6 +79,11 @@ def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None, r
       gradients took 3-8x as long as the same layer as a matrix product over the (strided) pixels
       (583 against 186 ms for 128x32x32x16 -> 96 forward and backward; results/cpu/depthwise.log).
       Also taken only on the CPU.
+
+    - Any other convolution with one group (the 3x3 layers of every ResNet, VGG's, GoogLeNet's):
+      forward and input gradient are XLA's, but on the CPU the weight gradient is a sum over chunks
+      of the batch of patches x output gradient (``_weight_grad_by_chunks``), 1.5-11x faster per
+      ResNet layer than XLA's (results/cpu/profile/conv_shapes_2threads.md).
 
     All are the same function, up to the order in which floats are added. Anything else (dilation,
     several channels per group, another layout) goes to ``lax.conv_general_dilated`` unchanged.
@@ -113,7 +118,69 @@ def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None, r
         def by_shifts(lhs, rhs):
             return _depthwise_by_shifts(lhs, rhs, window_strides, pads, preferred_element_type)
         return lax.platform_dependent(lhs, rhs, cpu=by_shifts, default=xla)
+    if feature_group_count == 1 and preferred_element_type is None:
+        def chunked(lhs, rhs):
+            return _conv_chunked_weight_grad(lhs, rhs, tuple(window_strides), tuple(map(tuple, pads)), precision)
+        return lax.platform_dependent(lhs, rhs, cpu=chunked, default=xla)
     return xla(lhs, rhs)
+
+
+# How many bytes of image patches one step of the chunked weight gradient gathers: the patch
+# matrix and the output gradient it meets stay in the core's L2/L3 cache (results/cpu/profile/).
+WEIGHT_GRAD_CHUNK_BYTES = 2 ** 21
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
+def _conv_chunked_weight_grad(lhs: jax.Array, rhs: jax.Array, strides: tuple[int, int],
+                              pads: tuple[tuple[int, int], ...], precision) -> jax.Array:
+    """An NHWC x HWIO convolution: XLA's, with XLA's input gradient, and a weight gradient of its
+    own (:func:`_weight_grad_by_chunks`)."""
+    return lax.conv_general_dilated(lhs, rhs, strides, pads, dimension_numbers=_NHWC, precision=precision)
+
+
+def _conv_chunked_fwd(lhs, rhs, strides, pads, precision):
+    return _conv_chunked_weight_grad(lhs, rhs, strides, pads, precision), (lhs, rhs)
+
+
+def _conv_chunked_bwd(strides, pads, precision, residuals, grad):
+    lhs, rhs = residuals
+    _, input_vjp = jax.vjp(lambda x: lax.conv_general_dilated(x, rhs, strides, pads, dimension_numbers=_NHWC,
+                                                              precision=precision), lhs)
+    (grad_lhs,) = input_vjp(grad)
+    return grad_lhs, _weight_grad_by_chunks(lhs, grad, rhs.shape, strides, pads, precision).astype(rhs.dtype)
+
+
+_conv_chunked_weight_grad.defvjp(_conv_chunked_fwd, _conv_chunked_bwd)
+
+
+def _weight_grad_by_chunks(lhs: jax.Array, grad: jax.Array, kernel_shape: tuple[int, ...],
+                           strides: tuple[int, int], pads: tuple[tuple[int, int], ...], precision) -> jax.Array:
+    """The gradient of an NHWC x HWIO convolution with respect to its kernel, in float32: for each
+    chunk of the batch, the chunk's image patches (im2col, ``kh*kw*cin`` columns) transposed times
+    the chunk's output gradient, summed over the chunks.
+
+    Why: XLA's CPU weight gradient is a convolution over the transposed activations (batch as the
+    contracted feature) that its fast kernels run poorly: 2-4x slower than this per ResNet layer
+    (benchmarks/conv_shapes.py). One matrix product over the whole batch's patches is slower still,
+    because the patch matrix (9x the activation) leaves the cache; a chunk's patches stay in it.
+    The same sum of products as XLA's, up to the order in which floats are added.
+    """
+    kh, kw, cin, cout = kernel_shape
+    n, oh, ow = grad.shape[:3]
+    per_image = oh * ow * kh * kw * cin * lhs.dtype.itemsize
+    fits = max(1, WEIGHT_GRAD_CHUNK_BYTES // per_image)
+    chunk = max(d for d in range(1, min(n, fits) + 1) if n % d == 0)
+
+    def chunk_product(acc, operands):
+        images, grads = operands
+        windows = _windows(jnp.pad(images, ((0, 0), *pads, (0, 0))), (kh, kw), strides)
+        patches = jnp.concatenate(windows, axis=-1).reshape(-1, kh * kw * cin)
+        return acc + lax.dot_general(patches, grads.reshape(-1, cout), (((0,), (0,)), ((), ())),
+                                     precision=precision, preferred_element_type=jnp.float32), None
+
+    chunks = (lhs.reshape(n // chunk, chunk, *lhs.shape[1:]), grad.reshape(n // chunk, chunk, *grad.shape[1:]))
+    total, _ = lax.scan(chunk_product, jnp.zeros((kh * kw * cin, cout), jnp.float32), chunks)
+    return total.reshape(kernel_shape)
 
 
 def _windows(x, kernel_size, strides):

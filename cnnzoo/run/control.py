@@ -31,7 +31,7 @@ import numpy as np
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from cnnzoo.run.signals import StopSignals, Stopped, interruptible
+from cnnzoo.run.signals import Stopped, StopSignals, interruptible
 from cnnzoo.run.supervise import beat
 
 

@@ -14,7 +14,15 @@ from cnnzoo.run.checkpoints import Checkpoints, Restored
 from cnnzoo.run.feeds import is_streamed, make_evaluator
 from cnnzoo.run.setup import Setup, build
 from cnnzoo.run.validation import check_config
-from cnnzoo.run.workdir import has_best, has_checkpoint, is_eval, latest_checkpoint_step, read_config, read_records, seed_dir
+from cnnzoo.run.workdir import (
+    has_best,
+    has_checkpoint,
+    is_eval,
+    latest_checkpoint_step,
+    read_config,
+    read_records,
+    seed_dir,
+)
 from cnnzoo.training import make_loss
 
 

@@ -56,6 +56,7 @@ from jax.sharding import PartitionSpec as P
 from cnnzoo import data as data_lib
 from cnnzoo.data.resolver import data_label
 from cnnzoo.errors import RunError
+from cnnzoo.rngs import step_stream
 from cnnzoo.run.checkpoints import Checkpoints, Restored
 from cnnzoo.run.control import RunControl
 from cnnzoo.run.determinism import check_deterministic
@@ -65,11 +66,22 @@ from cnnzoo.run.mesh import to_host
 from cnnzoo.run.progress import Progress, StepTimer, format_duration
 from cnnzoo.run.recorder import Recorder
 from cnnzoo.run.setup import build, use_compilation_cache
-from cnnzoo.run.signals import StopSignals, Stopped
+from cnnzoo.run.signals import Stopped, StopSignals
 from cnnzoo.run.validation import check_config, check_devices
-from cnnzoo.run.workdir import WorkdirLock, has_checkpoint, provisional_files, seed_dir, write_or_check_config
-from cnnzoo.rngs import step_stream
-from cnnzoo.training import in_sequence, make_loss, make_train_step, over_replicas, steps_from_epochs
+from cnnzoo.run.workdir import (
+    WorkdirLock,
+    has_checkpoint,
+    provisional_files,
+    seed_dir,
+    write_or_check_config,
+)
+from cnnzoo.training import (
+    in_sequence,
+    make_loss,
+    make_train_step,
+    over_replicas,
+    steps_from_epochs,
+)
 
 # The timed steps after the compiling one that the early estimate of the run's length is made from.
 ESTIMATE_STEPS = 5

@@ -18,11 +18,18 @@ from cnnzoo import data as data_lib
 from cnnzoo.data import resolver
 from cnnzoo.errors import ConfigError
 from cnnzoo.models import create_model
+from cnnzoo.rngs import init_key
 from cnnzoo.run.mesh import make_mesh, place, replicate
 from cnnzoo.run.validation import check_against_data, stream_image_size
-from cnnzoo.rngs import init_key
-from cnnzoo.training import (TrainState, compute_dtype, init_variables, make_optimizer, make_schedule, stack_replicas,
-                             steps_from_epochs)
+from cnnzoo.training import (
+    TrainState,
+    compute_dtype,
+    init_variables,
+    make_optimizer,
+    make_schedule,
+    stack_replicas,
+    steps_from_epochs,
+)
 
 
 @dataclasses.dataclass

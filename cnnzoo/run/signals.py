@@ -17,7 +17,6 @@ import threading
 import time
 
 
-
 class StopSignals:
     """SIGTERM/SIGINT set :attr:`received` (the signal's name); the loop saves and returns at the next
     step boundary, or within a fraction of a second when it is waiting on a compilation or an
