@@ -18,6 +18,8 @@ from tiny_run import EXPERIMENT, TRAIN, free_port, tiny_overrides
 
 from cnnzoo.run.supervise import LOST_PROCESS
 
+pytestmark = pytest.mark.xdist_group('processes')  # see tiny_run.PROCESSES
+
 HEARTBEAT_S = 3
 STALL_S = 5  # --stall-timeout of the start whose process 1 hangs (the default is 600)
 BOUND_S = 60  # the documented bound at the default heartbeat timeout; this test's is 3 s

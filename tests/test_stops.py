@@ -18,6 +18,8 @@ import pytest
 from test_scale import _launch
 from tiny_run import free_port, tiny_overrides
 
+pytestmark = pytest.mark.xdist_group('processes')  # see tiny_run.PROCESSES
+
 LOSSY = os.path.join(os.path.dirname(__file__), 'lossy_train.py')
 WORKER = os.path.join(os.path.dirname(__file__), 'distributed_worker.py')
 SETTINGS = {'training.checkpoint_every_steps': '4', 'training.log_every_steps': '5'}  # 30 steps, evaluations at 10, 20, 30

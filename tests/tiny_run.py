@@ -31,6 +31,15 @@ def tiny_overrides(archive, cache_dir, **extra):
     return list(overrides.items())
 
 
+# The tests that start runs of several processes joined on 127.0.0.1 share one pytest-xdist group
+# ('processes', with --dist loadgroup in pyproject.toml): they run one after another in one worker.
+# Two of them at once, one per worker, put four training processes and their supervisors on two
+# cores, and their coordinators' ports, each free when chosen, could meet; in one suite run both
+# multi-process tests then waited the whole 600 s of their timeout (test_stops' last resume and
+# test_lost_process's), while either alone passes in 1-2 minutes.
+PROCESSES = 'processes'
+
+
 def free_port() -> int:
     """A TCP port of 127.0.0.1 that nothing listens on now (for a two-process run's coordinator)."""
     with socket.socket() as s:
