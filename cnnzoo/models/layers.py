@@ -82,7 +82,8 @@ def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None, r
 
     - Any other convolution with one group (the 3x3 layers of every ResNet, VGG's, GoogLeNet's):
       forward and input gradient are XLA's, but on the CPU the weight gradient is a sum over chunks
-      of the batch of patches x output gradient (``_weight_grad_by_chunks``), 1.5-11x faster per
+      of the batch of patches x output gradient (``_weight_grad_by_chunks``; in a process that is
+      the run's only one: a run of several processes keeps XLA's), 1.5-11x faster per
       ResNet layer than XLA's (results/cpu/profile/conv_shapes_2threads.md).
 
     All are the same function, up to the order in which floats are added. Anything else (dilation,
@@ -118,7 +119,10 @@ def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None, r
         def by_shifts(lhs, rhs):
             return _depthwise_by_shifts(lhs, rhs, window_strides, pads, preferred_element_type)
         return lax.platform_dependent(lhs, rhs, cpu=by_shifts, default=xla)
-    if feature_group_count == 1 and preferred_element_type is None:
+    # One process only: in a run of several processes (gloo between them) the chunked form's scan
+    # over a batch sharded across processes hung the runs of tests/test_stops.py and
+    # tests/test_lost_process.py; those runs keep XLA's weight gradient.
+    if feature_group_count == 1 and preferred_element_type is None and jax.process_count() == 1:
         def chunked(lhs, rhs):
             return _conv_chunked_weight_grad(lhs, rhs, tuple(window_strides), tuple(map(tuple, pads)), precision)
         return lax.platform_dependent(lhs, rhs, cpu=chunked, default=xla)
