@@ -114,18 +114,58 @@ def test_both_frameworks_train_the_same_recipe(report):
         assert run['wall_seconds'] > 0 and run['train_images_per_sec'] > 0
 
 
+def _start_from(dst, src):
+    """Puts ``src``'s weights, statistics and optimizer state into ``dst`` (cast to its dtype)."""
+    import torch
+
+    with torch.no_grad():
+        for d, s in zip(dst.model.state_dict().values(), src.model.state_dict().values(), strict=True):
+            d.copy_(s)
+        dst.opt.state.clear()
+        for d, s in zip(dst.model.parameters(), src.model.parameters(), strict=True):
+            if s in src.opt.state:
+                dst.opt.state[d] = {k: v.to(d.dtype).clone() if torch.is_tensor(v) and v.is_floating_point() else v
+                                    for k, v in src.opt.state[s].items()}
+
+
 @pytest.mark.slow
 def test_float64_twin_is_a_rounding_reference(report):
-    """The float64 twin ends where the float32 one does, up to float32 rounding: PyTorch's own
-    float32 run is not what separates the frameworks (see cnnzoo/torch/recipe.py)."""
+    """Every step of the float64 twin, started from the float32 twin's state, makes the float32
+    step's update up to float32 rounding: the double-precision run is the same recipe, so PyTorch's
+    own float32 rounding is what it measures (see cnnzoo/torch/recipe.py).
+
+    Step by step, not the ends of two whole runs: a trajectory is chaotic. Probed on this test's
+    config, nudging every float32 weight by one ulp moved the parameters after 4 steps by 3e-2 or by
+    8e-7 depending on the nudge's signs, and on synthetic images the float32 and float64 runs end
+    4e-3 apart while their single steps agree to 1e-5 of the update, as on real images.
+    """
+    import torch
+
     _, config, _ = report
     setup = build(config)
-    runs = [TorchRun(config, setup), TorchRun(config, setup, float64=True)]
-    for run in runs:
-        for step in range(setup.total_steps):
-            run.step(step)
-    p32, p64 = (run.variables()['params'] for run in runs)
-    assert relative_difference(p32, p64) < 1e-4
+    r32, r64 = TorchRun(config, setup), TorchRun(config, setup, float64=True)
+
+    def params(run):
+        return [p.detach().to(torch.float64).clone() for p in run.model.parameters()]
+
+    ratios = []
+    for step in range(setup.total_steps):
+        _start_from(r64, r32)
+        before = params(r32)
+        r32.step(step)
+        r64.step(step)
+        after32, after64 = params(r32), params(r64)
+        error = sum(float(((a - b) ** 2).sum()) for a, b in zip(after32, after64, strict=True)) ** 0.5
+        update = sum(float(((b - p) ** 2).sum()) for b, p in zip(after64, before, strict=True)) ** 0.5
+        assert update > 0
+        ratios.append(error / update)
+    # Measured (12-step probes, real and synthetic images, one and two threads): 2e-6 to 3e-5 of the
+    # update on most steps, up to 1.2e-4 where the cosine rate nears zero and the float32 storage of
+    # the weights is a larger part of the small update, and single steps at 3-4e-4 (activations that
+    # rounding moves across ReLU's kink). A recipe difference (rate, data, normalisation) changes the
+    # update by its own order, far above both bounds.
+    assert max(ratios) < 1e-2, ratios
+    assert float(np.median(ratios)) < 1e-4, ratios
 
 
 @pytest.mark.slow
