@@ -30,8 +30,9 @@ for line in sys.stdin:
     now = time.time() - t0
     if first is None and "ran the first step" in line:
         first = now
-            print(f"[{now:7.1f} s] {line}", end="", flush=True)
-print(f"first step done at {first:.1f} s, process exit at {time.time() - t0:.1f} s", flush=True)
+    print(f"[{now:7.1f} s] {line}", end="", flush=True)
+shown = "never" if first is None else f"at {first:.1f} s"
+print(f"first step done {shown}, process exit at {time.time() - t0:.1f} s", flush=True)
 ' "$start"
 echo "exit status ${PIPESTATUS[0]}; loadavg: $(cat /proc/loadavg)"
 rm -rf "$work"
