@@ -289,6 +289,21 @@ def test_archive_found_in_data_dir_and_stats(arrays, tmp_path):
     assert ds.eval_split == 'test' and len(ds.test_images) == 7
 
 
+def test_channel_stats_are_the_exact_integer_sums():
+    """The histogram form gives the numbers of summing every pixel in integers, to the bit."""
+    from cnnzoo.data.datasets import channel_stats
+
+    images = np.random.default_rng(5).integers(0, 256, (300, 8, 8, 3), dtype=np.uint8)
+    images[:100, ..., 2] = 255  # a skewed channel
+    pixels = images.reshape(-1, 3).astype(np.int64)
+    n = len(pixels)
+    mean = pixels.sum(axis=0).astype(np.float64) / n
+    std = np.sqrt(np.maximum((pixels ** 2).sum(axis=0).astype(np.float64) / n - mean ** 2, 0.0))
+    assert channel_stats(images) == (tuple(float(v) / 255.0 for v in mean), tuple(float(v) / 255.0 for v in std))
+    with pytest.raises(TypeError, match='uint8'):
+        channel_stats(images.astype(np.float32))
+
+
 def test_validation_split(arrays, tmp_path):
     path, (x_train, *_) = arrays
     a = load_dataset('cifar10', archive=str(path), data_dir=str(tmp_path), validation_size=5, seed=3)
