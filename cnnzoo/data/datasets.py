@@ -253,10 +253,10 @@ def channel_stats(images: np.ndarray) -> tuple[tuple[float, ...], tuple[float, .
     counts = np.zeros(256 * channels, np.int64)
     for start in range(0, n, 1 << 18):
         counts += np.bincount((pixels[start:start + (1 << 18)] + offsets).ravel(), minlength=256 * channels)
-    counts = counts.reshape(channels, 256).astype(np.float64)
+    histograms = counts.reshape(channels, 256).astype(np.float64)
     values = np.arange(256, dtype=np.float64)
-    mean = counts @ values / n
-    squares = counts @ (values * values)
+    mean = histograms @ values / n
+    squares = histograms @ (values * values)
     std = np.sqrt(np.maximum(squares / n - mean ** 2, 0.0))
     return tuple(float(v) / 255.0 for v in mean), tuple(float(v) / 255.0 for v in std)
 
