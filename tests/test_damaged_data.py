@@ -17,7 +17,7 @@ import shutil
 
 import numpy as np
 import pytest
-from conftest import write_cifar10_python_archive
+from conftest import EXHAUSTIVE, write_cifar10_python_archive
 from prepared_tfds import shard, write_prepared
 from tiny_run import EXPERIMENT
 
@@ -161,8 +161,8 @@ def test_a_record_damaged_inside_its_shard_is_one_line_naming_the_shard_when_it_
     _one_line(e, path, 'is damaged', f'example 3 of {NAME}[test]')
 
 
-@pytest.mark.slow  # two short runs each; the fast lane reads the damaged record above
-@pytest.mark.parametrize('source', ['tfds', 'folder'])
+@pytest.mark.slow  # two short runs each; the fast lane reads the damaged record above; tfds's runs in the
+@pytest.mark.parametrize('source', [pytest.param('tfds', marks=EXHAUSTIVE), 'folder'])  # exhaustive tier
 def test_damage_found_during_training_is_one_line_and_the_last_checkpoint_is_kept(source, prepared, tmp_path,
                                                                                     capsys):
     """A record of the evaluation split is damaged where only reading it can tell: the run trains,

@@ -17,7 +17,7 @@ import sys
 import threading
 
 import pytest
-from conftest import env_with_devices
+from conftest import EXHAUSTIVE, env_with_devices
 from tiny_run import (
     EXPERIMENT,
     TOTAL_STEPS,
@@ -388,10 +388,11 @@ def test_a_stop_signal_interrupts_a_long_wait_at_once():
     assert signals.received == 'SIGTERM'
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize('schedule', [{'schedule.name': 'constant'},
-                                      {'schedule.name': 'piecewise', 'schedule.boundaries_epochs': '(1, 2.5)'}],
-                         ids=['constant', 'piecewise'])
+@pytest.mark.slow  # the piecewise schedule in the exhaustive tier: the suite extends the constant one
+@pytest.mark.parametrize('schedule', [
+    pytest.param({'schedule.name': 'constant'}, id='constant'),
+    pytest.param({'schedule.name': 'piecewise', 'schedule.boundaries_epochs': '(1, 2.5)'}, id='piecewise',
+                 marks=EXHAUSTIVE)])
 def test_extend_continues_bitwise_like_the_longer_run(schedule, tiny_cifar10, cache_dir, tmp_path, capsys):
     from cnnzoo.cli import main
 

@@ -277,7 +277,8 @@ def test_each_replica_directory_reads_as_a_one_seed_run(seeds_run):
         evaluate_checkpoint(str(workdir))
 
 
-@pytest.mark.slow  # two subprocess runs; one-seed SIGKILL resume is in the fast lane
+@pytest.mark.slow  # two subprocess runs; one-seed SIGKILL resume is in the fast lane, and the
+@pytest.mark.exhaustive  # restore and resume of a seeds run from a fixture in the suite (test_loop.py)
 def test_killed_seeds_run_resumes_bitwise(seeds_run, tiny_cifar10, cache_dir, tmp_path):
     from tiny_run import assert_bitwise_equal, run_script
 
@@ -309,7 +310,8 @@ def test_the_report_reads_the_replicas_as_seeds_of_one_point(seeds_run):
     assert sorted(os.path.basename(r.directory) for r in find_runs(str(workdir))) == [f'seed{k}' for k in range(SEEDS)]
 
 
-@pytest.mark.slow  # a 4-device subprocess run
+@pytest.mark.slow  # a 4-device subprocess run; seeds in one program and four devices each in the
+@pytest.mark.exhaustive  # suite (test_each_replica_is_the_run_of_its_seed, test_four_devices_train_...)
 def test_seeds_spread_over_devices_are_the_runs_of_their_seeds(runs, seeds_run, tiny_cifar10, cache_dir, tmp_path):
     from cnnzoo.training import replica
 

@@ -14,6 +14,7 @@ import signal
 
 import numpy as np
 import pytest
+from conftest import EXHAUSTIVE
 from PIL import Image
 from tiny_run import EXPERIMENT, assert_bitwise_equal, run_script, tiny_overrides
 
@@ -389,6 +390,7 @@ def streamed_reference(tiny_cifar10, cache_dir, tmp_path_factory):
 
 
 @pytest.mark.slow  # a killed subprocess and two runs; the iterator's resume under other workers is in the fast lane
+@pytest.mark.exhaustive  # and a streamed run killed and resumed in the suite (its process group, below)
 def test_streamed_run_killed_then_resumed_with_other_workers_is_bitwise_identical(streamed_reference, tiny_cifar10,
                                                                                  cache_dir, tmp_path):
     summary, reference_dir = streamed_reference
@@ -600,8 +602,8 @@ def wait_for_exit(pids, timeout=60):
 
 
 @needs_dev_shm
-@pytest.mark.parametrize('ending', ['finished', 'worker SIGKILL',  # 4-12 s each: the fast lane ends it two ways
-                                    *(pytest.param(e, marks=pytest.mark.slow)
+@pytest.mark.parametrize('ending', ['finished', 'worker SIGKILL',  # 4-12 s each: the fast lane ends it two ways,
+                                    *(pytest.param(e, marks=EXHAUSTIVE)  # the suite kills a group below
                                       for e in ('corrupt example', 'group SIGKILL', 'parent SIGKILL'))])
 def test_workers_leave_nothing_in_dev_shm_however_the_stream_ends(tmp_path, ending):
     """Two workers' batches and semaphores are named for the process that reads them; a finished,
