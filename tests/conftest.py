@@ -208,7 +208,8 @@ def distinct_networks(names, network) -> list[str]:
 # The tiers: the fast lane (`-m "not slow"`, every code path once), the suite (`pytest -q`: the
 # fast lane and the long tests of paths the fast lane reaches more cheaply: kills, several processes,
 # whole sweeps) and the exhaustive tier (`-m exhaustive`: the repeats over every registered model and
-# parity case beyond the fast lane's, and the GPU kit's smoke stages beyond one; CI runs it too).
+# parity case beyond the fast lane's, the GPU kit's smoke stages beyond one, and variants of paths the
+# suite runs once, each saying what covers its path; CI runs it too).
 EXHAUSTIVE = (pytest.mark.slow, pytest.mark.exhaustive)
 
 

@@ -219,12 +219,13 @@ def test_a_coordinator_that_never_answers_is_a_bounded_wait_and_one_line(tmp_pat
 # ---------------------------------------------------------------------------------------------
 # Several seeds in one program (training.num_seeds)
 
-SEEDS = 2  # replicated seeds run 0.04x as fast on CPU (grouped convolutions): two show the mechanism
+SEEDS = 2  # two show the mechanism; each replica is a whole one-seed program on the CPU (unrolled)
 
 
 @pytest.fixture(scope='module')
-def seeds_run(runs, tiny_cifar10, cache_dir, tmp_path_factory):
-    """``num_seeds=SEEDS`` for the 20 steps of ``runs``, uninterrupted, in this process."""
+def seeds_run(tiny_cifar10, cache_dir, tmp_path_factory):
+    """``num_seeds=SEEDS`` for the 20 steps of ``runs``, uninterrupted, in this process (not built on
+    ``runs``: the fast lane's seeds tests then need no 4-device run where xdist puts them)."""
     config = tiny_config(tiny_cifar10, cache_dir, **SETTINGS, **{'training.num_seeds': str(SEEDS)})
     workdir = tmp_path_factory.mktemp('seeds')
     summary = train_and_evaluate(config, str(workdir))
