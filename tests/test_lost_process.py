@@ -14,11 +14,11 @@ import time
 
 import pytest
 from test_scale import _launch
-from tiny_run import EXPERIMENT, TRAIN, free_port, tiny_overrides
+from tiny_run import EXPERIMENT, PROCESSES, TRAIN, free_port, tiny_overrides
 
 from cnnzoo.run.supervise import LOST_PROCESS
 
-pytestmark = pytest.mark.xdist_group('processes')  # see tiny_run.PROCESSES
+pytestmark = pytest.mark.xdist_group(PROCESSES)  # see tiny_run.PROCESSES
 
 HEARTBEAT_S = 3
 STALL_S = 5  # --stall-timeout of the start whose process 1 hangs (the default is 600)

@@ -33,7 +33,15 @@ import jax
 import numpy as np
 import pytest
 from conftest import env_with_devices
-from tiny_run import EXPERIMENT, TRAIN, free_port, process_command, tiny_config, tiny_overrides
+from tiny_run import (
+    EXPERIMENT,
+    PROCESSES,
+    TRAIN,
+    free_port,
+    process_command,
+    tiny_config,
+    tiny_overrides,
+)
 
 from cnnzoo.run.checkpoints import Checkpoints
 from cnnzoo.run.loop import train_and_evaluate
@@ -129,7 +137,7 @@ def _launch(command, workdir, overrides, port, process_id, *extra, env=None):
                             stderr=subprocess.STDOUT, text=True)
 
 
-@pytest.mark.xdist_group('processes')  # see tiny_run.PROCESSES
+@pytest.mark.xdist_group(PROCESSES)  # see tiny_run.PROCESSES
 @pytest.mark.slow  # four processes of about 20 s each on two cores
 def test_two_processes_killed_and_restarted_finish_the_four_device_run(runs, tiny_cifar10, cache_dir, tmp_path):
     config, root = runs
@@ -178,7 +186,7 @@ def test_two_processes_killed_and_restarted_finish_the_four_device_run(runs, tin
     assert diff < TWENTY_STEPS
 
 
-@pytest.mark.xdist_group('processes')  # see tiny_run.PROCESSES
+@pytest.mark.xdist_group(PROCESSES)  # see tiny_run.PROCESSES
 @pytest.mark.slow  # two processes of about 20 s each
 def test_a_one_process_checkpoint_resumes_in_two_processes(runs, tiny_cifar10, cache_dir, tmp_path):
     config, root = runs
@@ -202,7 +210,7 @@ def test_process_id_out_of_range_is_one_line_and_exit_2(tmp_path):
     assert not (tmp_path / 'run').exists()
 
 
-@pytest.mark.xdist_group('processes')  # see tiny_run.PROCESSES
+@pytest.mark.xdist_group(PROCESSES)  # see tiny_run.PROCESSES
 def test_a_coordinator_that_never_answers_is_a_bounded_wait_and_one_line(tmp_path):
     cmd = [sys.executable, TRAIN, '--config', EXPERIMENT, '--workdir', str(tmp_path / 'run'),
            '--coordinator', f'127.0.0.1:{free_port()}', '--num-processes', '2', '--process-id', '1',

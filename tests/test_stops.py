@@ -16,9 +16,9 @@ import time
 import numpy as np
 import pytest
 from test_scale import _launch
-from tiny_run import free_port, tiny_overrides
+from tiny_run import PROCESSES, free_port, tiny_overrides
 
-pytestmark = pytest.mark.xdist_group('processes')  # see tiny_run.PROCESSES
+pytestmark = pytest.mark.xdist_group(PROCESSES)  # see tiny_run.PROCESSES
 
 LOSSY = os.path.join(os.path.dirname(__file__), 'lossy_train.py')
 WORKER = os.path.join(os.path.dirname(__file__), 'distributed_worker.py')

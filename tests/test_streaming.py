@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from conftest import EXHAUSTIVE
 from PIL import Image
-from tiny_run import EXPERIMENT, assert_bitwise_equal, run_script, tiny_overrides
+from tiny_run import EXPERIMENT, PROCESSES, assert_bitwise_equal, run_script, tiny_overrides
 
 from cnnzoo.data import DataError
 from cnnzoo.data import images as image_ops
@@ -414,7 +414,7 @@ def test_streamed_run_killed_then_resumed_with_other_workers_is_bitwise_identica
     assert records(tmp_path) == records(reference_dir)
 
 
-@pytest.mark.xdist_group('processes')  # see tiny_run.PROCESSES
+@pytest.mark.xdist_group(PROCESSES)  # see tiny_run.PROCESSES
 @pytest.mark.slow  # three two-process runs of about half a minute each; the shares themselves are tested above
 def test_two_processes_with_two_devices_each_train_the_one_process_streamed_run(tiny_cifar10, cache_dir, tmp_path):
     """Each process reads its share of every global batch and places it on its two devices: the
