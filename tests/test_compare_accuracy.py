@@ -137,7 +137,8 @@ def test_float64_twin_is_a_rounding_reference(report):
     Step by step, not the ends of two whole runs: a trajectory is chaotic. Probed on this test's
     config, nudging every float32 weight by one ulp moved the parameters after 4 steps by 3e-2 or by
     8e-7 depending on the nudge's signs, and on synthetic images the float32 and float64 runs end
-    4e-3 apart while their single steps agree to 1e-5 of the update, as on real images.
+    4e-3 apart while their single steps agree to 1e-5 of the update, as on real images
+    (results/cpu/probes/float64_twin.log).
     """
     import torch
 

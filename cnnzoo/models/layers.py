@@ -85,7 +85,7 @@ def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None, r
       of the batch of patches x output gradient (``_weight_grad_by_chunks``; in a process that is
       the run's only one: a run of several processes keeps XLA's), 1.5-11x faster per
       ResNet layer than XLA's on an AVX2 CPU (results/cpu/profile/conv_shapes_2threads.md); on an
-      AVX-512 one 2-3x faster on resnet18's wide layers and 0.75-1.4x XLA's time on resnet20's
+      AVX-512 one 1.7-1.9x faster on resnet18's wide layers and 0.75-1.4x XLA's time on resnet20's
       (conv_shapes_2threads_avx512.md, BENCHMARKS.md).
 
     All are the same function, up to the order in which floats are added. Anything else (dilation,
