@@ -835,6 +835,29 @@ def test_importing_cnnzoo_does_not_import_torch():
     assert out.returncode == 0, out.stderr[-2000:]
 
 
+
+def test_recording_a_run_does_not_import_torch_and_torch_imports_after(tmp_path):
+    # tensorboardX imports PyTorch wherever it is installed; the run's metrics log keeps it out (a
+    # second and a half of every run) and leaves PyTorch importable afterwards.
+    code = f"""if True:
+        import sys
+        from cnnzoo.run.workdir import MetricsLog
+        log = MetricsLog({str(tmp_path)!r}, resume_step=0)
+        log.write({{'step': 1, 'split': 'train', 'loss': 2.5}})
+        log.close()
+        assert 'torch' not in sys.modules and 'tensorboardX' in sys.modules
+        import torch
+        print(torch.ones(2).sum().item())
+    """
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True, check=False, text=True, cwd=ROOT,
+                         timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == '2.0', out.stderr[-2000:]
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(tmp_path / 'tb'))
+    events.Reload()
+    assert [(e.step, e.value) for e in events.Scalars('train/loss')] == [(1, 2.5)]
+
 # --- fine-tuning from a torchvision checkpoint ------------------------------------------------
 
 

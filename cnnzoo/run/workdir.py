@@ -307,6 +307,29 @@ def is_eval(record: dict) -> bool:
     return record.get('split') != 'train'
 
 
+def _summary_writer(directory: str) -> Any:
+    """tensorboardX's ``SummaryWriter`` for ``directory``, imported without PyTorch.
+
+    tensorboardX (protobuf only, no TensorFlow) imports PyTorch at its own import wherever PyTorch
+    is installed, only to accept torch tensors; that took 1.5 of a tiny run's 10 s (the suite starts
+    dozens of runs; a user with the ``torch`` extra pays it on every run). The records written here
+    are Python numbers, so while tensorboardX is imported, ``import torch`` is made to fail as if
+    PyTorch were absent (``None`` in ``sys.modules``, Python's own way to block an import), unless
+    PyTorch is already loaded. Nothing else is imported meanwhile (protobuf's JSON helpers).
+    """
+    import sys
+
+    if 'tensorboardX' not in sys.modules and 'torch' not in sys.modules:
+        sys.modules['torch'] = None  # type: ignore[assignment]
+        try:
+            import tensorboardX  # noqa: F401
+        finally:
+            del sys.modules['torch']
+    from tensorboardX import SummaryWriter
+
+    return SummaryWriter(directory)
+
+
 class MetricsLog:
     """``metrics.jsonl`` plus TensorBoard; on resume, records past the restored step are dropped.
 
@@ -324,11 +347,9 @@ class MetricsLog:
             return
         atomic_write(self.path, ''.join(json.dumps(r) + '\n' for r in self.records))
         self._file = open(self.path, 'a')  # noqa: SIM115 - open while the run records; close() closes it
-        from tensorboardX import SummaryWriter  # light: protobuf only, no TensorFlow
-
         tb_dir = os.path.join(workdir, 'tb')
         shutil.rmtree(tb_dir, ignore_errors=True)
-        self._tb = SummaryWriter(tb_dir)
+        self._tb = _summary_writer(tb_dir)
         for record in self.records:
             self._write_tb(record)
 
