@@ -151,6 +151,27 @@ def reference(tiny_cifar10, cache_dir, tmp_path_factory):
     return summary, workdir
 
 
+
+# Fixtures that train or build something costly once for their module (or the session). Under
+# xdist a module's tests run on both workers, and each worker builds such a fixture for itself: in
+# the fast lane the small sweep, the reference run and AlexNet's initialisation were each built
+# twice. Tests that use one join the fixture's xdist group (pyproject's --dist loadgroup), which
+# keeps them on one worker; test_scale's three runs make one group, as most of its tests use two of
+# them. A test in a group already (tiny_run.PROCESSES) keeps only that one.
+SHARED_FIXTURES = {'reference': 'reference', 'one_device': 'scale', 'four_devices': 'scale', 'seeds_run': 'scale',
+                   'streamed_reference': 'streamed_reference', 'small_sweep': 'small_sweep',
+                   'killed_and_resumed': 'killed_and_resumed', 'killed_at_15': 'killed_at_15', 'small': 'alexnet_small',
+                   'small_resnet': 'small_resnet', 'resnet20_pair': 'resnet20_pair'}
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.get_closest_marker('xdist_group') is None:
+            groups = [SHARED_FIXTURES[name] for name in getattr(item, 'fixturenames', ()) if name in SHARED_FIXTURES]
+            if groups:
+                item.add_marker(pytest.mark.xdist_group(groups[0]))
+
 # The fast lane (`pytest -m "not slow"`): registry-wide tests run these models only: a network
 # with BatchNorm and shortcuts, and one without BatchNorm, with LRN, grouped convolutions and
 # dropout. The other layer kinds reach the fast lane through the PyTorch parity cases

@@ -88,20 +88,32 @@ def rewind(source, target, step: int):
 
 
 @pytest.fixture(scope='module')
-def runs(tiny_cifar10, cache_dir, tmp_path_factory):
-    """The same 20 steps on 1 device (here) and on 4 (a subprocess); checkpoints at 10 and 20."""
-    root = tmp_path_factory.mktemp('scale')
-    config = tiny_config(tiny_cifar10, cache_dir, **SETTINGS)
-    train_and_evaluate(config, str(root / 'one'))
-    out = train_on_devices(4, root / 'four', tiny_overrides(tiny_cifar10, cache_dir, **SETTINGS))
+def scale_config(tiny_cifar10, cache_dir):
+    """The runs of this module: ``STEPS`` steps of the tiny run at batch 40, checkpoints at 10 and 20."""
+    return tiny_config(tiny_cifar10, cache_dir, **SETTINGS)
+
+
+@pytest.fixture(scope='module')
+def one_device(scale_config, tmp_path_factory):
+    """The run on this process's one device."""
+    workdir = tmp_path_factory.mktemp('one')
+    train_and_evaluate(scale_config, str(workdir))
+    return workdir
+
+
+@pytest.fixture(scope='module')
+def four_devices(tiny_cifar10, cache_dir, tmp_path_factory):
+    """The same run on 4 devices (a subprocess)."""
+    workdir = tmp_path_factory.mktemp('four')
+    out = train_on_devices(4, workdir, tiny_overrides(tiny_cifar10, cache_dir, **SETTINGS))
     assert '4 cpu device(s)' in out
-    return config, root
+    return workdir
 
 
 @pytest.mark.slow  # two more runs; a 4-device checkpoint resuming on one is in the fast lane
-def test_four_devices_train_the_one_device_run(runs, tiny_cifar10, cache_dir, tmp_path):
-    config, root = runs
-    diff = rel_diff(params_at(config, root / 'one'), params_at(config, root / 'four'))
+def test_four_devices_train_the_one_device_run(scale_config, one_device, four_devices, tiny_cifar10, cache_dir,
+                                               tmp_path):
+    diff = rel_diff(params_at(scale_config, one_device), params_at(scale_config, four_devices))
     print(f'4 devices against 1, {STEPS} steps: relative parameter difference {diff:.2e}')
     assert diff < TWENTY_STEPS
     # The first step, separately: the split batch is the same batch (global BatchNorm statistics).
@@ -114,20 +126,22 @@ def test_four_devices_train_the_one_device_run(runs, tiny_cifar10, cache_dir, tm
     assert diff < ONE_STEP
 
 
-def test_a_checkpoint_of_four_devices_resumes_on_one(runs, tmp_path):
-    config, root = runs
-    rewind(root / 'four', tmp_path / 'run', 10)
-    train_and_evaluate(config, str(tmp_path / 'run'))
-    assert rel_diff(params_at(config, root / 'one'), params_at(config, tmp_path / 'run')) < TWENTY_STEPS
+def test_a_checkpoint_of_four_devices_resumes_on_one(scale_config, four_devices, tmp_path):
+    """The 4-device run from its checkpoint of step 10 to the end on one device: the 4-device run's
+    own end (that 4 devices train the 1-device run is the slow test above)."""
+    rewind(four_devices, tmp_path / 'run', 10)
+    summary = train_and_evaluate(scale_config, str(tmp_path / 'run'))
+    assert summary['step'] == STEPS
+    assert rel_diff(params_at(scale_config, four_devices), params_at(scale_config, tmp_path / 'run')) < TWENTY_STEPS
 
 
 @pytest.mark.slow  # the other direction is in the fast lane
-def test_a_checkpoint_of_one_device_resumes_on_four(runs, tiny_cifar10, cache_dir, tmp_path):
-    config, root = runs
-    rewind(root / 'one', tmp_path / 'run', 10)
+def test_a_checkpoint_of_one_device_resumes_on_four(scale_config, one_device, tiny_cifar10, cache_dir, tmp_path):
+    config = scale_config
+    rewind(one_device, tmp_path / 'run', 10)
     out = train_on_devices(4, tmp_path / 'run', tiny_overrides(tiny_cifar10, cache_dir, **SETTINGS))
     assert 'resuming at step 10' in out and '4 cpu device(s)' in out
-    assert rel_diff(params_at(config, root / 'one'), params_at(config, tmp_path / 'run')) < TWENTY_STEPS
+    assert rel_diff(params_at(config, one_device), params_at(config, tmp_path / 'run')) < TWENTY_STEPS
 
 
 def _launch(command, workdir, overrides, port, process_id, *extra, env=None):
@@ -139,8 +153,9 @@ def _launch(command, workdir, overrides, port, process_id, *extra, env=None):
 
 @pytest.mark.xdist_group(PROCESSES)  # see tiny_run.PROCESSES
 @pytest.mark.slow  # four processes of about 20 s each on two cores
-def test_two_processes_killed_and_restarted_finish_the_four_device_run(runs, tiny_cifar10, cache_dir, tmp_path):
-    config, root = runs
+def test_two_processes_killed_and_restarted_finish_the_four_device_run(scale_config, one_device, four_devices,
+                                                                       tiny_cifar10, cache_dir, tmp_path):
+    config = scale_config
     overrides = tiny_overrides(tiny_cifar10, cache_dir, **{**SETTINGS, 'training.checkpoint_every_steps': '5'})
     workdir = tmp_path / 'run'
     port = free_port()
@@ -166,7 +181,7 @@ def test_two_processes_killed_and_restarted_finish_the_four_device_run(runs, tin
     for key in keys:  # each process's two device copies, and the other process's: the same bits
         for other in (copies[0][f'{key.split("_")[0]}_0'], copies[1][key]):
             np.testing.assert_array_equal(copies[0][key], other)
-    four = jax.tree_util.tree_leaves(params_at(config, root / 'four'))
+    four = jax.tree_util.tree_leaves(params_at(config, four_devices))
     mine = [copies[0][f'{i}_0'] for i in range(len(four))]
     diff = rel_diff(four, mine)
     print(f'2 processes x 2 devices, killed and resumed, against 1 process x 4 devices: {diff:.2e}')
@@ -181,23 +196,23 @@ def test_two_processes_killed_and_restarted_finish_the_four_device_run(runs, tin
     # scheduler that gives back fewer machines does): the one-device run.
     rewind(workdir, tmp_path / 'fewer', 15)
     train_and_evaluate(config, str(tmp_path / 'fewer'))
-    diff = rel_diff(params_at(config, root / 'one'), params_at(config, tmp_path / 'fewer'))
+    diff = rel_diff(params_at(config, one_device), params_at(config, tmp_path / 'fewer'))
     print(f'2 processes x 2 devices resumed at step 15 by 1 process x 1 device, against 1 device: {diff:.2e}')
     assert diff < TWENTY_STEPS
 
 
 @pytest.mark.xdist_group(PROCESSES)  # see tiny_run.PROCESSES
 @pytest.mark.slow  # two processes of about 20 s each
-def test_a_one_process_checkpoint_resumes_in_two_processes(runs, tiny_cifar10, cache_dir, tmp_path):
-    config, root = runs
-    rewind(root / 'one', tmp_path / 'run', 10)
+def test_a_one_process_checkpoint_resumes_in_two_processes(scale_config, one_device, tiny_cifar10, cache_dir, tmp_path):
+    config = scale_config
+    rewind(one_device, tmp_path / 'run', 10)
     port = free_port()
     procs = [_launch([TRAIN], tmp_path / 'run', tiny_overrides(tiny_cifar10, cache_dir, **SETTINGS), port, i)
              for i in range(2)]
     outputs = [proc.communicate(timeout=600)[0] for proc in procs]
     assert [proc.returncode for proc in procs] == [0, 0], outputs
     assert 'resuming at step 10' in outputs[0] and '4 cpu device(s)' in outputs[0], outputs[0]
-    diff = rel_diff(params_at(config, root / 'one'), params_at(config, tmp_path / 'run'))
+    diff = rel_diff(params_at(config, one_device), params_at(config, tmp_path / 'run'))
     print(f'1 device resumed at step 10 by 2 processes x 2 devices, against 1 device: {diff:.2e}')
     assert diff < TWENTY_STEPS
 
@@ -232,8 +247,7 @@ SEEDS = 2  # two show the mechanism; each replica is a whole one-seed program on
 
 @pytest.fixture(scope='module')
 def seeds_run(tiny_cifar10, cache_dir, tmp_path_factory):
-    """``num_seeds=SEEDS`` for the 20 steps of ``runs``, uninterrupted, in this process (not built on
-    ``runs``: the fast lane's seeds tests then need no 4-device run where xdist puts them)."""
+    """``num_seeds=SEEDS`` for the run of ``scale_config``, uninterrupted, in this process."""
     config = tiny_config(tiny_cifar10, cache_dir, **SETTINGS, **{'training.num_seeds': str(SEEDS)})
     workdir = tmp_path_factory.mktemp('seeds')
     summary = train_and_evaluate(config, str(workdir))
@@ -241,11 +255,11 @@ def seeds_run(tiny_cifar10, cache_dir, tmp_path_factory):
 
 
 @pytest.mark.slow  # two more runs; the replica directories are checked in the fast lane
-def test_each_replica_is_the_run_of_its_seed(runs, seeds_run, tiny_cifar10, cache_dir, tmp_path):
+def test_each_replica_is_the_run_of_its_seed(scale_config, one_device, seeds_run, tiny_cifar10, cache_dir, tmp_path):
     from cnnzoo.training import replica
 
     config, _workdir, summary = seeds_run
-    one_config, root = runs
+    one_config = scale_config
     stacked = summary['state']
     # The initialisations are bitwise those of the one-seed runs (vmap draws the same numbers).
     initial = build(config).state
@@ -254,7 +268,7 @@ def test_each_replica_is_the_run_of_its_seed(runs, seeds_run, tiny_cifar10, cach
         chex.assert_trees_all_equal(replica(initial, k).params, single.params, strict=True)
     # After 20 steps, within the tolerance of the module docstring (vmap batches the convolutions,
     # which sums in another order).
-    singles = {0: root / 'one'}
+    singles = {0: one_device}
     for k in range(1, SEEDS):
         singles[k] = tmp_path / f'seed{k}'
         train_and_evaluate(tiny_config(tiny_cifar10, cache_dir, **SETTINGS, seed=str(k)), str(singles[k]))
@@ -321,10 +335,11 @@ def test_the_report_reads_the_replicas_as_seeds_of_one_point(seeds_run):
 
 @pytest.mark.slow  # a 4-device subprocess run; seeds in one program and four devices each in the
 @pytest.mark.exhaustive  # suite (test_each_replica_is_the_run_of_its_seed, test_four_devices_train_...)
-def test_seeds_spread_over_devices_are_the_runs_of_their_seeds(runs, seeds_run, tiny_cifar10, cache_dir, tmp_path):
+def test_seeds_spread_over_devices_are_the_runs_of_their_seeds(scale_config, one_device, seeds_run, tiny_cifar10,
+                                                                cache_dir, tmp_path):
     from cnnzoo.training import replica
 
-    one_config, root = runs
+    one_config = scale_config
     _config, _, summary = seeds_run
     spread = {**SETTINGS, 'training.num_seeds': '2', 'training.seed_devices': '2'}
     out = train_on_devices(4, tmp_path, tiny_overrides(tiny_cifar10, cache_dir, **spread))
@@ -337,7 +352,7 @@ def test_seeds_spread_over_devices_are_the_runs_of_their_seeds(runs, seeds_run, 
         ckpts.close()
     assert two.training.seed_devices == 2
     # Replica 0 is seed 0's run; replica 1 the 3-seed run's replica 1 (seed 1), both within tolerance.
-    assert rel_diff(params_at(one_config, root / 'one'), replica(state, 0).params) < TWENTY_STEPS
+    assert rel_diff(params_at(one_config, one_device), replica(state, 0).params) < TWENTY_STEPS
     assert rel_diff(replica(summary['state'], 1).params, replica(state, 1).params) < TWENTY_STEPS
 
 
