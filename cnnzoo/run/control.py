@@ -75,14 +75,19 @@ class RunControl:
 
     def compile(self, compile_fn) -> str | None:
         """Runs ``compile_fn`` (the first step's compilation), abandoned at once by a stop signal;
-        several processes then agree whether to stop. Returns the stop the run takes here, if any."""
-        try:
-            interruptible(compile_fn, self.signals)
-        except Stopped as stopped:
-            if not self.agreeing:
-                return str(stopped)
+        several processes then agree whether to stop. Returns the stop the run takes here, if any.
+
+        A stop that came before does not start it: an abandoned compilation runs on in its thread
+        until XLA finishes (seconds to minutes of a core), which matters where the process lives on,
+        as a notebook's kernel does."""
+        if not self.signals.received:
+            try:
+                interruptible(compile_fn, self.signals)
+            except Stopped as stopped:
+                if not self.agreeing:
+                    return str(stopped)
         if not self.agreeing:
-            return None
+            return self.signals.received
         from jax.experimental import multihost_utils
 
         return _name(int(np.max(multihost_utils.process_allgather(np.int32(_number(self.signals.received))))))
