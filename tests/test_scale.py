@@ -49,7 +49,8 @@ from cnnzoo.run.setup import build
 
 STEPS = 20
 SETTINGS = {'training.batch_size': '40', 'optimizer.learning_rate': '0.01', 'training.num_steps': str(STEPS),
-            'training.checkpoint_every_steps': '10', 'training.log_every_steps': '5'}
+            'training.checkpoint_every_steps': '10', 'training.log_every_steps': '5',
+            'training.eval_every_epochs': '2'}  # at the checkpoints (5 steps an epoch), as often as needed here
 ONE_STEP, TWENTY_STEPS = 1e-6, 2e-2
 
 

@@ -602,8 +602,10 @@ def wait_for_exit(pids, timeout=60):
 
 
 @needs_dev_shm
-@pytest.mark.parametrize('ending', ['finished', 'worker SIGKILL',  # 4-12 s each: the fast lane ends it two ways,
-                                    *(pytest.param(e, marks=EXHAUSTIVE)  # the suite kills a group below
+# 4-12 s each: the fast lane kills a worker (its stream's end releases the segments as a finished one's
+# does), the suite ends it as it should too, the exhaustive tier kills a group (below) and fails it
+@pytest.mark.parametrize('ending', [pytest.param('finished', marks=pytest.mark.slow), 'worker SIGKILL',
+                                    *(pytest.param(e, marks=EXHAUSTIVE)
                                       for e in ('corrupt example', 'group SIGKILL', 'parent SIGKILL'))])
 def test_workers_leave_nothing_in_dev_shm_however_the_stream_ends(tmp_path, ending):
     """Two workers' batches and semaphores are named for the process that reads them; a finished,
