@@ -151,7 +151,6 @@ def reference(tiny_cifar10, cache_dir, tmp_path_factory):
     return summary, workdir
 
 
-
 # Fixtures that train or build something costly once for their module (or the session). Under
 # xdist a module's tests run on both workers, and each worker builds such a fixture for itself: in
 # the fast lane the small sweep, the reference run and AlexNet's initialisation were each built
@@ -171,6 +170,7 @@ def pytest_collection_modifyitems(config, items):
             groups = [SHARED_FIXTURES[name] for name in getattr(item, 'fixturenames', ()) if name in SHARED_FIXTURES]
             if groups:
                 item.add_marker(pytest.mark.xdist_group(groups[0]))
+
 
 # The fast lane (`pytest -m "not slow"`): registry-wide tests run these models only: a network
 # with BatchNorm and shortcuts, and one without BatchNorm, with LRN, grouped convolutions and
