@@ -228,10 +228,12 @@ def test_report_of_one_run_directory(small_sweep, tmp_path):
     assert (run / 'report.md').exists() and (run / 'plots' / 'curves.png').stat().st_size > 1000
 
 
-def test_a_failing_run_is_recorded_and_the_others_go_on(tiny_cifar10, cache_dir, tmp_path):
+def test_a_failing_run_is_recorded_and_the_others_go_on(tiny_cifar10, cache_dir, tmp_path, capsys):
     grid = write_grid(str(tmp_path), "[{'optimizer.learning_rate': 1e30}, {'optimizer.learning_rate': 0.05}]")
-    status, out = run_sweep_script(['--config', grid, '--workdir', str(tmp_path / 'runs'),
-                                    *tiny_overrides(tiny_cifar10, cache_dir, drop=['optimizer.learning_rate'])])
+    status = sweep_main(['--config', grid, '--workdir', str(tmp_path / 'runs'),  # what scripts/sweep.py runs
+                         *tiny_overrides(tiny_cifar10, cache_dir, drop=['optimizer.learning_rate'])])
+    captured = capsys.readouterr()
+    out = captured.out + captured.err
     assert status == 1, out
     assert re.search(r'\[1/2\] lr1e\+30 seed 0: failed after \d+ s: loss is \S+ at step \d+', out), out
     assert re.search(r'\[2/2\] lr0.05 seed 0: done at step 10/10 in \d+ s', out), out
