@@ -311,8 +311,9 @@ def _summary_writer(directory: str) -> Any:
     """tensorboardX's ``SummaryWriter`` for ``directory``, imported without PyTorch.
 
     tensorboardX (protobuf only, no TensorFlow) imports PyTorch at its own import wherever PyTorch
-    is installed, only to accept torch tensors; that took 1.5 of a tiny run's 10 s (the suite starts
-    dozens of runs; a user with the ``torch`` extra pays it on every run). The records written here
+    is installed, only to accept torch tensors; that took 1.6 s of a tiny command-line run's 8.2 (the
+    suite starts dozens of runs; a user with the ``torch`` extra pays it on every run;
+    results/cpu/probes/tiny_run_startup.log). The records written here
     are Python numbers, so while tensorboardX is imported, ``import torch`` is made to fail as if
     PyTorch were absent (``None`` in ``sys.modules``, Python's own way to block an import), unless
     PyTorch is already loaded. Nothing else is imported meanwhile (protobuf's JSON helpers).
