@@ -11,6 +11,7 @@ import importlib.util
 import json
 import os
 import signal
+import time
 
 import numpy as np
 import pytest
@@ -21,7 +22,7 @@ from tiny_run import EXPERIMENT, PROCESSES, assert_bitwise_equal, run_script, ti
 from cnnzoo.data import DataError
 from cnnzoo.data import images as image_ops
 from cnnzoo.data.sources import ArraySource, FolderSource, folder_sources, write_image_folder
-from cnnzoo.data.streaming import Stream, TrainBatches
+from cnnzoo.data.streaming import Stream, TrainBatches, default_workers
 
 CLASSES = ('cat', 'dog', 'fox')
 
@@ -357,6 +358,34 @@ def test_iterator_state_resumes_exactly_with_workers_and_with_another_worker_cou
     assert_same_batches(take(rebuilt, 4), expected)
     with pytest.raises(DataError, match='holds the data iterator of batch 3'):
         TrainBatches(array_stream(workers=0), 4, 5, saved)
+
+
+def test_the_stream_reads_only_a_few_batches_ahead_of_its_consumer():
+    """grain's default read-ahead, 500 elements, would be 500 whole batches here (gigabytes of
+    ImageNet crops in every reading process: benchmarks/read_ahead.py)."""
+    from cnnzoo.data.streaming import read_options
+
+    reads = []
+
+    class Counted(ArraySource):
+        def __getitem__(self, i):
+            reads.append(i)
+            return super().__getitem__(i)
+
+    images = np.zeros((400, 20, 20, 3), np.uint8)
+    stream = Stream(train=Counted(images, np.arange(400) % 3, classes=CLASSES), eval=None, num_classes=3,
+                    class_names=CLASSES, preset='imagenet', image_size=16, seed=0)
+    batches = TrainBatches(stream, 4, 0, None)
+    next(batches)
+    time.sleep(0.5)  # time for hundreds of batches at this size
+    options = read_options(0)
+    assert options.prefetch_buffer_size == options.num_threads + 1
+    assert len(reads) <= 4 * (options.prefetch_buffer_size + 1), len(reads)
+    batches.close()
+    # in each of several worker processes: the cores shared out, and one batch ready beyond them
+    cores = default_workers()
+    assert [read_options(w).num_threads for w in (1, cores, 2 * cores)] == [cores, 1, 1]
+    assert all(read_options(w).prefetch_buffer_size == read_options(w).num_threads + 1 for w in (1, 2, 3))
 
 
 def test_iterator_state_of_two_processes_resumes_in_one_and_back_in_the_one_process_order():

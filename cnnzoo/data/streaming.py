@@ -68,6 +68,20 @@ def default_workers() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else (os.cpu_count() or 1)
 
 
+def read_options(workers: int) -> grain.ReadOptions:
+    """How grain computes batches ahead of their use in each process that reads (this one without
+    workers, else each worker): in threads, each a batch at a time, as many as leave every core of
+    this process busy (a worker per core by default, so one thread each; fewer workers, more
+    threads each, as PIL decodes outside the GIL), and one batch more than the threads ready.
+    grain's own default, meant for single records, is 16 threads and 500 elements ahead; the
+    elements here are whole batches, so it computed up to 500 batches ahead in every reading
+    process, memory and CPU a run had not asked for (``benchmarks/read_ahead.py``, its log in
+    ``results/cpu/input_pipeline/``)."""
+    cores = default_workers()
+    threads = cores if workers <= 0 else -(-cores // workers)
+    return grain.ReadOptions(num_threads=threads, prefetch_buffer_size=threads + 1)
+
+
 class HostTransform:
     """Decode, then the preset's host part, for one example; picklable for grain's workers.
 
@@ -170,7 +184,7 @@ class Stream:
         this process). With ``place`` (host batch -> device arrays), a thread keeps host batches
         ready and another places them on the devices ahead of their use (the two buffers of
         ``grain.experimental.device_put``, with the run's own placement over the mesh)."""
-        iterable = dataset.to_iter_dataset()
+        iterable = dataset.to_iter_dataset(read_options(self.workers))
         if self.workers <= 0:
             return _with_placement(iterable, place)
         absl_flags_parsed()
