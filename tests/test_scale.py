@@ -56,6 +56,7 @@ SETTINGS = {'training.batch_size': '40', 'optimizer.learning_rate': '0.01', 'tra
             'training.checkpoint_every_steps': str(HALF), 'training.log_every_steps': '1',
             'training.eval_every_epochs': '1'}  # at the checkpoints (5 steps an epoch)
 ONE_STEP, ALL_STEPS = 1e-6, 2e-2
+TWO_STEPS = {**SETTINGS, 'training.num_steps': '2', 'training.checkpoint_every_steps': '1'}
 
 
 def rel_diff(a, b) -> float:
@@ -115,6 +116,16 @@ def four_devices(tiny_cifar10, cache_dir, tmp_path_factory):
     return workdir
 
 
+@pytest.fixture(scope='module')
+def four_devices_two_steps(tiny_cifar10, cache_dir, tmp_path_factory):
+    """The first two steps of the run on 4 devices, a checkpoint after each: the fast lane's run on
+    several devices (a subprocess's start and compilations are most of its time)."""
+    workdir = tmp_path_factory.mktemp('four_short')
+    out = train_on_devices(4, workdir, tiny_overrides(tiny_cifar10, cache_dir, **TWO_STEPS))
+    assert '4 cpu device(s)' in out
+    return workdir
+
+
 @pytest.mark.slow  # two more runs; a 4-device checkpoint resuming on one is in the fast lane
 def test_four_devices_train_the_one_device_run(scale_config, one_device, four_devices, tiny_cifar10, cache_dir,
                                                tmp_path):
@@ -131,9 +142,21 @@ def test_four_devices_train_the_one_device_run(scale_config, one_device, four_de
     assert diff < ONE_STEP
 
 
-def test_a_checkpoint_of_four_devices_resumes_on_one(scale_config, four_devices, tmp_path):
-    """The 4-device run from its checkpoint of step ``HALF`` to the end on one device: the 4-device run's
-    own end (that 4 devices train the 1-device run is the slow test above)."""
+def test_a_checkpoint_of_four_devices_resumes_on_one(tiny_cifar10, cache_dir, four_devices_two_steps, tmp_path):
+    """A 4-device run's checkpoint of step 1 resumed on one device to step 2: the 4-device run's
+    own end, to the tolerance of one step (the module's runs of 10 steps, the 4-device one resumed
+    on one device, two processes and back: the slow tests)."""
+    config = tiny_config(tiny_cifar10, cache_dir, **TWO_STEPS)
+    rewind(four_devices_two_steps, tmp_path / 'run', 1)
+    summary = train_and_evaluate(config, str(tmp_path / 'run'))
+    assert summary['step'] == 2
+    assert rel_diff(params_at(config, four_devices_two_steps), params_at(config, tmp_path / 'run')) < ONE_STEP
+
+
+@pytest.mark.slow  # ten steps of 4 devices resumed on one at step 5: the fast lane's is the test above
+def test_a_ten_step_checkpoint_of_four_devices_resumes_on_one(scale_config, four_devices, tmp_path):
+    """The 4-device run from its checkpoint of step ``HALF`` to the end on one device: the 4-device
+    run's own end (that 4 devices train the 1-device run is test_four_devices_train_the_one_device_run)."""
     rewind(four_devices, tmp_path / 'run', HALF)
     summary = train_and_evaluate(scale_config, str(tmp_path / 'run'))
     assert summary['step'] == STEPS
