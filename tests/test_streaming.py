@@ -756,3 +756,18 @@ def test_a_streamed_run_killed_with_its_process_group_and_resumed_leaves_dev_shm
     assert resumed.returncode == 0, err
     assert 'Traceback' not in err and 'leaked' not in err, err  # (it resumes if the kill let a checkpoint land)
     assert cnnzoo_entries(killed.pid, resumed.pid) == []
+
+
+def test_the_input_benchmark_counts_the_cores_the_reading_may_use():
+    """A reading process decodes in several threads (read_options): per core, the rate is divided by
+    the cores they may use, not by the worker count alone."""
+    from cnnzoo.bench.input import input_rates
+    from cnnzoo.data.streaming import read_options
+
+    lines = []
+    (row,) = input_rates(array_stream(48), 4, [0], batches=3, warmup=1, log=lines.append)
+    cores = min(default_workers(), read_options(0).num_threads)
+    assert row['workers'] == 0 and row['reading_cores'] == cores and row['timed_batches'] == 3
+    assert row['images_per_sec_per_core'] == pytest.approx(row['images_per_sec'] / cores)
+    assert row['images_per_sec_per_worker'] == pytest.approx(row['images_per_sec'])
+    assert lines[0].startswith('0 worker(s): ') and f'per core of the {cores} reading' in lines[0]

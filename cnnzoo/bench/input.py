@@ -5,11 +5,13 @@
 
 For each worker count, the training iterator of :mod:`cnnzoo.data.streaming` (decode, the preset's
 host transform, batching in grain worker processes) is run alone, on the host: after ``warmup``
-batches (the workers' start), ``batches`` batches are timed. Images/s per worker is the rate divided
-by the worker count: on a machine with a core per worker (and one for the main process), the
-rate one CPU core sustains. ``--train-step`` also times the config's train step on synthetic
+batches (the workers' start), ``batches`` batches are timed. Each reading process (the main one
+without workers, else each worker) decodes in as many threads as share out the cores
+(:func:`cnnzoo.data.streaming.read_options`), so the rate is divided by the cores the reading may
+use, ``min(cores, processes x threads)``, for the images/s one core sustains, and by the worker
+count for the images/s per worker. ``--train-step`` also times the config's train step on synthetic
 batches of the same shape held on the device: the rate the step consumes images at, the ceiling
-the input must keep up with. ``cores needed = step images/s / per-worker images/s``.
+the input must keep up with. ``cores needed = step images/s / the best images/s per core``.
 """
 
 from __future__ import annotations
@@ -29,10 +31,11 @@ from cnnzoo.bench.environment import loadavg
 
 def input_rates(stream, batch_size: int, workers: list[int], *, batches: int, warmup: int, log=print) -> list[dict]:
     """Host-side images/s of ``stream``'s training batches for each worker count."""
-    from cnnzoo.data.streaming import TrainBatches
+    from cnnzoo.data.streaming import TrainBatches, default_workers, read_options
 
     rows = []
     for count in workers:
+        cores = min(default_workers(), max(count, 1) * read_options(count).num_threads)
         it = TrainBatches(dataclasses.replace(stream, workers=count), batch_size, 0, None)
         t0 = time.perf_counter()
         for _ in range(warmup):
@@ -44,9 +47,10 @@ def input_rates(stream, batch_size: int, workers: list[int], *, batches: int, wa
         it.close()
         rate = batches * batch_size / seconds
         rows.append({'workers': count, 'images_per_sec': rate, 'images_per_sec_per_worker': rate / max(count, 1),
+                     'reading_cores': cores, 'images_per_sec_per_core': rate / cores,
                      'warmup_seconds': started - t0, 'timed_batches': batches, 'batch_size': batch_size})
-        log(f'{count} worker(s): {rate:.1f} images/s ({rate / max(count, 1):.1f} per worker), '
-            f'warm-up {started - t0:.1f} s')
+        log(f'{count} worker(s): {rate:.1f} images/s ({rate / max(count, 1):.1f} per worker, {rate / cores:.1f} per '
+            f'core of the {cores} reading), warm-up {started - t0:.1f} s')
     return rows
 
 
@@ -116,7 +120,7 @@ def run(config, *, workers: list[int], batches: int, warmup: int, train_step: bo
     report['input'] = input_rates(stream, config.training.batch_size, workers, batches=batches, warmup=warmup, log=log)
     if train_step:
         step = train_step_rate(config, stream.image_size, steps=steps, log=log)
-        per_core = max(r['images_per_sec_per_worker'] for r in report['input'])
+        per_core = max(r['images_per_sec_per_core'] for r in report['input'])
         step['cores_to_keep_up'] = step['images_per_sec'] / per_core
         log(f'cores the input needs to keep up with this step: {step["cores_to_keep_up"]:.2f}')
         report['train_step'] = step

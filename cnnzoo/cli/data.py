@@ -60,9 +60,9 @@ def cifar_to_folder_main(argv: Sequence[str]) -> int:
 
 INPUT_BENCHMARK = """\
 The streaming path's speed alone: training batches decoded and cropped per second by 1, 2, ...
-grain worker processes (images/s, and per worker: what one CPU core sustains); with --train-step,
-also the experiment's train step on synthetic batches of that shape on the device, and how many
-cores the input needs to keep up with it (cnnzoo.bench.input)."""
+grain worker processes (images/s, per worker, and per core the reading may use: what one CPU core
+sustains); with --train-step, also the experiment's train step on synthetic batches of that shape
+on the device, and how many cores the input needs to keep up with it (cnnzoo.bench.input)."""
 
 INPUT_BENCHMARK_EXAMPLE = """\
 example:
