@@ -165,8 +165,8 @@ SHARED_FIXTURES = {'reference': 'reference', 'one_device': 'scale', 'four_device
 
 # Modules of many short tests (each under about 2 s in the fast lane), run last, in this order: the
 # workers take tests one at a time from the end of the queue, so a queue that ends in short tests
-# lets both finish together. In alphabetical order the fast lane ended in test_zoo_training's 4 s
-# run, and the other worker waited for it (results/cpu/tests/suite_tiers.log).
+# lets both finish together. In alphabetical order the queue ended in test_training and
+# test_zoo_training, whose tests train, and one worker waited for the other's last run.
 SCHEDULED_LAST = ('test_layers', 'test_data', 'test_reliability', 'test_losses', 'test_training', 'test_exit_statuses',
                   'test_damaged_data', 'test_download', 'test_resolver', 'test_config', 'test_schedules',
                   'test_architecture', 'test_lint', 'test_readme', 'test_registry', 'test_suite_setup')
@@ -174,7 +174,7 @@ SCHEDULED_LAST = ('test_layers', 'test_data', 'test_reliability', 'test_losses',
 
 def scheduled_last(item) -> int:
     """Where ``item``'s module falls at the end of the queue (0: before all of SCHEDULED_LAST)."""
-    name = item.path.stem if hasattr(item, 'path') else ''
+    name = item.path.stem
     return SCHEDULED_LAST.index(name) + 1 if name in SCHEDULED_LAST else 0
 
 

@@ -388,7 +388,6 @@ def test_a_stop_signal_interrupts_a_long_wait_at_once():
     assert signals.received == 'SIGTERM'
 
 
-
 def test_a_stop_before_the_first_compilation_does_not_start_it():
     """An abandoned compilation runs on in its thread for as long as XLA takes (in a notebook's
     kernel, or in this suite's worker, after the call returned): a stop that came first skips it."""
@@ -400,6 +399,7 @@ def test_a_stop_before_the_first_compilation_does_not_start_it():
         signals.received = 'SIGTERM'
         assert RunControl(signals, mesh=None).compile(lambda: compiled.append('two')) == 'SIGTERM'
     assert compiled == ['one']
+
 
 @pytest.mark.slow  # the piecewise schedule in the exhaustive tier: the suite extends the constant one
 @pytest.mark.parametrize('schedule', [

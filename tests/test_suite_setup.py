@@ -8,9 +8,10 @@ spread over the workers, which nothing else in the suite would notice.
 """
 
 import os
+import pathlib
 
 import pytest
-from conftest import SHARED_FIXTURES
+from conftest import SCHEDULED_LAST, SHARED_FIXTURES
 from tiny_run import PROCESSES
 
 
@@ -28,8 +29,9 @@ def test_a_group_reaches_the_xdist_scheduler(request):
 class FakeItem:
     """What conftest's hook reads of a collected test: its fixtures and its xdist_group marks."""
 
-    def __init__(self, fixturenames, group=None):
+    def __init__(self, fixturenames, group=None, module='test_api'):
         self.fixturenames, self.marks = fixturenames, [pytest.mark.xdist_group(group).mark] if group else []
+        self.path = pathlib.Path('tests', f'{module}.py')
 
     def get_closest_marker(self, name):
         return next((m for m in self.marks if m.name == name), None)
@@ -49,3 +51,13 @@ def test_a_test_of_a_shared_fixture_joins_its_group_and_a_grouped_test_keeps_its
     conftest.pytest_collection_modifyitems(pytestconfig, items)
     assert [item.groups() for item in items] == [[SHARED_FIXTURES['reference']], [SHARED_FIXTURES['four_devices']],
                                                  [PROCESSES], []]
+
+
+def test_the_modules_of_short_tests_go_to_the_end_of_the_queue_in_their_order(pytestconfig):
+    import conftest
+
+    modules = ['test_registry', 'test_api', SCHEDULED_LAST[0], 'test_zoo_training', 'test_registry', 'test_scale']
+    items = [FakeItem([], module=name) for name in modules]
+    conftest.pytest_collection_modifyitems(pytestconfig, items)
+    assert [item.path.stem for item in items] == ['test_api', 'test_zoo_training', 'test_scale', SCHEDULED_LAST[0],
+                                                  'test_registry', 'test_registry']
