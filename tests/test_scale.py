@@ -16,8 +16,8 @@ parameters); a per-device BatchNorm or a lost gradient shard already changes the
 by whole percents. Measured on the suite's tiny archive at 10 steps (results/cpu/scale/tolerances.log,
 the -O0 suite's flags): 1.4e-9 after one step and 4.4e-6 after 10 (4 devices against 1), 2.0e-6 (two
 processes killed and resumed, against one 4-device process), 4.3e-6 and 2.6e-9 (checkpoints moved
-between one device and two processes); at 20 steps, in an earlier log of the same name: 7e-5 and
-6e-5. Each replica of several seeds in one program is an unrolled copy of the one-seed program on
+between one device and two processes); at 20 steps (``git show 2aa69a3:results/cpu/scale/tolerances.log``):
+7e-5 and 6e-5. Each replica of several seeds in one program is an unrolled copy of the one-seed program on
 the CPU and measured 0 against its own run; on a GPU the replicas are vmapped, batched convolutions
 add in another order, and the same tolerance serves. Their initialisation is bitwise that of their
 single runs.
