@@ -121,8 +121,10 @@ def killed_and_resumed(tiny_cifar10, cache_dir, tmp_path_factory):
 
 @pytest.fixture(scope='module')
 def small_sweep(tiny_cifar10, cache_dir, tmp_path_factory):
-    """Two points (relu, tanh) x two seeds, run to the end in this process: the fast lane's sweep (the
-    killed 2x2 one above is the slow lane's)."""
+    """Two points (relu, tanh) x two seeds, run to the end in this process (13 s of the fast lane's
+    CPU time before its three tests moved to the suite: a sweep run to its end, its ``--list`` and its
+    report of real runs stay in the fast lane through test_a_failing_run_is_recorded_and_the_others_go_on;
+    the killed 2x2 sweep above is the suite's too)."""
     base = tmp_path_factory.mktemp('small_sweep')
     workdir = str(base / 'runs')
     args = ['--config', write_grid(str(base), SMALL), '--workdir', workdir, '--seeds', '0,1',
@@ -163,6 +165,7 @@ def test_killed_sweep_resumes_with_the_expected_runs_and_no_repeated_work(killed
     assert manifest['command'][:2] == ['scripts/sweep.py', '--config']
 
 
+@pytest.mark.slow  # the fast lane lists a sweep's runs in test_a_failing_run_is_recorded_and_the_others_go_on
 def test_list_shows_every_run_and_its_state_without_running(small_sweep, tiny_cifar10, cache_dir, capsys):
     workdir = small_sweep
     args = ['--config', os.path.join(os.path.dirname(workdir), 'grid.py'), '--workdir', workdir, '--list',
@@ -179,8 +182,8 @@ def test_list_shows_every_run_and_its_state_without_running(small_sweep, tiny_ci
 
 # the killed sweep's report in the exhaustive tier: its resume is tested in the suite
 # (test_killed_sweep_resumes_with_the_expected_runs_and_no_repeated_work), the report on 'small'
-@pytest.mark.parametrize('sweep', [pytest.param('small', marks=pytest.mark.xdist_group('small_sweep')),  # conftest
-                                   pytest.param('killed', marks=EXHAUSTIVE)])
+@pytest.mark.parametrize('sweep', [pytest.param('small', marks=(pytest.mark.slow, pytest.mark.xdist_group('small_sweep'))),
+                                   pytest.param('killed', marks=EXHAUSTIVE)])  # the group: conftest's SHARED_FIXTURES
 def test_report_means_and_deviations_equal_the_runs_metrics(sweep, request):
     """The finished 1-axis sweep (bars), and the killed and resumed 2x2 one (a heat map)."""
     workdir = request.getfixturevalue('small_sweep') if sweep == 'small' else request.getfixturevalue('killed_and_resumed')[0]
@@ -214,6 +217,7 @@ def test_report_means_and_deviations_equal_the_runs_metrics(sweep, request):
     assert "bands are the min–max over seeds" in text and 'are ±1 sample standard deviation' in text
 
 
+@pytest.mark.slow  # scripts/report.py on the sweep's directory: the fast lane's failing-run test writes its report
 def test_report_of_one_run_directory(small_sweep, tmp_path):
     run = shutil.copytree(os.path.join(small_sweep, 'relu', 'seed0'), tmp_path / 'one')
     result = subprocess.run([sys.executable, REPORT, str(run)], capture_output=True, text=True, timeout=300,
@@ -244,6 +248,17 @@ def test_a_failing_run_is_recorded_and_the_others_go_on(tiny_cifar10, cache_dir,
     assert runs['lr0.05/seed0']['state'] == 'done'
     text, _ = write_report(str(tmp_path / 'runs'))
     assert '`lr1e+30/seed0`: loss is' in text
+    # --list says each run's state and runs nothing: the finished one done, the failed one failed, a
+    # seed not run yet pending; under another base config the finished run's directory differs
+    listing = ['--config', grid, '--workdir', str(tmp_path / 'runs'), '--list', '--seeds', '0,1',
+               *tiny_overrides(tiny_cifar10, cache_dir, drop=['optimizer.learning_rate'])]
+    assert sweep_main(listing) == 0
+    out = capsys.readouterr().out
+    assert re.search(r'lr0.05/seed0 +done', out) and re.search(r'lr1e\+30/seed0 +failed', out), out
+    assert re.search(r'lr0.05/seed1 +pending', out) and '4 runs' in out, out
+    assert sweep_main([*listing, '--config.training.batch_size=10']) == 0
+    assert re.search(r'lr0.05/seed0 +differs', capsys.readouterr().out)
+    assert not os.path.exists(tmp_path / 'runs' / 'lr0.05' / 'seed1')
 
 
 @pytest.mark.slow
