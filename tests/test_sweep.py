@@ -182,8 +182,9 @@ def test_list_shows_every_run_and_its_state_without_running(small_sweep, tiny_ci
 
 # the killed sweep's report in the exhaustive tier: its resume is tested in the suite
 # (test_killed_sweep_resumes_with_the_expected_runs_and_no_repeated_work), the report on 'small'
-@pytest.mark.parametrize('sweep', [pytest.param('small', marks=(pytest.mark.slow, pytest.mark.xdist_group('small_sweep'))),
-                                   pytest.param('killed', marks=EXHAUSTIVE)])  # the group: conftest's SHARED_FIXTURES
+@pytest.mark.parametrize('sweep', [
+    pytest.param('small', marks=(pytest.mark.slow, pytest.mark.xdist_group('small_sweep'))),  # conftest's group
+    pytest.param('killed', marks=EXHAUSTIVE)])
 def test_report_means_and_deviations_equal_the_runs_metrics(sweep, request):
     """The finished 1-axis sweep (bars), and the killed and resumed 2x2 one (a heat map)."""
     workdir = request.getfixturevalue('small_sweep') if sweep == 'small' else request.getfixturevalue('killed_and_resumed')[0]
