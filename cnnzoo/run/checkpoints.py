@@ -248,19 +248,54 @@ class Checkpoints:
 def _quiet_abandoned_reads():
     """When one array of a checkpoint fails to read, orbax abandons the reads of the others, and
     Python reports each abandoned coroutine with a traceback on stderr: dozens of lines that bury
-    the one that matters. Those reports are dropped here; the failure itself is still raised."""
+    the one that matters. Those reports are dropped here; the failure itself is still raised.
+
+    The reads abandoned go on in tensorstore's threads, and each one that ends after orbax has
+    closed its event loop reports that the loop is closed, with a traceback, possibly long after
+    this block (seen 20-40 times after a truncated file, in a process that had trained before):
+    after a failure, :func:`_drop_late_read_echoes` drops those reports, and only those."""
     hook = sys.unraisablehook
     sys.unraisablehook = lambda unraisable: None
+    failed = False
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings('ignore', message='coroutine .* was never awaited', category=RuntimeWarning)
             yield
             gc.collect()
     except BaseException:
+        failed = True
         gc.collect()
         raise
     finally:
         sys.unraisablehook = hook
+        if failed:
+            _drop_late_read_echoes()
+
+
+def _late_read_echo(unraisable) -> bool:
+    """Whether an unraisable exception is an abandoned read's report: asyncio's
+    ``call_soon_threadsafe`` refusing a callback because the loop it targets is closed."""
+    exc = unraisable.exc_value
+    if not isinstance(exc, RuntimeError) or str(exc) != 'Event loop is closed':
+        return False
+    frames = traceback.extract_tb(unraisable.exc_traceback)
+    return bool(frames) and frames[0].name == 'call_soon_threadsafe' and '/asyncio/' in frames[0].filename
+
+
+def _drop_late_read_echoes() -> None:
+    """From the first checkpoint that could not be read on, the process's unraisable hook drops the
+    late reports of its abandoned reads (:func:`_late_read_echo`) and passes every other one to the
+    hook it replaces. Installed once; a hook installed after it is left alone."""
+    previous = sys.unraisablehook
+    if getattr(previous, '_cnnzoo_late_read_echoes', False):
+        return
+
+    def hook(unraisable):
+        if not _late_read_echo(unraisable):
+            previous(unraisable)
+
+    hook._cnnzoo_late_read_echoes = True  # type: ignore[attr-defined]
+    sys.unraisablehook = hook
 
 
 def _from_orbax_teardown(exc: BaseException | None, tb=None) -> bool:
