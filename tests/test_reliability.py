@@ -270,19 +270,12 @@ def test_damaged_newest_checkpoint_falls_back_and_ends_bitwise_equal(damage, kil
     assert _metrics(workdir) == _metrics(reference[1])
 
 
-def test_after_an_unreadable_checkpoint_only_the_abandoned_reads_reports_are_dropped(monkeypatch):
+def test_after_an_unreadable_checkpoint_only_the_abandoned_reads_reports_are_dropped(tmp_path, monkeypatch):
     import asyncio
     from types import SimpleNamespace
 
-    from cnnzoo.run import checkpoints
-
     seen = []
     monkeypatch.setattr(sys, 'unraisablehook', seen.append)
-    with checkpoints._quiet_abandoned_reads():  # a checkpoint read: the hook is the user's again after it
-        pass
-    assert sys.unraisablehook == seen.append
-    with pytest.raises(ValueError), checkpoints._quiet_abandoned_reads():
-        raise ValueError('an array file is truncated')
     loop = asyncio.new_event_loop()
     loop.close()
     try:
@@ -295,13 +288,22 @@ def test_after_an_unreadable_checkpoint_only_the_abandoned_reads_reports_are_dro
     closed_elsewhere = SimpleNamespace(exc_type=RuntimeError, exc_value=echo, exc_traceback=echo.__traceback__,
                                        err_msg=None, object=None)
     other = SimpleNamespace(exc_type=KeyError, exc_value=KeyError('x'), exc_traceback=None, err_msg=None, object=None)
+    ckpts = Checkpoints(str(tmp_path), keep=2)
+    ckpts._drop_late_read_echoes()  # what a checkpoint that cannot be read makes it do
+    ckpts._drop_late_read_echoes()  # a second one adds no second filter
     for unraisable in (late_read, closed_elsewhere, other):
         sys.unraisablehook(unraisable)
     assert seen == [closed_elsewhere, other]
-    hook = sys.unraisablehook
-    with pytest.raises(ValueError), checkpoints._quiet_abandoned_reads():  # a second failure adds no second filter
-        raise ValueError('an array file is truncated')
-    assert sys.unraisablehook is hook
+    ckpts.close()  # the end of the train or evaluate call: the hook is the caller's again
+    assert sys.unraisablehook == seen.append
+    sys.unraisablehook(late_read)
+    assert seen[-1] is late_read
+    # a hook installed after the filter is left in place
+    ckpts = Checkpoints(str(tmp_path), keep=2)
+    ckpts._drop_late_read_echoes()
+    monkeypatch.setattr(sys, 'unraisablehook', print)
+    ckpts.close()
+    assert sys.unraisablehook is print
 
 
 @pytest.mark.slow

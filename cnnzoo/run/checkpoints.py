@@ -88,6 +88,8 @@ class Checkpoints:
             os.path.join(self.workdir, 'best'),
             options=ocp.CheckpointManagerOptions(max_to_keep=1, create=True, best_fn=_accuracy,
                                                  best_mode='max', cleanup_tmp_directories=True))
+        self._echo_filter: Any = None  # see _drop_late_read_echoes
+        self._hook_before_filter: Any = None
 
     def __enter__(self) -> Self:
         return self
@@ -180,12 +182,30 @@ class Checkpoints:
                     arrays = restored[name]
                     extras = {k: restored[k] for k in ('records', 'data') if k in present}
         except Exception as e:  # noqa: BLE001 - orbax and tensorstore raise many kinds; all mean "unreadable"
+            self._drop_late_read_echoes()
             where = self._set_aside(manager, step)
             self._warn(f'checkpoint {manager.directory}/{step} cannot be restored ({_unreadable(e)}); '
                        f'moved to {where}, trying an older one')
             return None
         # orbax restored the arrays to the target's shardings
         return Restored(state.replace(**arrays), **(extras if manager is not self.best else {}))
+
+    def _drop_late_read_echoes(self) -> None:
+        """After a checkpoint that cannot be read, the reads orbax abandoned end in tensorstore's
+        threads and each reports, with a traceback, that orbax's event loop is closed (20-40 seen
+        after a truncated file, in a process that had trained before, as a notebook's has). Until
+        :meth:`close`, the process's unraisable hook drops those reports (:func:`_late_read_echo`)
+        and passes every other one on; :meth:`close` puts the hook back if nothing replaced it."""
+        if self._echo_filter is not None:
+            return
+        previous = sys.unraisablehook
+
+        def hook(unraisable):
+            if not _late_read_echo(unraisable):
+                previous(unraisable)
+
+        self._echo_filter, self._hook_before_filter = hook, previous
+        sys.unraisablehook = hook
 
     def _set_aside(self, manager, step: int) -> str:
         kind = os.path.basename(str(manager.directory))
@@ -235,67 +255,51 @@ class Checkpoints:
         raise RunError(f'could not save {what} in {directory}: {cause}; {last}') from error
 
     def close(self) -> None:
-        """Closes orbax's managers (their threads); an OS error while closing is not one to report."""
-        for manager in (self.last, self.best):
-            try:
-                manager.close()
-            except Exception as e:
-                if _os_error(e) is None:
-                    raise
+        """Closes orbax's managers (their threads); an OS error while closing is not one to report.
+        The unraisable hook is the one before :meth:`_drop_late_read_echoes` again."""
+        try:
+            for manager in (self.last, self.best):
+                try:
+                    manager.close()
+                except Exception as e:
+                    if _os_error(e) is None:
+                        raise
+        finally:
+            if self._echo_filter is not None and sys.unraisablehook is self._echo_filter:
+                sys.unraisablehook = self._hook_before_filter
+            self._echo_filter = self._hook_before_filter = None
 
 
 @contextlib.contextmanager
 def _quiet_abandoned_reads():
     """When one array of a checkpoint fails to read, orbax abandons the reads of the others, and
     Python reports each abandoned coroutine with a traceback on stderr: dozens of lines that bury
-    the one that matters. Those reports are dropped here; the failure itself is still raised.
-
-    The reads abandoned go on in tensorstore's threads, and each one that ends after orbax has
-    closed its event loop reports that the loop is closed, with a traceback, possibly long after
-    this block (seen 20-40 times after a truncated file, in a process that had trained before):
-    after a failure, :func:`_drop_late_read_echoes` drops those reports, and only those."""
+    the one that matters. Those reports are dropped here; the failure itself is still raised. (The
+    reads go on in tensorstore's threads and report again when they end, after this block:
+    :meth:`Checkpoints._drop_late_read_echoes`.)"""
     hook = sys.unraisablehook
     sys.unraisablehook = lambda unraisable: None
-    failed = False
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings('ignore', message='coroutine .* was never awaited', category=RuntimeWarning)
             yield
             gc.collect()
     except BaseException:
-        failed = True
         gc.collect()
         raise
     finally:
         sys.unraisablehook = hook
-        if failed:
-            _drop_late_read_echoes()
 
 
 def _late_read_echo(unraisable) -> bool:
-    """Whether an unraisable exception is an abandoned read's report: asyncio's
-    ``call_soon_threadsafe`` refusing a callback because the loop it targets is closed."""
+    """Whether an unraisable exception is an abandoned read's late report: asyncio's
+    ``call_soon_threadsafe``, called from tensorstore's threads (no Python caller), refusing a
+    callback because orbax has closed the loop it targets."""
     exc = unraisable.exc_value
     if not isinstance(exc, RuntimeError) or str(exc) != 'Event loop is closed':
         return False
     frames = traceback.extract_tb(unraisable.exc_traceback)
     return bool(frames) and frames[0].name == 'call_soon_threadsafe' and '/asyncio/' in frames[0].filename
-
-
-def _drop_late_read_echoes() -> None:
-    """From the first checkpoint that could not be read on, the process's unraisable hook drops the
-    late reports of its abandoned reads (:func:`_late_read_echo`) and passes every other one to the
-    hook it replaces. Installed once; a hook installed after it is left alone."""
-    previous = sys.unraisablehook
-    if getattr(previous, '_cnnzoo_late_read_echoes', False):
-        return
-
-    def hook(unraisable):
-        if not _late_read_echo(unraisable):
-            previous(unraisable)
-
-    hook._cnnzoo_late_read_echoes = True  # type: ignore[attr-defined]
-    sys.unraisablehook = hook
 
 
 def _from_orbax_teardown(exc: BaseException | None, tb=None) -> bool:
