@@ -270,40 +270,39 @@ def test_damaged_newest_checkpoint_falls_back_and_ends_bitwise_equal(damage, kil
     assert _metrics(workdir) == _metrics(reference[1])
 
 
-def test_after_an_unreadable_checkpoint_only_the_abandoned_reads_reports_are_dropped(tmp_path, monkeypatch):
+def test_a_library_call_drops_orbax_teardown_echoes_while_it_runs_and_gives_the_hooks_back(monkeypatch):
     import asyncio
+    import logging
     from types import SimpleNamespace
 
-    seen = []
+    from cnnzoo.run.checkpoints import quiet_teardown_echoes
+
+    seen, threads = [], []
     monkeypatch.setattr(sys, 'unraisablehook', seen.append)
+    monkeypatch.setattr(threading, 'excepthook', threads.append)
+    absl_filters = list(logging.getLogger('absl').filters)
     loop = asyncio.new_event_loop()
     loop.close()
     try:
         loop.call_soon_threadsafe(print)
     except RuntimeError as error:
         echo = error
-    # tensorstore's threads call it from C++: the traceback starts in call_soon_threadsafe
+    # an unreadable checkpoint's abandoned read, reporting from tensorstore's thread (no Python caller)
     late_read = SimpleNamespace(exc_type=RuntimeError, exc_value=echo, exc_traceback=echo.__traceback__.tb_next,
                                 err_msg=None, object=None)
-    closed_elsewhere = SimpleNamespace(exc_type=RuntimeError, exc_value=echo, exc_traceback=echo.__traceback__,
-                                       err_msg=None, object=None)
     other = SimpleNamespace(exc_type=KeyError, exc_value=KeyError('x'), exc_traceback=None, err_msg=None, object=None)
-    ckpts = Checkpoints(str(tmp_path), keep=2)
-    ckpts._drop_late_read_echoes()  # what a checkpoint that cannot be read makes it do
-    ckpts._drop_late_read_echoes()  # a second one adds no second filter
-    for unraisable in (late_read, closed_elsewhere, other):
-        sys.unraisablehook(unraisable)
-    assert seen == [closed_elsewhere, other]
-    ckpts.close()  # the end of the train or evaluate call: the hook is the caller's again
-    assert sys.unraisablehook == seen.append
+    full = SimpleNamespace(exc_type=ValueError, exc_value=ValueError('RESOURCE_EXHAUSTED: Failed writing'),
+                           exc_traceback=None, thread=None)
+    with quiet_teardown_echoes():
+        assert sys.unraisablehook != seen.append and len(logging.getLogger('absl').filters) > len(absl_filters)
+        for unraisable in (late_read, other):
+            sys.unraisablehook(unraisable)
+        threading.excepthook(full)  # a failed save's other writes, torn down in orbax's threads
+    assert seen == [other] and threads == []
+    assert sys.unraisablehook == seen.append and threading.excepthook == threads.append  # the caller's again
+    assert logging.getLogger('absl').filters == absl_filters
     sys.unraisablehook(late_read)
     assert seen[-1] is late_read
-    # a hook installed after the filter is left in place
-    ckpts = Checkpoints(str(tmp_path), keep=2)
-    ckpts._drop_late_read_echoes()
-    monkeypatch.setattr(sys, 'unraisablehook', print)
-    ckpts.close()
-    assert sys.unraisablehook is print
 
 
 @pytest.mark.slow
@@ -371,14 +370,35 @@ def _tmpfs_usable():
     return probe.returncode == 0
 
 
+# A notebook's call: the same run in a Python process of its own that calls the library, which
+# prints only the error it raises (before cnnzoo.run.checkpoints.quiet_teardown_echoes, orbax and
+# asyncio printed 370 lines around it).
+LIBRARY_CALL = """
+import sys
+from cnnzoo.config import apply_overrides, load_config_file
+from cnnzoo.errors import RunError
+from cnnzoo.run.loop import train_and_evaluate
+config = apply_overrides(load_config_file(sys.argv[1]), [a.split('=', 1) for a in sys.argv[3:]])
+try:
+    train_and_evaluate(config, sys.argv[2])
+except RunError as e:
+    print(f'error: {e}', file=sys.stderr)
+    sys.exit(1)
+"""
+
+
 @pytest.mark.slow
-def test_full_disk_during_a_save_is_one_line_and_leaves_no_partial_checkpoint(tiny_cifar10, cache_dir, tmp_path,
-                                                                            monkeypatch):
+@pytest.mark.parametrize('caller', ['command line', 'library call'])
+def test_full_disk_during_a_save_is_one_line_and_leaves_no_partial_checkpoint(caller, tiny_cifar10, cache_dir,
+                                                                            tmp_path, monkeypatch):
     workdir = tmp_path / 'disk' / 'run'
     (tmp_path / 'disk').mkdir()
     overrides = tiny_overrides(tiny_cifar10, cache_dir, **{'training.keep_checkpoints': '3'})
-    train = [sys.executable, TRAIN, '--config', EXPERIMENT, '--workdir', str(workdir)]
-    train += [f'--config.{k}={v}' for k, v in overrides]
+    if caller == 'command line':
+        train = [sys.executable, TRAIN, '--config', EXPERIMENT, '--workdir', str(workdir)]
+        train += [f'--config.{k}={v}' for k, v in overrides]
+    else:
+        train = [sys.executable, '-c', LIBRARY_CALL, EXPERIMENT, str(workdir), *[f'{k}={v}' for k, v in overrides]]
     if _tmpfs_usable():
         # A real full disk: a 2.5 MB tmpfs holds two checkpoints (~0.7 MB each) and the best one.
         # The listing is taken inside the namespace: the tmpfs goes with it.

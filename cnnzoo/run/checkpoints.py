@@ -38,6 +38,7 @@ import threading
 import time
 import traceback
 import warnings
+from collections.abc import Callable
 from typing import Any, Self
 
 import jax
@@ -88,8 +89,6 @@ class Checkpoints:
             os.path.join(self.workdir, 'best'),
             options=ocp.CheckpointManagerOptions(max_to_keep=1, create=True, best_fn=_accuracy,
                                                  best_mode='max', cleanup_tmp_directories=True))
-        self._echo_filter: Any = None  # see _drop_late_read_echoes
-        self._hook_before_filter: Any = None
 
     def __enter__(self) -> Self:
         return self
@@ -182,30 +181,12 @@ class Checkpoints:
                     arrays = restored[name]
                     extras = {k: restored[k] for k in ('records', 'data') if k in present}
         except Exception as e:  # noqa: BLE001 - orbax and tensorstore raise many kinds; all mean "unreadable"
-            self._drop_late_read_echoes()
             where = self._set_aside(manager, step)
             self._warn(f'checkpoint {manager.directory}/{step} cannot be restored ({_unreadable(e)}); '
                        f'moved to {where}, trying an older one')
             return None
         # orbax restored the arrays to the target's shardings
         return Restored(state.replace(**arrays), **(extras if manager is not self.best else {}))
-
-    def _drop_late_read_echoes(self) -> None:
-        """After a checkpoint that cannot be read, the reads orbax abandoned end in tensorstore's
-        threads and each reports, with a traceback, that orbax's event loop is closed (20-40 seen
-        after a truncated file, in a process that had trained before, as a notebook's has). Until
-        :meth:`close`, the process's unraisable hook drops those reports (:func:`_late_read_echo`)
-        and passes every other one on; :meth:`close` puts the hook back if nothing replaced it."""
-        if self._echo_filter is not None:
-            return
-        previous = sys.unraisablehook
-
-        def hook(unraisable):
-            if not _late_read_echo(unraisable):
-                previous(unraisable)
-
-        self._echo_filter, self._hook_before_filter = hook, previous
-        sys.unraisablehook = hook
 
     def _set_aside(self, manager, step: int) -> str:
         kind = os.path.basename(str(manager.directory))
@@ -255,19 +236,13 @@ class Checkpoints:
         raise RunError(f'could not save {what} in {directory}: {cause}; {last}') from error
 
     def close(self) -> None:
-        """Closes orbax's managers (their threads); an OS error while closing is not one to report.
-        The unraisable hook is the one before :meth:`_drop_late_read_echoes` again."""
-        try:
-            for manager in (self.last, self.best):
-                try:
-                    manager.close()
-                except Exception as e:
-                    if _os_error(e) is None:
-                        raise
-        finally:
-            if self._echo_filter is not None and sys.unraisablehook is self._echo_filter:
-                sys.unraisablehook = self._hook_before_filter
-            self._echo_filter = self._hook_before_filter = None
+        """Closes orbax's managers (their threads); an OS error while closing is not one to report."""
+        for manager in (self.last, self.best):
+            try:
+                manager.close()
+            except Exception as e:
+                if _os_error(e) is None:
+                    raise
 
 
 @contextlib.contextmanager
@@ -276,7 +251,7 @@ def _quiet_abandoned_reads():
     Python reports each abandoned coroutine with a traceback on stderr: dozens of lines that bury
     the one that matters. Those reports are dropped here; the failure itself is still raised. (The
     reads go on in tensorstore's threads and report again when they end, after this block:
-    :meth:`Checkpoints._drop_late_read_echoes`.)"""
+    :func:`quiet_teardown_echoes` drops those.)"""
     hook = sys.unraisablehook
     sys.unraisablehook = lambda unraisable: None
     try:
@@ -291,20 +266,10 @@ def _quiet_abandoned_reads():
         sys.unraisablehook = hook
 
 
-def _late_read_echo(unraisable) -> bool:
-    """Whether an unraisable exception is an abandoned read's late report: asyncio's
-    ``call_soon_threadsafe``, called from tensorstore's threads (no Python caller), refusing a
-    callback because orbax has closed the loop it targets."""
-    exc = unraisable.exc_value
-    if not isinstance(exc, RuntimeError) or str(exc) != 'Event loop is closed':
-        return False
-    frames = traceback.extract_tb(unraisable.exc_traceback)
-    return bool(frames) and frames[0].name == 'call_soon_threadsafe' and '/asyncio/' in frames[0].filename
-
-
 def _from_orbax_teardown(exc: BaseException | None, tb=None) -> bool:
-    """Whether an exception is one of the echoes of a failed asynchronous save: its other writes
-    fail on, or call back into, event loops that orbax has already closed."""
+    """Whether an exception is one of the echoes of a failed asynchronous save (its other writes
+    fail on, or call back into, event loops that orbax has already closed) or of an unreadable
+    checkpoint's abandoned reads (each reports, from tensorstore's threads, that the loop is closed)."""
     if exc is None:
         return False
     frames = traceback.extract_tb(tb or exc.__traceback__)
@@ -322,19 +287,17 @@ class _NoTeardownEchoes(logging.Filter):
 _TEARDOWN_FILTER = _NoTeardownEchoes()
 
 
-def quiet_failed_saves() -> None:
-    """For the command line (a process-wide change, never made by a library call): when an
-    asynchronous save fails (a full disk), orbax logs the failure with its whole traceback, and the
-    writes it started beside the failed one fail too as they are torn down, some before the error
-    reaches the loop, each printing its traceback: a hundred lines around the one that says what
-    happened. Those records and echoes (exceptions raised in orbax's or asyncio's own frames, and only
-    those) are dropped from then on; the failure itself is reported in one line by
-    :meth:`Checkpoints._save_failed`. Installed once, however often called."""
-    if _ORBAX_FILTER in logging.getLogger('absl').filters:
-        return
-    logging.getLogger('absl').addFilter(_ORBAX_FILTER)
-    logging.getLogger('asyncio').addFilter(_TEARDOWN_FILTER)
-    logging.getLogger('absl').addFilter(_TEARDOWN_FILTER)
+def _install_quiet_teardown() -> Callable[[], None]:
+    """Drops orbax's logged tracebacks of a failed background save and the echoes of its teardown
+    (:func:`_from_orbax_teardown`) from the ``absl`` and ``asyncio`` logs and from the process's
+    exception hooks; every other record and exception passes. Returns what undoes it: each hook put
+    back if it is still the one installed here, each log filter taken out if it was added here."""
+    added = []
+    for name, log_filter in (('absl', _ORBAX_FILTER), ('asyncio', _TEARDOWN_FILTER), ('absl', _TEARDOWN_FILTER)):
+        logger = logging.getLogger(name)
+        if log_filter not in logger.filters:
+            logger.addFilter(log_filter)
+            added.append((logger, log_filter))
     excepthook, unraisablehook, thread_hook = sys.excepthook, sys.unraisablehook, threading.excepthook
 
     def quiet_excepthook(kind, value, tb):
@@ -351,6 +314,50 @@ def quiet_failed_saves() -> None:
 
     sys.excepthook, sys.unraisablehook, threading.excepthook = (quiet_excepthook, quiet_unraisablehook,
                                                                 quiet_thread_hook)
+
+    def undo() -> None:
+        for logger, log_filter in added:
+            logger.removeFilter(log_filter)
+        if sys.excepthook is quiet_excepthook:
+            sys.excepthook = excepthook
+        if sys.unraisablehook is quiet_unraisablehook:
+            sys.unraisablehook = unraisablehook
+        if threading.excepthook is quiet_thread_hook:
+            threading.excepthook = thread_hook
+
+    return undo
+
+
+_FOR_THE_PROCESS: list[Callable[[], None]] = []
+
+
+def quiet_failed_saves() -> None:
+    """For the command line, for the whole process: when an asynchronous save fails (a full disk),
+    orbax logs the failure with its whole traceback, and the writes it started beside the failed
+    one fail too as they are torn down, some before the error reaches the loop, each printing its
+    traceback: a hundred lines around the one that says what happened. Those records and echoes
+    (exceptions raised in orbax's or asyncio's own frames, and only those) are dropped from then
+    on; the failure itself is reported in one line by :meth:`Checkpoints._save_failed`. Installed
+    once, however often called. A library call does the same for its own length only
+    (:func:`quiet_teardown_echoes`)."""
+    if not _FOR_THE_PROCESS:
+        _FOR_THE_PROCESS.append(_install_quiet_teardown())
+
+
+@contextlib.contextmanager
+def quiet_teardown_echoes():
+    """What :func:`quiet_failed_saves` drops, dropped while a library call runs (``cnnzoo.train``,
+    an evaluation's restore): a notebook that meets a full disk, or a checkpoint whose reads fail,
+    sees the one-line error, not hundreds of lines of orbax's and asyncio's tracebacks (370 lines
+    around a full disk's error were seen before). What is dropped is what :func:`_from_orbax_teardown`
+    matches, whichever thread raises it: an exception of the caller's own threads whose traceback
+    runs through asyncio is dropped too while the call runs. The caller's hooks and log filters are
+    theirs again when the call ends; an echo that comes later still prints."""
+    undo = _install_quiet_teardown()
+    try:
+        yield
+    finally:
+        undo()
 
 
 def _os_error(error: BaseException | None) -> str | None:

@@ -10,7 +10,7 @@ import ml_collections
 
 from cnnzoo import config as config_lib
 from cnnzoo.errors import ConfigError, RunError
-from cnnzoo.run.checkpoints import Checkpoints, Restored
+from cnnzoo.run.checkpoints import Checkpoints, Restored, quiet_teardown_echoes
 from cnnzoo.run.feeds import is_streamed, make_evaluator
 from cnnzoo.run.setup import Setup, build
 from cnnzoo.run.validation import check_config
@@ -60,8 +60,7 @@ def restore_run(workdir: str, *, which: str | int = 'best', overrides=()) -> Res
         raise ConfigError(f'--workdir {workdir} has no checkpoint yet (the run saves its first one after '
                           f'training.checkpoint_every_steps steps, or when it stops)')
     setup = build(config, initial_weights=False, training=False)  # the checkpoint replaces them
-    ckpts = Checkpoints(workdir, keep=config.training.keep_checkpoints)
-    try:
+    with quiet_teardown_echoes(), Checkpoints(workdir, keep=config.training.keep_checkpoints) as ckpts:
         best_step = ckpts.best.best_step()
         latest_step = latest_checkpoint_step(workdir)
         steps = ckpts.steps()
@@ -71,8 +70,6 @@ def restore_run(workdir: str, *, which: str | int = 'best', overrides=()) -> Res
                               f'{", ".join(there) or "none"}')
         # 'best' falls back to the latest: a run stopped before its first evaluation has no best.
         restored = ckpts.restore(setup.state, which)
-    finally:
-        ckpts.close()
     if restored is None:
         raise RunError(f'no checkpoint of {workdir} can be restored (the damaged ones are in {workdir}/damaged)')
     evaluated = any(is_eval(r) for r in read_records(workdir))

@@ -57,7 +57,7 @@ from cnnzoo import data as data_lib
 from cnnzoo.data.resolver import data_label
 from cnnzoo.errors import RunError
 from cnnzoo.rngs import step_stream
-from cnnzoo.run.checkpoints import Checkpoints, Restored
+from cnnzoo.run.checkpoints import Checkpoints, Restored, quiet_teardown_echoes
 from cnnzoo.run.control import RunControl
 from cnnzoo.run.determinism import check_deterministic
 from cnnzoo.run.distributed import is_primary
@@ -199,6 +199,7 @@ def _train(config, workdir: str, signals: StopSignals, model) -> dict:
     setup = build(config, model=model, initial_weights=not has_checkpoint(workdir))
     total = progress.total = setup.total_steps
     with contextlib.ExitStack() as stack:
+        stack.enter_context(quiet_teardown_echoes())  # exited last: after the checkpoints' threads end
         ckpts = stack.enter_context(Checkpoints(workdir, keep=t.keep_checkpoints))
         restored = _restore(ckpts, setup, workdir)
         state, start = restored.state, restored.step
