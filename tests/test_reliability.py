@@ -294,7 +294,7 @@ def test_a_library_call_drops_orbax_teardown_echoes_while_it_runs_and_gives_the_
     full = SimpleNamespace(exc_type=ValueError, exc_value=ValueError('RESOURCE_EXHAUSTED: Failed writing'),
                            exc_traceback=None, thread=None)
     with quiet_teardown_echoes():
-        assert sys.unraisablehook != seen.append and len(logging.getLogger('absl').filters) > len(absl_filters)
+        assert sys.unraisablehook != seen.append  # (the log filters may be the command line's already)
         for unraisable in (late_read, other):
             sys.unraisablehook(unraisable)
         threading.excepthook(full)  # a failed save's other writes, torn down in orbax's threads
