@@ -9,8 +9,6 @@ import os
 import re
 import shutil
 import signal
-import subprocess
-import sys
 
 import flax.serialization
 import jax
@@ -19,7 +17,6 @@ import pytest
 from tiny_run import (
     EXPERIMENT,
     TOTAL_STEPS,
-    TRAIN,
     assert_bitwise_equal,
     restore,
     run_script,
@@ -86,14 +83,18 @@ def test_sigterm_saves_exits_cleanly_and_resumes_exactly(reference, tiny_cifar10
     assert_bitwise_equal(state.checkpoint_items(), reference[0]['state'].checkpoint_items())
 
 
-def test_nan_loss_stops_with_one_line_and_keeps_last_good_checkpoint(tiny_cifar10, cache_dir, tmp_path):
+def test_nan_loss_stops_with_one_line_and_keeps_last_good_checkpoint(tiny_cifar10, cache_dir, tmp_path, capfd):
+    """``cnnzoo train`` in this process (its exit status and its stderr, as a process of its own has
+    them: the command line's other exits are checked in tests/test_exit_statuses.py)."""
+    from cnnzoo.cli import main
+
     overrides = tiny_overrides(tiny_cifar10, cache_dir, **{'optimizer.learning_rate': '1e30'})
-    cmd = [sys.executable, TRAIN, '--config', EXPERIMENT, '--workdir', str(tmp_path)]
-    result = subprocess.run(cmd + [f'--config.{k}={v}' for k, v in overrides],
-                            capture_output=True, check=False, text=True, timeout=300)
-    assert result.returncode == 1, result.stdout + result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith('error: loss is') and 'at step' in lines[0], result.stderr
+    status = main(['train', '--config', EXPERIMENT, '--workdir', str(tmp_path),
+                   *[f'--config.{k}={v}' for k, v in overrides]])
+    captured = capfd.readouterr()
+    assert status == 1, captured.out + captured.err
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith('error: loss is') and 'at step' in lines[0], captured.err
     bad_step = int(lines[0].split('at step ')[1].split(';')[0])
     latest = Checkpoints(str(tmp_path), keep=2).latest_step()
     assert latest is None or latest < bad_step
