@@ -348,8 +348,8 @@ def quiet_failed_saves() -> None:
 def quiet_teardown_echoes():
     """What :func:`quiet_failed_saves` drops, dropped while a library call runs (``cnnzoo.train``,
     an evaluation's restore): a notebook that meets a full disk, or a checkpoint whose reads fail,
-    sees the one-line error, not hundreds of lines of orbax's and asyncio's tracebacks (370 lines
-    around a full disk's error were seen before). What is dropped is what :func:`_from_orbax_teardown`
+    sees the one-line error, not hundreds of lines of orbax's and asyncio's tracebacks
+    (``results/cpu/probes/orbax_echoes.log``). What is dropped is what :func:`_from_orbax_teardown`
     matches, whichever thread raises it: an exception of the caller's own threads whose traceback
     runs through asyncio is dropped too while the call runs. The caller's hooks and log filters are
     theirs again when the call ends; an echo that comes later still prints."""
