@@ -103,8 +103,9 @@ def main() -> None:
 
             sys.exit(cnnzoo_main(['input-benchmark', *args.rest]))
         return
-    with open('/proc/loadavg') as f:
-        print(f'load average {f.read().strip()}; {os.cpu_count()} cores', flush=True)
+    from cnnzoo.bench.environment import loadavg
+
+    print(f'load average {loadavg()}; {os.cpu_count()} cores', flush=True)
     for _ in range(args.rounds):
         for mode in MODES:
             cmd = [sys.executable, __file__, args.what, '--mode', mode, '--batch', str(args.batch), '--size',
